@@ -1,0 +1,87 @@
+"""Shared CLI plumbing: one-line errors, rich progress, and the closing table + JSON summary."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn library errors into one line on stderr and exit code 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from shapezoo.errors import ShapezooError
+
+        try:
+            return fn(*args, **kwargs)
+        except ShapezooError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted: finished work is kept; rerun the same command to resume", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def progress():
+    """A rich progress bar with count, elapsed time and ETA, written to stderr."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+def finish(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    summary: dict,
+    summary_path: Path | None = None,
+    failures: Sequence[str] = (),
+) -> None:
+    """Print a short table and the JSON summary (also written to ``summary_path``).
+
+    Each failure is printed as its own ``error:`` line, and the command then exits 1.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from shapezoo.io import atomic_write_json
+
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r))
+    Console(stderr=True).print(table)
+    if summary_path is not None:
+        atomic_write_json(summary_path, summary)
+    typer.echo(json.dumps(summary))
+    for line in failures:
+        typer.echo(f"error: {line}", err=True)
+    if failures:
+        typer.echo(f"error: {len(failures)} input(s) failed and were skipped; the others are done", err=True)
+        raise typer.Exit(1)

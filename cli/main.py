@@ -1,0 +1,24 @@
+"""Entry point: ``shapezoo`` and its sub-command groups (imports stay lazy so ``--help`` is instant)."""
+
+from __future__ import annotations
+
+import warnings
+
+import typer
+
+from . import data
+
+warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+app = typer.Typer(
+    help="shapezoo: neural fields of 3D shapes as data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+
+
+def main() -> None:
+    """Console-script entry."""
+    app()

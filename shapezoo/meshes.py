@@ -1,0 +1,169 @@
+"""Load mesh files, validate them and normalise them into shapezoo's frame (bbox centre 0, longest side 0.9)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .io import sha256_file
+
+MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
+FRAME_EXTENT = 0.9
+"""Longest bounding-box side of a normalised mesh; the field domain is the cube [-0.5, 0.5]^3 (DESIGN.md)."""
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """The similarity that maps original coordinates into the frame: ``frame = (orig - center) * scale``."""
+
+    center: tuple[float, float, float]
+    scale: float
+
+    def to_frame(self, points: np.ndarray) -> np.ndarray:
+        """(n, 3) original coordinates -> (n, 3) frame coordinates."""
+        return (np.asarray(points, dtype=np.float64) - np.asarray(self.center)) * self.scale
+
+    def to_original(self, points: np.ndarray) -> np.ndarray:
+        """(n, 3) frame coordinates -> (n, 3) original coordinates."""
+        return np.asarray(points, dtype=np.float64) / self.scale + np.asarray(self.center)
+
+    def to_dict(self) -> dict:
+        return {"center": list(self.center), "scale": self.scale}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalisation:
+        return cls(center=tuple(float(c) for c in d["center"]), scale=float(d["scale"]))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A validated triangle mesh in the frame, with where it came from.
+
+    Attributes:
+        name: identifier unique within a collection (relative path without suffix, '/' -> '__').
+        source: path of the file it was loaded from.
+        sha256: content hash of that file.
+        vertices: (v, 3) float64 vertices in the frame.
+        faces: (f, 3) int64 triangle indices.
+        normalisation: maps frame coordinates back to the source file's coordinates.
+        watertight: every edge shared by exactly two consistently wound faces, enclosing positive volume.
+    """
+
+    name: str
+    source: str
+    sha256: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    normalisation: Normalisation
+    watertight: bool
+
+    def to_trimesh(self):
+        """The mesh as a ``trimesh.Trimesh`` in the frame."""
+        import trimesh
+
+        return trimesh.Trimesh(self.vertices, self.faces, process=False)
+
+    def record(self) -> dict:
+        """JSON-ready provenance: name, source, hash, normalisation, watertightness."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "sha256": self.sha256,
+            "normalisation": self.normalisation.to_dict(),
+            "watertight": self.watertight,
+        }
+
+
+def normalisation_for(vertices: np.ndarray) -> Normalisation:
+    """Centre of the bounding box, scale so the longest side becomes FRAME_EXTENT."""
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    extent = float((hi - lo).max())
+    return Normalisation(center=tuple(float(c) for c in (lo + hi) / 2), scale=FRAME_EXTENT / extent)
+
+
+def load_mesh(path: str | Path, name: str | None = None) -> Shape:
+    """Read one mesh file (scenes are merged with their transforms), validate it, normalise it.
+
+    Raises:
+        InputError: missing file, unsupported extension, unreadable file, no faces, non-finite vertices,
+            or zero surface area; the message names the file and the problem.
+    """
+    import trimesh
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected a mesh file")
+    if path.suffix.lower() not in MESH_SUFFIXES:
+        raise InputError(path, f"unsupported extension '{path.suffix}' (supported: {', '.join(MESH_SUFFIXES)})")
+    try:
+        loaded = trimesh.load_scene(str(path), process=False)
+        mesh = loaded.to_mesh() if isinstance(loaded, trimesh.Scene) else loaded
+    except Exception as exc:  # trimesh raises many exception types for damaged files
+        raise InputError(path, f"cannot be read as a mesh ({type(exc).__name__}: {exc})") from None
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise InputError(path, "empty mesh (no triangles)")
+    return shape_from_arrays(name or path.stem, mesh.vertices, mesh.faces, str(path), sha256_file(path))
+
+
+def shape_from_arrays(
+    name: str, vertices: np.ndarray, faces: np.ndarray, source: str = "<memory>", sha256: str | None = None
+) -> Shape:
+    """Validate and normalise a mesh given as arrays; ``source`` names it in errors.
+
+    Args:
+        vertices: (v, 3) float vertices in any frame.
+        faces: (f, 3) int triangle indices.
+        sha256: content hash of the source file; hashed from the arrays when not given.
+    """
+    import trimesh
+
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    if len(faces) == 0:
+        raise InputError(source, "empty mesh (no triangles)")
+    if not np.isfinite(vertices).all():
+        raise InputError(source, "mesh has NaN or infinite vertex coordinates")
+    used = vertices[np.unique(faces)]
+    area = float(trimesh.triangles.area(vertices[faces]).sum())
+    if area <= 0.0 or float(np.ptp(used, axis=0).max()) <= 0.0:
+        raise InputError(source, "zero-area mesh (all triangles are degenerate)")
+    norm = normalisation_for(used)
+    framed = trimesh.Trimesh(norm.to_frame(vertices), faces, process=True)
+    framed.remove_unreferenced_vertices()
+    if sha256 is None:
+        sha256 = hashlib.sha256(vertices.tobytes() + faces.tobytes()).hexdigest()
+    return Shape(
+        name=name,
+        source=source,
+        sha256=sha256,
+        vertices=np.asarray(framed.vertices, dtype=np.float64),
+        faces=np.asarray(framed.faces, dtype=np.int64),
+        normalisation=norm,
+        watertight=bool(framed.is_volume),
+    )
+
+
+def find_meshes(root: str | Path) -> list[tuple[str, Path]]:
+    """All mesh files under ``root`` (or ``root`` itself), sorted, each with a unique name.
+
+    Names are the path relative to ``root`` without suffix, with '/' replaced by '__', so ShapeNet-style trees
+    (``synset/id/models/model.obj``) get distinct names.
+
+    Raises:
+        InputError: ``root`` does not exist, or a folder holds no mesh file.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputError(root, "file or folder not found")
+    if root.is_file():
+        return [(root.stem, root)]
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
+    if not files:
+        raise InputError(root, f"folder holds no mesh files ({', '.join(MESH_SUFFIXES)})")
+    return [("__".join(p.relative_to(root).with_suffix("").parts), p) for p in files]

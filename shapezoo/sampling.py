@@ -1,0 +1,243 @@
+"""Occupancy samples per shape: points in the domain and near the surface, labelled inside (1) / outside (0)."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .errors import InputError, ShapezooError
+from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+from .meshes import Shape, find_meshes, load_mesh
+
+SAMPLES_FORMAT = "shapezoo.samples/1"
+INDEX_NAME = "samples.json"
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How occupancy samples are drawn (DESIGN.md, "Conventions")."""
+
+    points: int = 100_000
+    """Samples per shape."""
+    uniform_fraction: float = 0.5
+    """Share drawn uniformly in the domain [-0.5, 0.5]^3; the rest are surface points plus Gaussian noise."""
+    sigmas: tuple[float, ...] = (0.01, 0.003)
+    """Noise scales of the near-surface samples, mixed in equal parts."""
+    seed: int = 0
+    """Base seed; each shape's generator also mixes in the shape's name, so order does not matter."""
+    inside: Literal["auto", "raycast", "winding"] = "auto"
+    """Inside test: ray casting (watertight meshes), generalised winding number (any mesh), or auto."""
+
+    def __post_init__(self):
+        if self.points < 2:
+            raise ShapezooError(f"points must be >= 2, got {self.points}")
+        if not 0.0 <= self.uniform_fraction <= 1.0:
+            raise ShapezooError(f"uniform_fraction must be in [0, 1], got {self.uniform_fraction}")
+
+
+def shape_rng(seed: int, name: str) -> np.random.Generator:
+    """A generator determined by a base seed and a shape name (stable across runs and platforms)."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+    return np.random.default_rng([seed, key])
+
+
+def sample_surface(
+    vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Area-weighted uniform points on a triangle mesh.
+
+    Returns:
+        points (count, 3) and the index (count,) of the face each point lies on.
+    """
+    tri = vertices[faces]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    cdf = np.cumsum(area)
+    face = np.minimum(np.searchsorted(cdf, rng.random(count) * cdf[-1], side="right"), len(faces) - 1)
+    u, v = rng.random(count), rng.random(count)
+    flip = u + v > 1.0
+    u[flip], v[flip] = 1.0 - u[flip], 1.0 - v[flip]
+    t = tri[face]
+    points = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+    return points, face
+
+
+def inside_winding(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Inside test by the fast generalised winding number (Barill et al. 2018, libigl).
+
+    Robust to holes, overlapping parts and flipped orientation (|w| > 0.5), so it is the path for real,
+    non-watertight meshes.
+    """
+    import igl
+
+    w = igl.fast_winding_number(
+        np.ascontiguousarray(vertices, dtype=np.float64),
+        np.ascontiguousarray(faces, dtype=np.int64),
+        np.ascontiguousarray(points, dtype=np.float64),
+    )
+    return np.abs(np.asarray(w)) > 0.5
+
+
+def open3d_module():
+    """open3d if it imports on this machine, else None (it needs the system library libusb-1.0)."""
+    try:
+        import open3d
+    except (ImportError, OSError):
+        return None
+    return open3d
+
+
+def inside_raycast(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Inside test for watertight meshes by open3d's RaycastingScene (majority of 3 rays)."""
+    o3d = open3d_module()
+    if o3d is None:
+        raise ShapezooError("open3d does not import here (install libusb-1.0-0); use inside='winding'")
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(
+        o3d.core.Tensor(np.asarray(vertices, dtype=np.float32)),
+        o3d.core.Tensor(np.asarray(faces, dtype=np.uint32)),
+    )
+    occ = scene.compute_occupancy(o3d.core.Tensor(np.asarray(points, dtype=np.float32)), nsamples=3)
+    return occ.numpy() > 0.5
+
+
+_warned_no_open3d = False
+
+
+def label_points(shape: Shape, points: np.ndarray, method: str = "auto") -> tuple[np.ndarray, str]:
+    """Occupancy labels (n,) bool for (n, 3) frame points, and the name of the inside test used."""
+    global _warned_no_open3d
+    if method == "auto":
+        method = "winding"
+        if shape.watertight:
+            if open3d_module() is not None:
+                method = "raycast"
+            elif not _warned_no_open3d:
+                _warned_no_open3d = True
+                warnings.warn(
+                    "open3d does not import (missing libusb-1.0: apt-get install libusb-1.0-0); "
+                    "using the winding-number inside test for watertight meshes too",
+                    stacklevel=2,
+                )
+    fn = inside_raycast if method == "raycast" else inside_winding
+    return fn(shape.vertices, shape.faces, points), method
+
+
+def sample_shape(shape: Shape, config: SampleConfig = SampleConfig()) -> dict:
+    """Draw and label the occupancy samples of one shape.
+
+    Returns:
+        dict with ``points`` (n, 3) float32, ``occupancy`` (n,) uint8, ``n_uniform`` (the first n_uniform
+        points are uniform in the domain), ``method`` (inside test) and ``inside_fraction``.
+    """
+    rng = shape_rng(config.seed, shape.name)
+    n_uniform = int(round(config.points * config.uniform_fraction))
+    n_near = config.points - n_uniform
+    uniform = rng.random((n_uniform, 3)) - 0.5
+    surface, _ = sample_surface(shape.vertices, shape.faces, n_near, rng)
+    sigma = np.asarray(config.sigmas)[np.arange(n_near) % len(config.sigmas)]
+    near = np.clip(surface + rng.normal(size=(n_near, 3)) * sigma[:, None], -0.5, 0.5)
+    points = np.concatenate([uniform, near])
+    inside, method = label_points(shape, points, config.inside)
+    return {
+        "points": points.astype(np.float32),
+        "occupancy": inside.astype(np.uint8),
+        "n_uniform": n_uniform,
+        "method": method,
+        "inside_fraction": float(inside[:n_uniform].mean()) if n_uniform else float(inside.mean()),
+    }
+
+
+def _config_key(config: SampleConfig) -> str:
+    return hashlib.sha256(repr(sorted(asdict(config).items())).encode()).hexdigest()[:16]
+
+
+def load_samples(path: str | Path) -> dict:
+    """Read one shape's sample file; returns points (n, 3) float32, occupancy (n,) uint8 and metadata."""
+    tensors, meta = load_tensors(path)
+    if "points" not in tensors or "occupancy" not in tensors:
+        raise InputError(path, "not a shapezoo samples file (missing 'points' or 'occupancy')")
+    points, occ = tensors["points"], tensors["occupancy"]
+    if points.ndim != 2 or points.shape[1] != 3 or occ.shape != (points.shape[0],):
+        raise InputError(path, f"inconsistent sample shapes: points {points.shape}, occupancy {occ.shape}")
+    return {"points": points, "occupancy": occ, **meta}
+
+
+def sample_meshes(
+    source: str | Path | Iterable[tuple[str, Path]],
+    out: str | Path,
+    config: SampleConfig = SampleConfig(),
+    on_shape: Callable[[dict], None] | None = None,
+) -> dict:
+    """Sample every mesh under ``source`` into ``out``: one ``NAME.safetensors`` per shape plus ``samples.json``.
+
+    Shapes whose file already exists with the same source hash and config are skipped (resume). A bad mesh is
+    recorded under ``failed`` and skipped; the others are processed.
+
+    Returns:
+        the index written to ``out/samples.json``.
+    """
+    out = ensure_output_dir(out)
+    items = find_meshes(source) if isinstance(source, (str, Path)) else list(source)
+    key = _config_key(config)
+    index_path = out / INDEX_NAME
+    previous = {}
+    if index_path.exists():
+        old = read_json(index_path)
+        if old.get("config_key") == key:
+            previous = {e["name"]: e for e in old.get("shapes", [])}
+    index = {
+        "format": SAMPLES_FORMAT,
+        "config": asdict(config),
+        "config_key": key,
+        "shapes": [],
+        "failed": [],
+    }
+    for name, path in items:
+        file = out / f"{name}.safetensors"
+        old = previous.get(name)
+        try:
+            if old and file.exists() and old.get("source") == str(path) and _same_hash(path, old["sha256"]):
+                entry = {**old, "skipped": True}
+            else:
+                shape = load_mesh(path, name=name)
+                s = sample_shape(shape, config)
+                entry = {
+                    **shape.record(),
+                    "file": file.name,
+                    "points": len(s["points"]),
+                    "method": s["method"],
+                    "inside_fraction": s["inside_fraction"],
+                }
+                if not shape.watertight:
+                    entry["warning"] = "not watertight: labels from the generalised winding number"
+                if s["inside_fraction"] == 0.0:
+                    entry["warning"] = "no uniform sample is inside: open surface or very thin shape"
+                meta = {
+                    "name": name,
+                    "source": str(path),
+                    "sha256": shape.sha256,
+                    "method": s["method"],
+                    "n_uniform": str(s["n_uniform"]),
+                    "config_key": key,
+                }
+                atomic_save_tensors(file, {"points": s["points"], "occupancy": s["occupancy"]}, meta)
+            index["shapes"].append(entry)
+        except ShapezooError as exc:
+            entry = {"name": name, "source": str(path), "error": str(exc)}
+            index["failed"].append(entry)
+        atomic_write_json(index_path, index)
+        if on_shape is not None:
+            on_shape(entry)
+    return index
+
+
+def _same_hash(path: Path, sha256: str) -> bool:
+    from .io import sha256_file
+
+    return path.exists() and sha256_file(path) == sha256

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+from shapezoo_cli.main import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def _ok(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _fails(args, *needles):
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors, result.output
+    for n in needles:
+        assert any(n in e for e in errors), errors
+    return result
+
+
+def test_generate_then_sample(tmp_path):
+    gen = _ok(["data", "generate", "chair", "--count", "8", "--out", str(tmp_path / "chairs")])
+    assert gen["count"] == 8 and len(list((tmp_path / "chairs").glob("chair_*.obj"))) == 8
+    summary = _ok(["data", "sample", str(tmp_path / "chairs"), "--out", str(tmp_path / "s"), "--points", "3000"])
+    assert summary["shapes"] == 8 and summary["failed"] == [] and summary["robust_inside_test"] == 0
+    index = json.loads((tmp_path / "s" / "samples.json").read_text())
+    assert all(len(e["sha256"]) == 64 and e["normalisation"]["scale"] > 0 for e in index["shapes"])
+    again = _ok(["data", "sample", str(tmp_path / "chairs"), "--out", str(tmp_path / "s"), "--points", "3000"])
+    assert again["skipped"] == 8
+
+
+def test_one_bad_file_is_reported_and_the_rest_processed(tmp_path):
+    _ok(["data", "generate", "mug", "--count", "2", "--out", str(tmp_path / "m")])
+    (tmp_path / "m" / "broken.obj").write_text("v 0 0 0\nv 1 1 nan\nv 0 1 0\nf 1 2 3\n")
+    result = _fails(
+        ["data", "sample", str(tmp_path / "m"), "--out", str(tmp_path / "s"), "--points", "1000"],
+        "1 input(s) failed",
+        "broken.obj: mesh has NaN",
+    )
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in (tmp_path / "s").glob("*.safetensors")) == [
+        "mug_0000.safetensors",
+        "mug_0001.safetensors",
+    ]
+
+
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (lambda t: t / "missing.obj", "missing.obj: file or folder not found"),
+        (lambda t: (t / "e").mkdir() or t / "e", "folder holds no mesh files"),
+        (lambda t: (t / "x.xyz").write_text("1 2 3") and t / "x.xyz", "unsupported extension"),
+        (
+            lambda t: (t / "z.obj").write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n") and t / "z.obj",
+            "zero-area",
+        ),
+    ],
+)
+def test_sample_bad_input_gives_one_line(tmp_path, make, needle):
+    _fails(["data", "sample", str(make(tmp_path)), "--out", str(tmp_path / "o")], needle)
+
+
+def test_unwritable_output_and_unknown_family(tmp_path):
+    (tmp_path / "file").write_text("")
+    _fails(
+        ["data", "generate", "chair", "--count", "1", "--out", str(tmp_path / "file" / "sub")],
+        "cannot create output directory",
+    )
+    _fails(["data", "generate", "sofa", "--out", str(tmp_path / "o")], "unknown shape family")
