@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from . import data
+from . import data, fit
 
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
@@ -17,8 +17,14 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.command("fit")(fit.fit)
+app.add_typer(fit.zoo_app, name="zoo")
 
 
 def main() -> None:
     """Console-script entry."""
     app()
+
+
+if __name__ == "__main__":
+    main()

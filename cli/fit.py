@@ -1,0 +1,157 @@
+"""``shapezoo fit`` and ``shapezoo zoo``: batched fitting of field zoos, and looking inside them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import finish, handle_errors, progress
+
+zoo_app = typer.Typer(help="Inspect and export field zoos.", no_args_is_help=True)
+
+
+def resolve_device(device: str):
+    """'auto' -> cuda when available, else cpu; an unavailable CUDA request is a clear error."""
+    import torch
+
+    from shapezoo.errors import ShapezooError
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ShapezooError(f"--device {device} requested but CUDA is not available on this machine")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ShapezooError(f"unknown --device '{device}' (auto, cpu, cuda, cuda:N)") from None
+
+
+@handle_errors
+def fit(
+    samples: Annotated[Path, typer.Argument(help="Samples folder made by 'shapezoo data sample'.")],
+    out: Annotated[Path, typer.Option(help="Zoo folder (created, or resumed when it exists).")],
+    arch: Annotated[str, typer.Option(help="siren (sine, ω0=30) or relu_pe (ReLU + Fourier features).")] = "siren",
+    width: Annotated[int, typer.Option(help="Hidden units per layer.")] = 128,
+    depth: Annotated[int, typer.Option(help="Hidden layers.")] = 3,
+    steps: Annotated[int, typer.Option(help="Adam steps per field.")] = 600,
+    points_per_step: Annotated[int, typer.Option(help="Training points per field per step.")] = 8192,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay).")] = 5e-4,
+    target_iou: Annotated[float, typer.Option(help="Stop a field early at this training IoU (0: never).")] = 0.0,
+    batch: Annotated[int, typer.Option(help="Fields fitted together in one job.")] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the shared initialisation.")] = 0,
+):
+    """Fit one occupancy field per sampled shape, BATCH fields at a time; a rerun resumes an interrupted job."""
+    from shapezoo.fields import FieldSpec
+    from shapezoo.fit import FitConfig, fit_zoo
+    from shapezoo.io import read_json
+    from shapezoo.sampling import INDEX_NAME
+
+    activation = {"siren": "sine", "relu_pe": "relu_pe"}.get(arch)
+    if activation is None:
+        from shapezoo.errors import ShapezooError
+
+        raise ShapezooError(f"unknown --arch '{arch}' (siren or relu_pe)")
+    spec = FieldSpec(width=width, depth=depth, activation=activation)  # type: ignore[arg-type]
+    config = FitConfig(
+        steps=steps, points_per_step=points_per_step, lr=lr, target_iou=target_iou or None, init_seed=seed
+    )
+    dev = resolve_device(device)
+    total = len(read_json(Path(samples) / INDEX_NAME).get("shapes", []))
+    ious: list[float] = []
+    with progress() as bar:
+        task = bar.add_task("fitting", total=total, status="")
+
+        def on_batch(entries: list[dict]) -> None:
+            ious.extend(e["metrics"]["iou"] for e in entries if e["status"] == "ok")
+            mean = sum(ious) / len(ious) if ious else float("nan")
+            bar.update(task, advance=len(entries), status=f"mean IoU {mean:.3f}")
+
+        def on_check(record: dict) -> None:
+            bar.update(task, status=f"step {record['step']} loss {record['loss']:.4f} IoU {record['iou']:.3f}")
+
+        manifest = Path(out) / "zoo.json"
+        if manifest.exists():  # resuming: count the fields already stored
+            bar.update(task, completed=len(read_json(manifest).get("fields", [])))
+        summary = fit_zoo(samples, out, spec, config, batch=batch, device=dev, on_batch=on_batch, on_check=on_check)
+    rows = [
+        (k, summary[k].get("median", ""), summary[k].get("mean", ""), summary[k].get("min", ""))
+        for k in ("iou", "iou_near")
+        if summary[k]
+    ]
+    finish(
+        f"zoo {out}: {summary['ok']}/{summary['fields']} fields ok on {dev}",
+        ["held-out metric", "median", "mean", "min"],
+        rows,
+        summary,
+        Path(out) / "fit_summary.json",
+        failures=[f["error"] for f in summary["failed"]],
+    )
+
+
+@zoo_app.command("info")
+@handle_errors
+def info(zoo: Annotated[Path, typer.Argument(help="Zoo folder.")]):
+    """Print the zoo's spec, field counts and metric summary."""
+    from shapezoo.zoo import load_zoo, metric_summary
+
+    z = load_zoo(zoo)
+    summary = {
+        "zoo": str(zoo),
+        "spec": z.spec.to_json(),
+        "param_count": z.spec.layout().size,
+        "fields": len(z.entries),
+        "ok": sum(e["status"] == "ok" for e in z.entries),
+        "failed": sum(e["status"] == "failed" for e in z.entries),
+        "nonfinite": z.nonfinite(),
+        "init_seed": z.meta.get("init_seed"),
+        "fit": z.meta.get("fit"),
+        "iou": metric_summary(z.entries, "iou"),
+        "iou_near": metric_summary(z.entries, "iou_near"),
+    }
+    worst = sorted((e for e in z.entries if "iou" in e.get("metrics", {})), key=lambda e: e["metrics"]["iou"])[:5]
+    rows = [(e["name"], e["status"], e["metrics"]["iou"], e["metrics"].get("iou_near", "")) for e in worst]
+    finish(
+        f"{zoo}: {summary['fields']} fields, P = {summary['param_count']} (worst 5)",
+        ["name", "status", "iou", "iou_near"],
+        rows,
+        summary,
+    )
+
+
+@zoo_app.command("export")
+@handle_errors
+def export(
+    zoo: Annotated[Path, typer.Argument(help="Zoo folder.")],
+    name: Annotated[str, typer.Argument(help="Field name.")],
+    out: Annotated[Path, typer.Option(help="Output file: .safetensors (state_dict) or .pt (weights-only torch).")],
+):
+    """Export one field as a state_dict that loads into ``shapezoo.fields.FieldModule(spec)``."""
+    import torch
+
+    from shapezoo.errors import ShapezooError
+    from shapezoo.io import atomic_save_tensors, atomic_write_bytes, ensure_output_dir
+    from shapezoo.zoo import load_zoo
+
+    z = load_zoo(zoo)
+    state = z.spec.layout().to_state_dict(z.weights(name))
+    ensure_output_dir(out.parent if str(out.parent) else Path("."))
+    spec_meta = {"spec": __import__("json").dumps(z.spec.to_json()), "name": name}
+    if out.suffix == ".safetensors":
+        atomic_save_tensors(out, state, spec_meta)
+    elif out.suffix in (".pt", ".pth"):
+        import io
+
+        buf = io.BytesIO()
+        torch.save({"state_dict": state, **spec_meta}, buf)
+        atomic_write_bytes(out, buf.getvalue())
+    else:
+        raise ShapezooError(f"{out}: unsupported export format '{out.suffix}' (.safetensors or .pt)")
+    finish(
+        f"exported {name}",
+        ["file", "parameters"],
+        [(str(out), z.spec.layout().size)],
+        {"name": name, "out": str(out), "spec": z.spec.to_json()},
+    )

@@ -1,0 +1,179 @@
+"""FieldZoo: many fitted fields of one architecture on disk (zoo.json + safetensors shards), written atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import InputError, ShapezooError
+from .fields import FieldModule, FieldSpec, to_module
+from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+
+ZOO_FORMAT = "shapezoo.fieldzoo/1"
+ZOO_JSON = "zoo.json"
+INIT_FILE = "init.safetensors"
+
+
+def shard_name(i: int) -> str:
+    return f"weights-{i:05d}.safetensors"
+
+
+@dataclass
+class FieldZoo:
+    """Fields of one architecture: ``params`` (N, P) with one entry per row (name, source, sha256, status, metrics)."""
+
+    spec: FieldSpec
+    params: torch.Tensor
+    entries: list[dict]
+    init: torch.Tensor
+    meta: dict
+
+    @property
+    def names(self) -> list[str]:
+        return [e["name"] for e in self.entries]
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise ShapezooError(f"no field named '{name}' in the zoo ({len(self.entries)} fields)") from None
+
+    def weights(self, name: str) -> torch.Tensor:
+        """(P,) weights of one field."""
+        return self.params[self.index(name)]
+
+    def module(self, name: str) -> FieldModule:
+        """One field as a ready-to-use ``nn.Module``."""
+        return to_module(self.spec, self.weights(name))
+
+    def nonfinite(self) -> list[str]:
+        """Names of fields whose weights contain NaN or inf."""
+        bad = ~torch.isfinite(self.params).all(dim=1)
+        return [n for n, b in zip(self.names, bad.tolist()) if b]
+
+
+def _header(spec: FieldSpec, meta: dict) -> dict:
+    return {
+        "format": ZOO_FORMAT,
+        "kind": "field",
+        "spec": spec.to_json(),
+        "layout": spec.layout().to_json(),
+        "param_count": spec.layout().size,
+        **meta,
+        "shards": [],
+        "fields": [],
+    }
+
+
+class ZooWriter:
+    """Appends shards of fitted fields to a zoo directory; reopening the same directory resumes it.
+
+    Each shard file is written atomically before ``zoo.json`` (also atomic) lists it, so a killed job leaves a
+    valid zoo of the shards it finished; finished shards are never rewritten.
+    """
+
+    def __init__(self, path: str | Path, spec: FieldSpec, init: torch.Tensor, meta: dict):
+        self.path = ensure_output_dir(path)
+        self.spec = spec
+        meta = json.loads(json.dumps(meta))  # compare as stored (tuples become lists)
+        manifest = self.path / ZOO_JSON
+        if manifest.exists():
+            self.header = read_json(manifest)
+            for key, want in (("format", ZOO_FORMAT), ("spec", spec.to_json())):
+                if self.header.get(key) != want:
+                    raise InputError(
+                        manifest,
+                        f"existing zoo has a different {key} ({self.header.get(key)}); "
+                        "use another --out or the same options",
+                    )
+            for key, want in meta.items():
+                if self.header.get(key) != want:
+                    raise InputError(
+                        manifest,
+                        f"existing zoo was made with a different '{key}'; use another --out or the same options",
+                    )
+        else:
+            self.header = _header(spec, meta)
+            atomic_save_tensors(self.path / INIT_FILE, {"params": init.detach().float().cpu().contiguous()})
+            atomic_write_json(manifest, self.header)
+
+    def done(self) -> set[str]:
+        """Names of fields already stored (fitted or failed)."""
+        return {e["name"] for e in self.header["fields"]}
+
+    def append(self, params: torch.Tensor, entries: list[dict]) -> None:
+        """Store a shard: (n, P) weights and their n entries."""
+        self.spec.layout().check(params)
+        if len(entries) != params.shape[0]:
+            raise ShapezooError(f"{len(entries)} entries for {params.shape[0]} weight rows")
+        i = len(self.header["shards"])
+        name = shard_name(i)
+        atomic_save_tensors(
+            self.path / name,
+            {"params": params.detach().float().cpu().contiguous()},
+            {"names": ",".join(e["name"] for e in entries)},
+        )
+        self.header["shards"].append({"file": name, "count": len(entries)})
+        self.header["fields"].extend({**e, "shard": i} for e in entries)
+        atomic_write_json(self.path / ZOO_JSON, self.header)
+
+
+def save_zoo(
+    path: str | Path, spec: FieldSpec, params: torch.Tensor, entries: list[dict], init: torch.Tensor, meta: dict
+) -> None:
+    """Write a whole zoo at once (e.g. decoded fields) as a single shard."""
+    path = Path(path)
+    if (path / ZOO_JSON).exists():
+        raise InputError(path, "already holds a zoo; choose a new output folder")
+    ZooWriter(path, spec, init, meta).append(params, entries)
+
+
+def load_zoo(path: str | Path) -> FieldZoo:
+    """Read and validate a zoo; any mismatch raises InputError naming the file and the problem."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(path, "zoo folder not found")
+    manifest = path / ZOO_JSON
+    header = read_json(manifest)
+    if header.get("format") != ZOO_FORMAT:
+        raise InputError(manifest, f"not a shapezoo field zoo (format {header.get('format')!r}, expected {ZOO_FORMAT})")
+    spec = FieldSpec.from_json(header["spec"])
+    P = spec.layout().size
+    if header.get("param_count") != P:
+        raise InputError(manifest, f"param_count {header.get('param_count')} does not match the spec ({P})")
+    rows, entries = [], []
+    for i, shard in enumerate(header["shards"]):
+        tensors, _ = load_tensors(path / shard["file"], framework="pt")
+        params = tensors.get("params")
+        if params is None or params.dim() != 2 or params.shape[1] != P or params.shape[0] != shard["count"]:
+            got = None if params is None else tuple(params.shape)
+            raise InputError(
+                path / shard["file"], f"weights of shape {got} do not match the spec ({shard['count']}, {P})"
+            )
+        rows.append(params.float())
+        entries.extend(e for e in header["fields"] if e.get("shard") == i)
+    params = torch.cat(rows) if rows else torch.zeros(0, P)
+    if len(entries) != params.shape[0]:
+        raise InputError(manifest, f"lists {len(entries)} fields but the shards hold {params.shape[0]}")
+    init_t, _ = load_tensors(path / INIT_FILE, framework="pt")
+    init = init_t.get("params")
+    if init is None or init.shape != (P,):
+        raise InputError(path / INIT_FILE, f"initial weights do not match the spec ({P} parameters)")
+    meta = {k: v for k, v in header.items() if k not in ("format", "spec", "layout", "param_count", "shards", "fields")}
+    return FieldZoo(spec, params, entries, init.float(), meta)
+
+
+def metric_summary(entries: list[dict], key: str) -> dict:
+    """mean / median / min / max of one metric over the entries that have it."""
+    vals = sorted(
+        e["metrics"][key] for e in entries if key in e.get("metrics", {}) and math.isfinite(e["metrics"][key])
+    )
+    if not vals:
+        return {}
+    n = len(vals)
+    median = vals[n // 2] if n % 2 else 0.5 * (vals[n // 2 - 1] + vals[n // 2])
+    return {"mean": sum(vals) / n, "median": median, "min": vals[0], "max": vals[-1], "count": n}

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+import shapezoo.fit as fitmod
+from shapezoo.errors import ShapezooError
+from shapezoo.fields import FieldSpec, field_forward, init_params
+from shapezoo.fit import FitConfig, fit_fields, split_holdout
+from shapezoo.meshes import shape_from_arrays
+from shapezoo.sampling import SampleConfig, sample_shape
+
+SPEC = FieldSpec(width=16, depth=2)
+
+
+def _samples(n=2000):
+    meshes = [
+        trimesh.creation.icosphere(2, radius=1.0),
+        trimesh.creation.box(extents=(1.0, 0.6, 0.4)),
+        trimesh.creation.capsule(height=1.0, radius=0.3),
+    ]
+    out = [
+        sample_shape(shape_from_arrays(f"s{i}", m.vertices, m.faces), SampleConfig(points=n))
+        for i, m in enumerate(meshes)
+    ]
+    pts = torch.stack([torch.from_numpy(s["points"]) for s in out])
+    occ = torch.stack([torch.from_numpy(s["occupancy"]) for s in out])
+    return pts, occ, out[0]["n_uniform"], ["sphere", "box", "capsule"]
+
+
+CFG = FitConfig(steps=60, points_per_step=512, lr=2e-3, check_every=20)
+
+
+def test_batched_fit_equals_independent_fits():
+    pts, occ, nu, names = _samples()
+    init = init_params(SPEC)
+    batched = fit_fields(SPEC, init, pts, occ, nu, names, CFG)
+    for b in range(3):
+        single = fit_fields(SPEC, init, pts[b : b + 1], occ[b : b + 1], nu, names[b : b + 1], CFG)
+        torch.testing.assert_close(single.params[0], batched.params[b], rtol=1e-4, atol=1e-5)
+        assert single.metrics[0]["iou"] == pytest.approx(batched.metrics[b]["iou"], abs=1e-3)
+
+
+def test_fitting_learns_the_shape():
+    pts, occ, nu, names = _samples(4000)
+    spec = FieldSpec(width=16, depth=2, omega0=10.0)  # a low ω0 suits a network this small
+    cfg = FitConfig(steps=300, points_per_step=1024, lr=5e-3, check_every=100)
+    result = fit_fields(spec, init_params(spec), pts, occ, nu, names, cfg)
+    assert result.status == ["ok"] * 3
+    assert all(m["iou"] > 0.85 for m in result.metrics), result.metrics
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert all(m["point_evals"] == 300 * 1024 for m in result.metrics)
+
+
+def test_diverged_field_restarts_and_leaves_the_others_alone():
+    pts, occ, nu, names = _samples()
+    init = init_params(SPEC)
+    start = init.repeat(3, 1)
+    start[1, 5] = float("nan")  # field 1 blows up on its first step
+    result = fit_fields(SPEC, init, pts, occ, nu, names, CFG, start=start)
+    clean = fit_fields(SPEC, init, pts, occ, nu, names, CFG)
+    assert result.metrics[1]["restarts"] == 1 and result.status[1] == "ok"
+    assert [m["restarts"] for m in clean.metrics] == [0, 0, 0]
+    for b in (0, 2):
+        torch.testing.assert_close(result.params[b], clean.params[b])
+    torch.testing.assert_close(result.params[1], clean.params[1], rtol=1e-4, atol=1e-5)  # restarted from init
+    start[1] = float("nan")
+    failing = fit_fields(
+        SPEC, init, pts, occ, nu, names, FitConfig(steps=60, points_per_step=512, max_restarts=0), start=start
+    )
+    assert failing.status == ["ok", "failed", "ok"] and torch.equal(failing.params[1], init)
+
+
+def test_early_stopping_stops_only_finished_fields():
+    pts, occ, nu, names = _samples()
+    cfg = FitConfig(steps=400, points_per_step=512, lr=2e-3, check_every=20, target_iou=0.5)
+    result = fit_fields(SPEC, init_params(SPEC), pts, occ, nu, names, cfg)
+    assert all(m["steps"] < 400 for m in result.metrics)
+
+
+def test_bad_samples_are_clear_errors():
+    pts, occ, nu, names = _samples()
+    with pytest.raises(ShapezooError, match="box: every sample is outside"):
+        fit_fields(SPEC, init_params(SPEC), pts, torch.where(torch.arange(3)[:, None] == 1, 0, occ), nu, names, CFG)
+    pts[2, 7, 1] = float("nan")
+    with pytest.raises(ShapezooError, match="capsule: samples contain NaN"):
+        fit_fields(SPEC, init_params(SPEC), pts, occ, nu, names, CFG)
+
+
+def test_out_of_memory_batch_is_refused_with_advice(monkeypatch):
+    pts, occ, nu, names = _samples()
+    monkeypatch.setattr(fitmod, "available_memory", lambda device: 1 << 20)
+    with pytest.raises(ShapezooError, match="out of memory fitting 3 fields.*smaller --batch"):
+        fit_fields(SPEC, init_params(SPEC), pts, occ, nu, names, CFG)
+
+
+def test_holdout_split_keeps_proportions_and_is_disjoint():
+    train, held = split_holdout(1000, 500, 0.1, seed=3)
+    assert len(set(train) & set(held)) == 0 and len(train) + len(held) == 1000
+    assert (held[:50] < 500).all() and (held[50:] >= 500).all()
+    assert np.array_equal(split_holdout(1000, 500, 0.1, seed=3)[1], held)
+
+
+def test_precision_and_forward_are_device_agnostic():
+    spec = FieldSpec(width=8, depth=1)
+    x = torch.rand(2, 10, 3, dtype=torch.float64)
+    y = field_forward(spec, init_params(spec).double().repeat(2, 1), x)
+    assert y.dtype == torch.float64 and y.shape == (2, 10, 1)
