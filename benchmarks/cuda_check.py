@@ -45,11 +45,16 @@ def main():
     report["cpu_vs_cuda_fp32"] = {
         "max_abs_weight_diff": float((cpu.params - gpu.params).abs().max()),
         "max_iou_diff": max(abs(a["iou"] - b["iou"]) for a, b in zip(cpu.metrics, gpu.metrics)),
-        "iou_cpu": [m["iou"] for m in cpu.metrics], "iou_cuda": [m["iou"] for m in gpu.metrics]}
-    singles = [fit_fields(spec, init, pts[b : b + 1].to(cuda), occ[b : b + 1].to(cuda), nu, names[b : b + 1], short)
-               for b in range(4)]
+        "iou_cpu": [m["iou"] for m in cpu.metrics],
+        "iou_cuda": [m["iou"] for m in gpu.metrics],
+    }
+    singles = [
+        fit_fields(spec, init, pts[b : b + 1].to(cuda), occ[b : b + 1].to(cuda), nu, names[b : b + 1], short)
+        for b in range(4)
+    ]
     report["cuda_batched_vs_independent"] = {
-        "max_abs_weight_diff": max(float((s.params[0] - gpu.params[b]).abs().max()) for b, s in enumerate(singles))}
+        "max_abs_weight_diff": max(float((s.params[0] - gpu.params[b]).abs().max()) for b, s in enumerate(singles))
+    }
 
     pts, occ, nu, names = load(args.samples, args.fields)
     torch.cuda.synchronize()
@@ -57,10 +62,14 @@ def main():
     full = fit_fields(spec, init, pts.to(cuda), occ.to(cuda), nu, names, FitConfig())
     seconds = time.perf_counter() - t
     ious = [m["iou"] for m in full.metrics]
-    report["default_recipe_cuda"] = {"fields": len(names), "seconds": seconds,
-                                     "fields_per_hour": len(names) * 3600 / seconds,
-                                     "median_iou": float(np.median(ious)), "min_iou": float(np.min(ious)),
-                                     "median_iou_near": float(np.median([m["iou_near"] for m in full.metrics]))}
+    report["default_recipe_cuda"] = {
+        "fields": len(names),
+        "seconds": seconds,
+        "fields_per_hour": len(names) * 3600 / seconds,
+        "median_iou": float(np.median(ious)),
+        "min_iou": float(np.min(ious)),
+        "median_iou_near": float(np.median([m["iou_near"] for m in full.metrics])),
+    }
     print(json.dumps(report, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

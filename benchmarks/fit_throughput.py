@@ -100,27 +100,53 @@ def main():
     flops_per_field_step = 6 * weights * config.points_per_step
     peak = matmul_peak(device)
     pts, occ = make_data(max(args.batches + [args.sequential_fields]), 20_000, device)
-    rows = [("sequential nn.Module", args.sequential_fields,
-             sequential(spec, config, pts[: args.sequential_fields], occ[: args.sequential_fields], args.steps, device))]
+    rows = [
+        (
+            "sequential nn.Module",
+            args.sequential_fields,
+            sequential(spec, config, pts[: args.sequential_fields], occ[: args.sequential_fields], args.steps, device),
+        )
+    ]
     for b in args.batches:
         rows.append(("batched fitter", b, batched(spec, config, pts[:b], occ[:b], args.steps, device)))
     seq = rows[0][2]
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device {device} ({device_name}), torch threads {torch.get_num_threads()}, fp32 matmul peak {peak:.1f} GFLOP/s")
+    print(
+        f"device {device} ({device_name}), torch threads {torch.get_num_threads()}, fp32 matmul peak {peak:.1f} GFLOP/s"
+    )
     print(f"recipe: width {spec.width} depth {spec.depth}, {config.points_per_step} points/step, {config.steps} steps")
     print(f"{'mode':<22}{'B':>4}{'ms/field-step':>15}{'fields/hour':>13}{'GFLOP/s':>10}{'% peak':>8}{'vs seq':>8}")
     results = []
     for mode, b, sec in rows:
         gflops = flops_per_field_step / sec / 1e9
-        r = {"mode": mode, "B": b, "ms_per_field_step": sec * 1e3, "fields_per_hour": 3600 / (sec * config.steps),
-             "gflops": gflops, "fraction_of_peak": gflops / peak, "speedup_vs_sequential": seq / sec}
+        r = {
+            "mode": mode,
+            "B": b,
+            "ms_per_field_step": sec * 1e3,
+            "fields_per_hour": 3600 / (sec * config.steps),
+            "gflops": gflops,
+            "fraction_of_peak": gflops / peak,
+            "speedup_vs_sequential": seq / sec,
+        }
         results.append(r)
-        print(f"{mode:<22}{b:>4}{sec * 1e3:>15.2f}{r['fields_per_hour']:>13.0f}{gflops:>10.1f}"
-              f"{100 * r['fraction_of_peak']:>7.1f}%{r['speedup_vs_sequential']:>7.2f}x")
+        print(
+            f"{mode:<22}{b:>4}{sec * 1e3:>15.2f}{r['fields_per_hour']:>13.0f}{gflops:>10.1f}"
+            f"{100 * r['fraction_of_peak']:>7.1f}%{r['speedup_vs_sequential']:>7.2f}x"
+        )
     out = args.out or Path(f"benchmarks/results/fit_throughput_{device.type}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": str(device), "device_name": device_name, "peak_gflops": peak,
-                               "threads": torch.get_num_threads(), "results": results}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "device": str(device),
+                "device_name": device_name,
+                "peak_gflops": peak,
+                "threads": torch.get_num_threads(),
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,181 @@
+"""Field -> triangle mesh: evaluate on a grid (dense or coarse-to-fine), then marching cubes at logit 0.
+
+Coarse-to-fine: evaluate a coarse grid, mark the cells whose corners change sign (grown by one cell at the coarse
+level, to catch surface that crosses a cell without flipping a corner), and evaluate the next, twice as fine grid
+only inside them; elsewhere values are trilinear upsampling of the coarser level, which keeps the sign of their
+(all same-sign) corners and so adds no surface. Marching cubes then runs only on the active cells. The result
+equals the dense mesh wherever every piece of surface flips some coarse grid point within one coarse cell of it
+and, at each finer level, a grid point of the cell it crosses: i.e. wherever the shape is not thinner than a coarse
+cell (1/64 of the domain by default) and no feature is thinner than two finest cells.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import ShapezooError
+from .fields import FieldSpec, field_forward
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """How a field becomes a mesh."""
+
+    resolution: int = 256
+    """Grid cells per side at the finest level (grid points = resolution + 1)."""
+    coarse: int | None = 64
+    """Cells per side of the first level of coarse-to-fine (resolution / coarse must be a power of two);
+    None evaluates the dense grid."""
+    level: float = 0.0
+    """Iso-level in logits (0 = occupancy probability 0.5)."""
+    chunk: int = 1 << 18
+    """Points per forward pass, summed over the fields in it."""
+    min_component: float = 0.0
+    """Drop connected components with fewer than this share of the faces (0 keeps everything)."""
+
+    def __post_init__(self):
+        if self.resolution < 2:
+            raise ShapezooError(f"resolution must be >= 2, got {self.resolution}")
+        if self.coarse is not None:
+            ratio = self.resolution // max(self.coarse, 1)
+            if self.coarse < 2 or ratio * self.coarse != self.resolution or ratio & (ratio - 1):
+                raise ShapezooError(f"resolution {self.resolution} must be coarse {self.coarse} times a power of 2")
+
+
+def grid_points(resolution: int, device=None) -> torch.Tensor:
+    """((r+1)^3, 3) grid points of the domain [-0.5, 0.5]^3, index order (x, y, z)."""
+    axis = torch.linspace(-0.5, 0.5, resolution + 1, device=device)
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
+def evaluate(
+    spec: FieldSpec, params: torch.Tensor, points: list[torch.Tensor], chunk: int = 1 << 18
+) -> list[torch.Tensor]:
+    """Logits of B fields at their own ragged query sets, many fields per batched forward.
+
+    Args:
+        params: (B, P) weights.
+        points: B tensors (n_b, 3) on params' device.
+
+    Returns:
+        B tensors (n_b,) of logits.
+    """
+    B = params.shape[0]
+    out = [torch.empty(len(p), device=params.device) for p in points]
+    per_field = max(1, chunk // B)
+    longest = max((len(p) for p in points), default=0)
+    with torch.no_grad():
+        for start in range(0, longest, per_field):
+            live = [b for b in range(B) if len(points[b]) > start]
+            n = min(per_field, longest - start)
+            x = torch.zeros(len(live), n, 3, device=params.device, dtype=params.dtype)
+            for i, b in enumerate(live):
+                part = points[b][start : start + n]
+                x[i, : len(part)] = part
+            y = field_forward(spec, params[live], x).squeeze(-1)
+            for i, b in enumerate(live):
+                k = min(n, len(points[b]) - start)
+                out[b][start : start + k] = y[i, :k]
+    return out
+
+
+def _sign_change_cells(values: torch.Tensor, level: float) -> torch.Tensor:
+    """(r+1,)^3 values -> (r,)^3 bool: cells whose 8 corners are not all on one side of ``level``."""
+    inside = (values > level).float()[None, None]
+    any_in = F.max_pool3d(inside, 2, stride=1)[0, 0] > 0
+    all_in = -F.max_pool3d(-inside, 2, stride=1)[0, 0] > 0
+    return any_in & ~all_in
+
+
+def grid_values(spec: FieldSpec, params: torch.Tensor, config: ExtractConfig):
+    """Logit grids (r+1, r+1, r+1) of B fields at ``config.resolution``, the masks of grid points evaluated at
+    the finest level (None when dense), and the number of field evaluations."""
+    B, device = params.shape[0], params.device
+    if config.coarse is None:
+        pts = grid_points(config.resolution, device)
+        vals = evaluate(spec, params, [pts] * B, config.chunk)
+        r = config.resolution + 1
+        return [v.reshape(r, r, r) for v in vals], [None] * B, B * len(pts)
+    r = config.coarse
+    pts = grid_points(r, device)
+    grids = [v.reshape(r + 1, r + 1, r + 1) for v in evaluate(spec, params, [pts] * B, config.chunk)]
+    count = B * len(pts)
+    masks = [None] * B
+    while r < config.resolution:
+        fine = 2 * r
+        queries = []
+        for b in range(B):
+            cells = _sign_change_cells(grids[b], config.level)
+            if r == config.coarse:
+                cells = F.max_pool3d(cells.float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
+            fine_cells = cells.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
+            pad = F.pad(fine_cells.float()[None, None], (1, 1, 1, 1, 1, 1))
+            masks[b] = F.max_pool3d(pad, 2, stride=1)[0, 0] > 0  # grid points touching an active fine cell
+            grids[b] = F.interpolate(grids[b][None, None], size=(fine + 1,) * 3, mode="trilinear", align_corners=True)[
+                0, 0
+            ]
+            queries.append(masks[b].nonzero().to(params.dtype) / fine - 0.5)
+        for b, v in enumerate(evaluate(spec, params, queries, config.chunk)):
+            grids[b][masks[b]] = v
+            count += len(v)
+        r = fine
+    return grids, masks, count
+
+
+def marching_cubes(
+    values: np.ndarray, level: float = 0.0, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(r+1)^3 logit grid -> vertices (v, 3) in the domain and faces (f, 3) wound outward; empty if no surface.
+
+    ``mask`` (r+1)^3 bool restricts the work to cells whose corners are all marked.
+    """
+    from skimage.measure import marching_cubes as mc
+
+    r = values.shape[0] - 1
+    if not (values.min() < level < values.max()):
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    verts, faces, _, _ = mc(values, level, spacing=(1.0 / r,) * 3, gradient_direction="ascent", mask=mask)
+    return verts - 0.5, faces.astype(np.int64)
+
+
+def _drop_small_components(vertices: np.ndarray, faces: np.ndarray, share: float):
+    import trimesh
+
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    parts = mesh.split(only_watertight=False)
+    keep = [p for p in parts if len(p.faces) >= share * len(faces)]
+    merged = trimesh.util.concatenate(keep) if keep else trimesh.Trimesh()
+    return np.asarray(merged.vertices), np.asarray(merged.faces, dtype=np.int64)
+
+
+def extract_meshes(
+    spec: FieldSpec, params: torch.Tensor, config: ExtractConfig = ExtractConfig(), names: list[str] | None = None
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+    """Meshes of B fields in the frame, and the number of field evaluations spent.
+
+    Args:
+        params: (B, P) weights, on the device to evaluate on.
+
+    Returns:
+        B pairs (vertices (v, 3) float64, faces (f, 3) int64) and the evaluation count. A field with no surface
+        gives an empty pair and a warning.
+    """
+    if params.dim() == 1:
+        params = params[None]
+    grids, masks, count = grid_values(spec, params, config)
+    meshes = []
+    for b, grid in enumerate(grids):
+        mask = None if masks[b] is None else masks[b].cpu().numpy()
+        v, f = marching_cubes(grid.float().cpu().numpy(), config.level, mask)
+        if len(f) == 0:
+            name = names[b] if names else f"field {b}"
+            warnings.warn(f"{name}: the field has no surface (all inside or all outside); empty mesh", stacklevel=2)
+        elif config.min_component > 0:
+            v, f = _drop_small_components(v, f, config.min_component)
+        meshes.append((v.astype(np.float64), f))
+    return meshes, count
