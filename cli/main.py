@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from . import data, fit
+from . import data, fit, mesh
 
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
@@ -19,6 +19,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.command("fit")(fit.fit)
 app.add_typer(fit.zoo_app, name="zoo")
+app.command("mesh")(mesh.mesh)
+app.command("eval")(mesh.evaluate)
 
 
 def main() -> None:

@@ -29,8 +29,8 @@ class ExtractConfig:
     resolution: int = 256
     """Grid cells per side at the finest level (grid points = resolution + 1)."""
     coarse: int | None = 64
-    """Cells per side of the first level of coarse-to-fine (resolution / coarse must be a power of two);
-    None evaluates the dense grid."""
+    """Cells per side of the first level of coarse-to-fine, at most (the start is resolution / 2^k, the largest
+    such value not above this); None evaluates the dense grid."""
     level: float = 0.0
     """Iso-level in logits (0 = occupancy probability 0.5)."""
     chunk: int = 1 << 18
@@ -41,10 +41,16 @@ class ExtractConfig:
     def __post_init__(self):
         if self.resolution < 2:
             raise ShapezooError(f"resolution must be >= 2, got {self.resolution}")
-        if self.coarse is not None:
-            ratio = self.resolution // max(self.coarse, 1)
-            if self.coarse < 2 or ratio * self.coarse != self.resolution or ratio & (ratio - 1):
-                raise ShapezooError(f"resolution {self.resolution} must be coarse {self.coarse} times a power of 2")
+        if self.coarse is not None and self.coarse < 2:
+            raise ShapezooError(f"coarse must be >= 2, got {self.coarse}")
+
+    @property
+    def start(self) -> int:
+        """Cells per side of the first level (the resolution itself when dense)."""
+        r = self.resolution
+        while self.coarse is not None and r > self.coarse and r % 2 == 0:
+            r //= 2
+        return r
 
 
 def grid_points(resolution: int, device=None) -> torch.Tensor:
@@ -96,12 +102,12 @@ def grid_values(spec: FieldSpec, params: torch.Tensor, config: ExtractConfig):
     """Logit grids (r+1, r+1, r+1) of B fields at ``config.resolution``, the masks of grid points evaluated at
     the finest level (None when dense), and the number of field evaluations."""
     B, device = params.shape[0], params.device
-    if config.coarse is None:
+    if config.start == config.resolution:
         pts = grid_points(config.resolution, device)
         vals = evaluate(spec, params, [pts] * B, config.chunk)
         r = config.resolution + 1
         return [v.reshape(r, r, r) for v in vals], [None] * B, B * len(pts)
-    r = config.coarse
+    r = config.start
     pts = grid_points(r, device)
     grids = [v.reshape(r + 1, r + 1, r + 1) for v in evaluate(spec, params, [pts] * B, config.chunk)]
     count = B * len(pts)
@@ -111,7 +117,7 @@ def grid_values(spec: FieldSpec, params: torch.Tensor, config: ExtractConfig):
         queries = []
         for b in range(B):
             cells = _sign_change_cells(grids[b], config.level)
-            if r == config.coarse:
+            if r == config.start:
                 cells = F.max_pool3d(cells.float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
             fine_cells = cells.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
             pad = F.pad(fine_cells.float()[None, None], (1, 1, 1, 1, 1, 1))
@@ -179,3 +185,24 @@ def extract_meshes(
             v, f = _drop_small_components(v, f, config.min_component)
         meshes.append((v.astype(np.float64), f))
     return meshes, count
+
+
+EXPORT_FORMATS = ("obj", "ply", "off", "stl", "glb")
+
+
+def export_mesh(vertices: np.ndarray, faces: np.ndarray, path, normalisation=None) -> None:
+    """Write a mesh atomically in the format of ``path``'s suffix; optionally mapped to the source file's frame."""
+    from pathlib import Path
+
+    import trimesh
+
+    from .io import atomic_write_bytes
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in EXPORT_FORMATS:
+        raise ShapezooError(f"{path}: unsupported mesh format '{fmt}' ({', '.join(EXPORT_FORMATS)})")
+    if normalisation is not None:
+        vertices = normalisation.to_original(vertices)
+    data = trimesh.Trimesh(vertices, faces, process=False).export(file_type=fmt)
+    atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode())

@@ -26,7 +26,10 @@ class FieldSpec:
     activation: Literal["sine", "relu_pe"] = "sine"
     """``sine``: SIREN; ``relu_pe``: ReLU MLP on Fourier features of the input."""
     omega0: float = 30.0
-    """SIREN frequency ω0 (Sitzmann et al. 2020, Sec. 3.2: 30 keeps activations well spread)."""
+    """SIREN frequency ω0 of the hidden layers (Sitzmann et al. 2020, Sec. 3.2: 30 keeps activations spread)."""
+    first_omega0: float = 18.0
+    """SIREN frequency of the first layer, applied to domain coordinates in [-0.5, 0.5]. It sets the finest
+    detail the initialisation favours; 18 fitted our occupancy data best (BENCHMARKS.md, fitting recipe)."""
     pe_freqs: int = 6
     """Fourier feature octaves for ``relu_pe``: sin/cos(2^k π x), k < pe_freqs."""
     out_dim: int = 1
@@ -80,13 +83,9 @@ def init_params(spec: FieldSpec, seed: int = 0) -> torch.Tensor:
 
 
 def encode_input(spec: FieldSpec, x: torch.Tensor) -> torch.Tensor:
-    """(..., in_dim) domain coordinates -> (..., input_features).
-
-    SIREN gets ``2 x``: its initialisation assumes inputs in [-1, 1] (Sitzmann et al. 2020, Sec. 3.2), our domain
-    is [-0.5, 0.5]. ReLU fields get Fourier features.
-    """
+    """(..., in_dim) domain coordinates -> (..., input_features): as they are for SIREN, Fourier features for ReLU."""
     if spec.activation != "relu_pe":
-        return 2.0 * x
+        return x
     freqs = (2.0 ** torch.arange(spec.pe_freqs, device=x.device, dtype=x.dtype)) * math.pi
     xf = (x.unsqueeze(-1) * freqs).flatten(-2)
     return torch.cat([x, torch.sin(xf), torch.cos(xf)], dim=-1)
@@ -126,8 +125,9 @@ def field_forward(spec: FieldSpec, params: torch.Tensor, x: torch.Tensor) -> tor
     for i in range(last + 1):
         bias, weight = w[f"layers.{i}.bias"].unsqueeze(1), w[f"layers.{i}.weight"].transpose(1, 2)
         if i < last and spec.activation == "sine":
-            # sin(ω0 (h W^T + b)) with ω0 folded into the (small) weights: no extra pass over the activations.
-            h = _SinFn.apply(torch.baddbmm(bias * spec.omega0, h, weight * spec.omega0))
+            # sin(ω (h W^T + b)) with ω folded into the (small) weights: no extra pass over the activations.
+            omega = spec.first_omega0 if i == 0 else spec.omega0
+            h = _SinFn.apply(torch.baddbmm(bias * omega, h, weight * omega))
         else:
             h = torch.baddbmm(bias, h, weight)
             if i < last:
@@ -152,7 +152,10 @@ class FieldModule(nn.Module):
         self.spec = spec
         d = spec.dims
         self.layers = nn.ModuleList(nn.Linear(d[i], d[i + 1]) for i in range(len(d) - 1))
-        self.act = _Sine(spec.omega0) if spec.activation == "sine" else nn.ReLU()
+        if spec.activation == "sine":
+            self.acts = nn.ModuleList(_Sine(spec.first_omega0 if i == 0 else spec.omega0) for i in range(spec.depth))
+        else:
+            self.acts = nn.ModuleList(nn.ReLU() for _ in range(spec.depth))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in_dim) points -> (..., out_dim) occupancy logits."""
@@ -160,7 +163,7 @@ class FieldModule(nn.Module):
         for i, layer in enumerate(self.layers):
             h = layer(h)
             if i < len(self.layers) - 1:
-                h = self.act(h)
+                h = self.acts[i](h)
         return h
 
 

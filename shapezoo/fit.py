@@ -351,7 +351,12 @@ def _load_batch(samples_dir, shapes: list[dict]) -> tuple[list[dict], list[dict]
 
     loaded, failed, n_uniform = [], [], None
     for s in shapes:
-        entry = {"name": s["name"], "source": s.get("source"), "sha256": s.get("sha256")}
+        entry = {
+            "name": s["name"],
+            "source": s.get("source"),
+            "sha256": s.get("sha256"),
+            "normalisation": s.get("normalisation"),
+        }
         try:
             data = load_samples(samples_dir / s["file"])
             pts, occ = torch.from_numpy(data["points"]), torch.from_numpy(data["occupancy"])

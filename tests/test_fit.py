@@ -43,7 +43,7 @@ def test_batched_fit_equals_independent_fits():
 
 def test_fitting_learns_the_shape():
     pts, occ, nu, names = _samples(4000)
-    spec = FieldSpec(width=16, depth=2, omega0=10.0)  # a low ω0 suits a network this small
+    spec = FieldSpec(width=16, depth=2)
     cfg = FitConfig(steps=300, points_per_step=1024, lr=5e-3, check_every=100)
     result = fit_fields(spec, init_params(spec), pts, occ, nu, names, cfg)
     assert result.status == ["ok"] * 3
