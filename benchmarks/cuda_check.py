@@ -19,8 +19,8 @@ from shapezoo.io import read_json
 from shapezoo.sampling import load_samples
 
 
-def load(samples: Path, count: int):
-    shapes = read_json(samples / "samples.json")["shapes"][:count]
+def load(samples: Path, count: int, stride: int = 1):
+    shapes = read_json(samples / "samples.json")["shapes"][::stride][:count]
     data = [load_samples(samples / s["file"]) for s in shapes]
     pts = torch.stack([torch.from_numpy(d["points"]) for d in data])
     occ = torch.stack([torch.from_numpy(d["occupancy"]) for d in data])
@@ -38,8 +38,8 @@ def main():
     init = init_params(spec)
     report = {"device": torch.cuda.get_device_name(cuda), "torch": torch.__version__}
 
-    pts, occ, nu, names = load(args.samples, 4)
-    short = FitConfig(steps=100, precision="fp32")
+    pts, occ, nu, names = load(args.samples, 4, stride=5)  # one shape from each of 4 families
+    short = FitConfig(steps=600, precision="fp32")
     cpu = fit_fields(spec, init, pts, occ, nu, names, short)
     gpu = fit_fields(spec, init, pts.to(cuda), occ.to(cuda), nu, names, short)
     report["cpu_vs_cuda_fp32"] = {

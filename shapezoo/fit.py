@@ -26,9 +26,9 @@ from .fields import FieldSpec, field_forward
 class FitConfig:
     """The fitting recipe (saved in every zoo)."""
 
-    steps: int = 600
+    steps: int = 2400
     """Optimisation steps per field (a restarted field starts its count again)."""
-    points_per_step: int = 8192
+    points_per_step: int = 2048
     """Training points per field per step; point-evaluations per field = steps * points_per_step."""
     lr: float = 5e-4
     """Peak Adam learning rate."""
@@ -110,6 +110,10 @@ def iou(logits: torch.Tensor, occupancy: torch.Tensor) -> torch.Tensor:
     inter = (pred & true).sum(-1).float()
     union = (pred | true).sum(-1).float()
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+_SYNC_EVERY = 20
+"""Steps between host syncs (divergence checks); between them the device runs ahead without waiting."""
 
 
 def _reuse_freed_memory() -> None:
@@ -238,77 +242,82 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
     m, v = torch.zeros_like(params), torch.zeros_like(params)
     t = torch.zeros(B, dtype=torch.long, device=device)
     offset = torch.zeros(B, dtype=torch.long, device=device)
-    restarts = [0] * B
+    t_host, restarts, steps_done = [0] * B, [0] * B, [0] * B
     status = ["running"] * B
-    steps_done = [0] * B
     b1, b2 = config.betas
     arange_m = torch.arange(M, device=device)
-    history = []
-
-    def restart(b: int) -> None:
-        restarts[b] += 1
-        params[b], m[b], v[b], t[b], offset[b] = init, 0.0, 0.0, 0, 0
-        if restarts[b] > config.max_restarts:
-            status[b] = "failed"
+    history: list[dict] = []
+    step = 0
 
     with _precision(config.precision, device):
-        step = 0
-        while True:
-            active = [b for b in range(B) if status[b] == "running"]
-            if not active:
-                break
+        active = list(range(B))
+        while active:
+            # The running fields' rows, gathered once; the inner loop only syncs with the host every few steps.
             act = torch.as_tensor(active, device=device)
-            # One step for every running field: BCE gradients, a pass per group of fields.
-            idx = (offset[act, None] + arange_m) % n_train
-            grads, losses = [], []
-            for rows, ix in zip(act.split(fields_per_pass), idx.split(fields_per_pass)):
-                x = torch.gather(train_x[rows], 1, ix[..., None].expand(-1, -1, 3))
-                y = torch.gather(train_y[rows], 1, ix)
-                p = params[rows].requires_grad_(True)
-                logits = field_forward(spec, p, x).squeeze(-1)
-                loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(-1)
-                grads.append(torch.autograd.grad(loss.sum(), p)[0])
-                losses.append(loss.detach())
-            grad, loss = torch.cat(grads), torch.cat(losses)
-            p = params[act]
-            with torch.no_grad():
-                tt = (t[act] + 1).to(torch.float32)[:, None]
-                lr = config.lr * (
-                    config.lr_final + (1 - config.lr_final) * 0.5 * (1 + torch.cos(math.pi * (tt - 1) / config.steps))
-                )
-                ma = m[act].mul_(b1).add_(grad, alpha=1 - b1)
-                va = v[act].mul_(b2).addcmul_(grad, grad, value=1 - b2)
-                update = lr * (ma / (1 - b1**tt)) / ((va / (1 - b2**tt)).sqrt_() + config.eps)
-                params[act] = p - update
-                m[act], v[act] = ma, va
-                t[act] += 1
-                offset[act] = (offset[act] + M) % n_train
-            step += 1
-            # Per-field bookkeeping: divergence, end of schedule, early stopping.
-            bad = ~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(params[act]).all(-1)
-            t_now = t[act].tolist()
-            for j, b in enumerate(active):
-                steps_done[b] += 1
-                if bool(bad[j]):
-                    restart(b)
-                elif t_now[j] >= config.steps:
-                    status[b] = "ok"
-            if step % config.check_every == 0:
+            p_a, m_a, v_a, t_a, off_a = params[act], m[act], v[act], t[act], offset[act]
+            x_a, y_a = train_x[act], train_y[act]
+            bad = torch.zeros(len(active), dtype=torch.bool, device=device)
+            horizon = min(config.steps - t_host[b] for b in active)
+            since, changed = 0, False
+            while not changed:
+                # One step for every running field: BCE gradients, one pass per group of fields.
+                idx = (off_a[:, None] + arange_m) % n_train
+                grads, losses = [], []
+                for lo in range(0, len(active), fields_per_pass):
+                    sl = slice(lo, lo + fields_per_pass)
+                    x = torch.gather(x_a[sl], 1, idx[sl, :, None].expand(-1, -1, 3))
+                    y = torch.gather(y_a[sl], 1, idx[sl])
+                    p = p_a[sl].detach().requires_grad_(True)
+                    logits = field_forward(spec, p, x).squeeze(-1)
+                    loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(-1)
+                    grads.append(torch.autograd.grad(loss.sum(), p)[0])
+                    losses.append(loss.detach())
+                grad, loss = torch.cat(grads), torch.cat(losses)
+                # Adam, one row per field, with that field's own step count and cosine learning rate.
                 with torch.no_grad():
-                    check_iou = iou(_forward_chunked(spec, params[act], check_x[act], fields_per_pass), check_y[act])
-                record = {
-                    "step": step,
-                    "loss": float(loss.mean()),
-                    "iou": float(check_iou.mean()),
-                    "active": len(active),
-                }
-                history.append(record)
-                if on_check is not None:
-                    on_check(record)
-                if config.target_iou is not None:
-                    for j, b in enumerate(active):
-                        if status[b] == "running" and float(check_iou[j]) >= config.target_iou:
-                            status[b] = "ok"
+                    t_a += 1
+                    tt = t_a.to(torch.float32)[:, None]
+                    cosine = 0.5 * (1 + torch.cos(math.pi * (tt - 1) / config.steps))
+                    lr = config.lr * (config.lr_final + (1 - config.lr_final) * cosine)
+                    m_a.mul_(b1).add_(grad, alpha=1 - b1)
+                    v_a.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                    denom = (v_a / (1 - b2**tt)).sqrt_().add_(config.eps)
+                    p_a.addcdiv_(m_a * (lr / (1 - b1**tt)), denom, value=-1.0)
+                    off_a = (off_a + M) % n_train
+                    bad |= ~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1)
+                step, since = step + 1, since + 1
+                checking = step % config.check_every == 0
+                if not (since % _SYNC_EVERY == 0 or since == horizon or checking):
+                    continue
+                # Host bookkeeping: divergence restarts, end of schedule, early stopping.
+                for b, is_bad in zip(active, bad.tolist()):
+                    t_host[b] += since
+                    steps_done[b] += since
+                    if is_bad:
+                        status[b], changed = "restart", True
+                    elif t_host[b] >= config.steps:
+                        status[b], changed = "ok", True
+                horizon, since = horizon - since, 0
+                if checking:
+                    with torch.no_grad():
+                        check_iou = iou(_forward_chunked(spec, p_a, check_x[act], fields_per_pass), check_y[act])
+                    finite = loss[torch.isfinite(loss)]
+                    record = {"step": step, "loss": float(finite.mean()) if len(finite) else float("nan"),
+                              "iou": float(check_iou.mean()), "active": len(active)}
+                    history.append(record)
+                    if on_check is not None:
+                        on_check(record)
+                    if config.target_iou is not None:
+                        for b, value in zip(active, check_iou.tolist()):
+                            if status[b] == "running" and value >= config.target_iou:
+                                status[b], changed = "ok", True
+            params[act], m[act], v[act], t[act], offset[act] = p_a, m_a, v_a, t_a, off_a
+            for b in active:
+                if status[b] == "restart":
+                    restarts[b] += 1
+                    params[b], m[b], v[b], t[b], offset[b], t_host[b] = init, 0.0, 0.0, 0, 0, 0
+                    status[b] = "failed" if restarts[b] > config.max_restarts else "running"
+            active = [b for b in range(B) if status[b] == "running"]
 
         # Held-out metrics.
         with torch.no_grad():

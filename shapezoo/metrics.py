@@ -25,7 +25,7 @@ def nearest_kdtree(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.n
     return dist, idx
 
 
-def nearest_torch(query: torch.Tensor, ref: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_torch(query: torch.Tensor, ref: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
     """Same as ``nearest_kdtree`` by chunked brute force ``torch.cdist`` (for CUDA; O(n m) work).
 
     The search runs in float32; the winner's distance is recomputed in the inputs' precision (pass float64), so
