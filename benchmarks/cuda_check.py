@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import shapezoo.fit as fit_module
 from shapezoo.fields import FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.io import read_json
@@ -39,23 +40,32 @@ def main():
     report = {"device": torch.cuda.get_device_name(cuda), "torch": torch.__version__}
 
     pts, occ, nu, names = load(args.samples, 4, stride=5)  # one shape from each of 4 families
-    short = FitConfig(steps=600, precision="fp32")
+    short = FitConfig(steps=100, precision="fp32")
     cpu = fit_fields(spec, init, pts, occ, nu, names, short)
     gpu = fit_fields(spec, init, pts.to(cuda), occ.to(cuda), nu, names, short)
-    report["cpu_vs_cuda_fp32"] = {
-        "max_abs_weight_diff": float((cpu.params - gpu.params).abs().max()),
-        "max_iou_diff": max(abs(a["iou"] - b["iou"]) for a, b in zip(cpu.metrics, gpu.metrics)),
-        "iou_cpu": [m["iou"] for m in cpu.metrics],
-        "iou_cuda": [m["iou"] for m in gpu.metrics],
-    }
+    fit_module.USE_CUDA_GRAPHS = False
+    eager = fit_fields(spec, init, pts.to(cuda), occ.to(cuda), nu, names, short)
+    fit_module.USE_CUDA_GRAPHS = True
     singles = [
         fit_fields(spec, init, pts[b : b + 1].to(cuda), occ[b : b + 1].to(cuda), nu, names[b : b + 1], short)
         for b in range(4)
     ]
-    report["cuda_batched_vs_independent"] = {
-        "max_abs_weight_diff": max(float((s.params[0] - gpu.params[b]).abs().max()) for b, s in enumerate(singles))
+    report["fp32_100_steps"] = {
+        "cpu_vs_cuda_max_abs_weight_diff": float((cpu.params - gpu.params).abs().max()),
+        "cuda_graph_vs_eager_max_abs_weight_diff": float((eager.params - gpu.params).abs().max()),
+        "cuda_batched_vs_independent_max_abs_weight_diff": max(
+            float((s.params[0] - gpu.params[b]).abs().max()) for b, s in enumerate(singles)
+        ),
+        "max_iou_diff_cpu_cuda": max(abs(a["iou"] - b["iou"]) for a, b in zip(cpu.metrics, gpu.metrics)),
     }
-
+    long = FitConfig(steps=600, precision="fp32")
+    cpu = fit_fields(spec, init, pts, occ, nu, names, long)
+    gpu = fit_fields(spec, init, pts.to(cuda), occ.to(cuda), nu, names, long)
+    report["fp32_600_steps"] = {
+        "cpu_vs_cuda_max_abs_weight_diff": float((cpu.params - gpu.params).abs().max()),
+        "iou_cpu": [m["iou"] for m in cpu.metrics],
+        "iou_cuda": [m["iou"] for m in gpu.metrics],
+    }
     pts, occ, nu, names = load(args.samples, args.fields)
     torch.cuda.synchronize()
     t = time.perf_counter()

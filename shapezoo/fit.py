@@ -8,6 +8,7 @@ step count is exactly B independent optimisers; fields never influence each othe
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 from collections.abc import Callable
@@ -112,8 +113,78 @@ def iou(logits: torch.Tensor, occupancy: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
+USE_CUDA_GRAPHS = True
+"""Replay each training step as one CUDA graph on CUDA devices (set False to run the eager loop)."""
 _SYNC_EVERY = 20
 """Steps between host syncs (divergence checks); between them the device runs ahead without waiting."""
+
+
+def _train_step(spec: FieldSpec, config: FitConfig, M: int, n_train: int, fields_per_pass: int,
+                state: tuple[torch.Tensor, ...], x_a: torch.Tensor, y_a: torch.Tensor) -> torch.Tensor:
+    """One step for every running field, in place on ``state`` = (params, m, v, t, offset, bad) of the A running
+    fields: BCE gradients (a pass per group of fields), then Adam with each field's own step count and cosine
+    learning rate. Returns the (A,) losses."""
+    p_a, m_a, v_a, t_a, off_a, bad = state
+    b1, b2 = config.betas
+    idx = (off_a[:, None] + torch.arange(M, device=off_a.device)) % n_train
+    grads, losses = [], []
+    for lo in range(0, len(p_a), fields_per_pass):
+        sl = slice(lo, lo + fields_per_pass)
+        x = torch.gather(x_a[sl], 1, idx[sl, :, None].expand(-1, -1, 3))
+        y = torch.gather(y_a[sl], 1, idx[sl])
+        p = p_a[sl].detach().requires_grad_(True)
+        logits = field_forward(spec, p, x).squeeze(-1)
+        loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(-1)
+        grads.append(torch.autograd.grad(loss.sum(), p)[0])
+        losses.append(loss.detach())
+    grad, loss = torch.cat(grads), torch.cat(losses)
+    with torch.no_grad():
+        t_a.add_(1)
+        tt = t_a.to(torch.float32)[:, None]
+        cosine = 0.5 * (1 + torch.cos(math.pi * (tt - 1) / config.steps))
+        lr = config.lr * (config.lr_final + (1 - config.lr_final) * cosine)
+        m_a.mul_(b1).add_(grad, alpha=1 - b1)
+        v_a.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (v_a / (1 - b2**tt)).sqrt_().add_(config.eps)
+        p_a.addcdiv_(m_a * (lr / (1 - b1**tt)), denom, value=-1.0)
+        off_a.add_(M).remainder_(n_train)
+        bad.logical_or_(~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1))
+    return loss
+
+
+def _cuda_graph(step: Callable[[], torch.Tensor], state: list[torch.Tensor]) -> Callable[[], torch.Tensor] | None:
+    """Capture ``step`` (which updates ``state`` in place) as a CUDA graph and return its replay.
+
+    A training step is ~100 small kernels whose launch cost, not the GPU, bounds an eager loop; one graph replay
+    launches them all at once. Warm-up steps run on a side stream and are undone (``state`` is restored), so
+    results equal the eager loop. Returns None (eager fallback) if capture fails.
+    """
+    saved = [s.clone() for s in state]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    try:
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = step()
+    except RuntimeError as exc:  # capture is an optimisation: never fail a fit over it
+        import warnings
+
+        warnings.warn(f"CUDA graph capture failed, using the eager loop: {exc}", stacklevel=2)
+        graph = None
+    for s, v in zip(state, saved):
+        s.copy_(v)
+    if graph is None:
+        return None
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return out
+
+    return replay
 
 
 def _reuse_freed_memory() -> None:
@@ -244,8 +315,6 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
     offset = torch.zeros(B, dtype=torch.long, device=device)
     t_host, restarts, steps_done = [0] * B, [0] * B, [0] * B
     status = ["running"] * B
-    b1, b2 = config.betas
-    arange_m = torch.arange(M, device=device)
     history: list[dict] = []
     step = 0
 
@@ -259,32 +328,13 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
             bad = torch.zeros(len(active), dtype=torch.bool, device=device)
             horizon = min(config.steps - t_host[b] for b in active)
             since, changed = 0, False
+
+            train_step = functools.partial(_train_step, spec, config, M, n_train, fields_per_pass,
+                                           (p_a, m_a, v_a, t_a, off_a, bad), x_a, y_a)
+            graphs = device.type == "cuda" and USE_CUDA_GRAPHS
+            run_step = _cuda_graph(train_step, [p_a, m_a, v_a, t_a, off_a, bad]) if graphs else None
             while not changed:
-                # One step for every running field: BCE gradients, one pass per group of fields.
-                idx = (off_a[:, None] + arange_m) % n_train
-                grads, losses = [], []
-                for lo in range(0, len(active), fields_per_pass):
-                    sl = slice(lo, lo + fields_per_pass)
-                    x = torch.gather(x_a[sl], 1, idx[sl, :, None].expand(-1, -1, 3))
-                    y = torch.gather(y_a[sl], 1, idx[sl])
-                    p = p_a[sl].detach().requires_grad_(True)
-                    logits = field_forward(spec, p, x).squeeze(-1)
-                    loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(-1)
-                    grads.append(torch.autograd.grad(loss.sum(), p)[0])
-                    losses.append(loss.detach())
-                grad, loss = torch.cat(grads), torch.cat(losses)
-                # Adam, one row per field, with that field's own step count and cosine learning rate.
-                with torch.no_grad():
-                    t_a += 1
-                    tt = t_a.to(torch.float32)[:, None]
-                    cosine = 0.5 * (1 + torch.cos(math.pi * (tt - 1) / config.steps))
-                    lr = config.lr * (config.lr_final + (1 - config.lr_final) * cosine)
-                    m_a.mul_(b1).add_(grad, alpha=1 - b1)
-                    v_a.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-                    denom = (v_a / (1 - b2**tt)).sqrt_().add_(config.eps)
-                    p_a.addcdiv_(m_a * (lr / (1 - b1**tt)), denom, value=-1.0)
-                    off_a = (off_a + M) % n_train
-                    bad |= ~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1)
+                loss = run_step() if run_step is not None else train_step()
                 step, since = step + 1, since + 1
                 checking = step % config.check_every == 0
                 if not (since % _SYNC_EVERY == 0 or since == horizon or checking):
