@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from shapezoo_datasets import FAMILIES, generate
 
 from shapezoo.meshes import find_meshes, load_mesh, shape_from_arrays
 from shapezoo.sampling import SampleConfig, inside_winding, open3d_module, sample_meshes, sample_shape
+from shapezoo_datasets import FAMILIES, generate
 
 
 def throughput(source, out, points):

@@ -1,8 +1,9 @@
 import json
 
 import pytest
-from shapezoo_cli.main import app
 from typer.testing import CliRunner
+
+from shapezoo_cli.main import app
 
 runner = CliRunner()
 

@@ -5,11 +5,11 @@ import sys
 import numpy as np
 import pytest
 import trimesh
-from shapezoo_datasets import FAMILIES, build, generate, sample_params
 
 from shapezoo.errors import ShapezooError
 from shapezoo.meshes import load_mesh
 from shapezoo.sampling import SampleConfig, sample_shape
+from shapezoo_datasets import FAMILIES, build, generate, sample_params
 
 
 def test_same_seed_gives_byte_identical_files_across_processes(tmp_path):

@@ -5,7 +5,6 @@ import pytest
 import torch
 import trimesh
 from scipy.spatial import cKDTree
-from shapezoo_cli.main import app
 from typer.testing import CliRunner
 
 from shapezoo.extract import ExtractConfig, export_mesh, extract_meshes
@@ -13,6 +12,7 @@ from shapezoo.fields import FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.meshes import shape_from_arrays
 from shapezoo.sampling import SampleConfig, sample_shape
+from shapezoo_cli.main import app
 
 runner = CliRunner()
 SLAB = FieldSpec(width=2, depth=1, activation="relu_pe", pe_freqs=1)

@@ -9,13 +9,13 @@ import pytest
 import torch
 import trimesh
 from safetensors.torch import load_file
-from shapezoo_cli.main import app
 from typer.testing import CliRunner
 
 from shapezoo.errors import InputError
 from shapezoo.fields import FieldModule, FieldSpec, field_forward
 from shapezoo.sampling import SampleConfig, sample_meshes
 from shapezoo.zoo import load_zoo
+from shapezoo_cli.main import app
 
 runner = CliRunner()
 TINY = ["--width", "16", "--depth", "2", "--points-per-step", "256", "--lr", "2e-3", "--device", "cpu"]

@@ -1,0 +1,96 @@
+"""Mesh extraction: dense grid vs coarse-to-fine, network evaluations and wall time, on a fitted zoo.
+
+Usage: python benchmarks/extract_speed.py ZOO [--fields 32] [--dense-fields 32] [--resolutions 128 256]
+Dense extraction of many fields at 256^3 is slow on a CPU; --dense-fields limits how many fields the dense batch
+row evaluates (its per-field numbers are then scaled to the batch, and the table says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from scipy.spatial import cKDTree
+
+from shapezoo.extract import ExtractConfig, extract_meshes
+from shapezoo.zoo import load_zoo
+
+
+def run(spec, params, config):
+    t = time.perf_counter()
+    meshes, evals = extract_meshes(spec, params, config)
+    return meshes, evals, time.perf_counter() - t
+
+
+def agreement(dense, fine) -> dict:
+    """Vertex sets and face counts of two meshes of the same field."""
+    (dv, df), (fv, ff) = dense, fine
+    if len(dv) == 0 or len(fv) == 0:
+        return {"max_vertex_dist": None, "face_diff": abs(len(df) - len(ff))}
+    return {
+        "max_vertex_dist": float(cKDTree(dv).query(fv)[0].max()),
+        "missed_dense_vertices": float((cKDTree(fv).query(dv)[0] > 1e-6).mean()),
+        "face_diff": abs(len(df) - len(ff)),
+        "faces": len(df),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("zoo", type=Path)
+    ap.add_argument("--fields", type=int, default=32)
+    ap.add_argument("--dense-fields", type=int, default=32)
+    ap.add_argument("--resolutions", type=int, nargs="+", default=[128, 256])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/extract_speed.json"))
+    args = ap.parse_args()
+    zoo = load_zoo(args.zoo)
+    params = zoo.params[: args.fields].to(args.device)
+    rows = []
+    print(
+        f"zoo {args.zoo} ({zoo.spec.width}x{zoo.spec.depth} {zoo.spec.activation}), device {args.device}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(f"{'res':>5}{'fields':>7}{'mode':>8}{'evals':>14}{'eval %':>8}{'seconds':>10}{'speed-up':>9}  agreement")
+    for res in args.resolutions:
+        for count in (1, len(params)):
+            p = params[:count]
+            n_dense = min(count, args.dense_fields)
+            dense_meshes, dense_evals, dense_s = run(zoo.spec, p[:n_dense], ExtractConfig(resolution=res, coarse=None))
+            dense_evals, dense_s = dense_evals * count / n_dense, dense_s * count / n_dense
+            fine_meshes, fine_evals, fine_s = run(zoo.spec, p, ExtractConfig(resolution=res))
+            agree = [agreement(d, f) for d, f in zip(dense_meshes, fine_meshes)]
+            worst = max((a["max_vertex_dist"] or 0.0) for a in agree)
+            missed = max(a.get("missed_dense_vertices", 0.0) for a in agree)
+            face_diff = max(a["face_diff"] / max(a.get("faces", 1), 1) for a in agree)
+            row = {
+                "resolution": res,
+                "fields": count,
+                "dense_fields_measured": n_dense,
+                "dense_evals": dense_evals,
+                "dense_seconds": dense_s,
+                "c2f_evals": fine_evals,
+                "c2f_seconds": fine_s,
+                "eval_ratio": fine_evals / dense_evals,
+                "speedup": dense_s / fine_s,
+                "max_vertex_dist": worst,
+                "max_missed_dense_vertex_share": missed,
+                "max_face_count_diff_share": face_diff,
+            }
+            rows.append(row)
+            scaled = "" if n_dense == count else f" (dense: {n_dense} fields measured, scaled)"
+            print(f"{res:>5}{count:>7}{'dense':>8}{dense_evals:>14.0f}{100:>7.1f}%{dense_s:>10.2f}{'':>9}{scaled}")
+            print(
+                f"{res:>5}{count:>7}{'c2f':>8}{fine_evals:>14.0f}{100 * row['eval_ratio']:>7.2f}%{fine_s:>10.2f}"
+                f"{row['speedup']:>8.1f}x  vertex dist {worst:.1e}, missed {100 * missed:.2f}%, "
+                f"faces ±{100 * face_diff:.3f}%"
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"zoo": str(args.zoo), "device": args.device, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
