@@ -7,7 +7,6 @@ step count is exactly B independent optimisers; fields never influence each othe
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import math
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 
 from .errors import ShapezooError
 from .fields import FieldSpec, field_forward
+from .runtime import available_memory, cuda_graph, precision, reuse_freed_memory
 
 
 @dataclass(frozen=True)
@@ -93,18 +93,6 @@ def split_holdout(n: int, n_uniform: int, holdout: float, seed: int) -> tuple[np
     return np.concatenate([parts[0][0], parts[1][0]]), np.concatenate([parts[0][1], parts[1][1]])
 
 
-@contextlib.contextmanager
-def _precision(mode: str, device: torch.device):
-    """TF32 matmuls on CUDA when asked (or auto); restores the global flag afterwards."""
-    use_tf32 = device.type == "cuda" and mode in ("auto", "tf32")
-    old = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = use_tf32
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = old
-
-
 def iou(logits: torch.Tensor, occupancy: torch.Tensor) -> torch.Tensor:
     """(B, N) logits and (B, N) {0,1} labels -> (B,) IoU of the predicted and true inside sets (1 if both empty)."""
     pred, true = logits > 0, occupancy > 0.5
@@ -119,8 +107,16 @@ _SYNC_EVERY = 20
 """Steps between host syncs (divergence checks); between them the device runs ahead without waiting."""
 
 
-def _train_step(spec: FieldSpec, config: FitConfig, M: int, n_train: int, fields_per_pass: int,
-                state: tuple[torch.Tensor, ...], x_a: torch.Tensor, y_a: torch.Tensor) -> torch.Tensor:
+def _train_step(
+    spec: FieldSpec,
+    config: FitConfig,
+    M: int,
+    n_train: int,
+    fields_per_pass: int,
+    state: tuple[torch.Tensor, ...],
+    x_a: torch.Tensor,
+    y_a: torch.Tensor,
+) -> torch.Tensor:
     """One step for every running field, in place on ``state`` = (params, m, v, t, offset, bad) of the A running
     fields: BCE gradients (a pass per group of fields), then Adam with each field's own step count and cosine
     learning rate. Returns the (A,) losses."""
@@ -150,74 +146,6 @@ def _train_step(spec: FieldSpec, config: FitConfig, M: int, n_train: int, fields
         off_a.add_(M).remainder_(n_train)
         bad.logical_or_(~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1))
     return loss
-
-
-def _cuda_graph(step: Callable[[], torch.Tensor], state: list[torch.Tensor]) -> Callable[[], torch.Tensor] | None:
-    """Capture ``step`` (which updates ``state`` in place) as a CUDA graph and return its replay.
-
-    A training step is ~100 small kernels whose launch cost, not the GPU, bounds an eager loop; one graph replay
-    launches them all at once. Warm-up steps run on a side stream and are undone (``state`` is restored), so
-    results equal the eager loop. Returns None (eager fallback) if capture fails.
-    """
-    saved = [s.clone() for s in state]
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    try:
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                step()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = step()
-    except RuntimeError as exc:  # capture is an optimisation: never fail a fit over it
-        import warnings
-
-        warnings.warn(f"CUDA graph capture failed, using the eager loop: {exc}", stacklevel=2)
-        graph = None
-    for s, v in zip(state, saved):
-        s.copy_(v)
-    if graph is None:
-        return None
-
-    def replay() -> torch.Tensor:
-        graph.replay()
-        return out
-
-    return replay
-
-
-def _reuse_freed_memory() -> None:
-    """Keep freed activation buffers in glibc's heap instead of unmapping them after every step.
-
-    Without this, each training step page-faults its activations in again (~400k faults per step measured here,
-    2-3x slower batched training). Process-wide and harmless: it only raises glibc's mmap/trim thresholds.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "mallopt"):
-            libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
-            libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-    except OSError:
-        pass
-
-
-def available_memory(device: torch.device) -> int:
-    """Bytes free for new tensors on ``device`` (MemAvailable on CPU, free memory on CUDA)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 62
 
 
 def pass_memory(spec: FieldSpec, points: int) -> int:
@@ -279,7 +207,7 @@ def fit_fields(
     if need > available_memory(device):
         raise _out_of_memory(B, config, device)
     if device.type == "cpu":
-        _reuse_freed_memory()
+        reuse_freed_memory()
     try:
         return _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fields_per_pass, on_check)
     except torch.OutOfMemoryError:
@@ -318,7 +246,7 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
     history: list[dict] = []
     step = 0
 
-    with _precision(config.precision, device):
+    with precision(config.precision, device):
         active = list(range(B))
         while active:
             # The running fields' rows, gathered once; the inner loop only syncs with the host every few steps.
@@ -329,10 +257,11 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
             horizon = min(config.steps - t_host[b] for b in active)
             since, changed = 0, False
 
-            train_step = functools.partial(_train_step, spec, config, M, n_train, fields_per_pass,
-                                           (p_a, m_a, v_a, t_a, off_a, bad), x_a, y_a)
+            train_step = functools.partial(
+                _train_step, spec, config, M, n_train, fields_per_pass, (p_a, m_a, v_a, t_a, off_a, bad), x_a, y_a
+            )
             graphs = device.type == "cuda" and USE_CUDA_GRAPHS
-            run_step = _cuda_graph(train_step, [p_a, m_a, v_a, t_a, off_a, bad]) if graphs else None
+            run_step = cuda_graph(train_step, [p_a, m_a, v_a, t_a, off_a, bad]) if graphs else None
             while not changed:
                 loss = run_step() if run_step is not None else train_step()
                 step, since = step + 1, since + 1
@@ -352,8 +281,12 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
                     with torch.no_grad():
                         check_iou = iou(_forward_chunked(spec, p_a, check_x[act], fields_per_pass), check_y[act])
                     finite = loss[torch.isfinite(loss)]
-                    record = {"step": step, "loss": float(finite.mean()) if len(finite) else float("nan"),
-                              "iou": float(check_iou.mean()), "active": len(active)}
+                    record = {
+                        "step": step,
+                        "loss": float(finite.mean()) if len(finite) else float("nan"),
+                        "iou": float(check_iou.mean()),
+                        "active": len(active),
+                    }
                     history.append(record)
                     if on_check is not None:
                         on_check(record)
