@@ -74,3 +74,26 @@ def test_unwritable_output_and_unknown_family(tmp_path):
         "cannot create output directory",
     )
     _fails(["data", "generate", "sofa", "--out", str(tmp_path / "o")], "unknown shape family")
+
+
+def test_help_is_instant_because_heavy_imports_are_lazy():
+    import subprocess
+    import sys
+
+    code = "import sys, shapezoo_cli.main; print(sorted(m for m in ('torch', 'trimesh', 'open3d', 'skimage') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+    assert runner.invoke(app, ["--help"]).exit_code == 0
+
+
+def test_cli_defaults_match_the_library_recipe():
+    import inspect
+
+    from shapezoo.fields import FieldSpec
+    from shapezoo.fit import FitConfig
+    from shapezoo_cli.fit import fit
+
+    params = inspect.signature(fit).parameters
+    assert params["steps"].default == FitConfig.steps and params["lr"].default == FitConfig.lr
+    assert params["points_per_step"].default == FitConfig.points_per_step
+    assert params["width"].default == FieldSpec.width and params["depth"].default == FieldSpec.depth

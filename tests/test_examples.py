@@ -13,8 +13,24 @@ def _load(name):
 
 def test_pipeline_example_runs_end_to_end_with_tiny_flags(tmp_path):
     pipeline = _load("pipeline")
-    args = ["--out", str(tmp_path / "run"), "--per-family", "1", "--points", "3000", "--steps", "150", "--lr", "3e-3",
-            "--width", "16", "--resolution", "32", "--device", "cpu"]
+    args = [
+        "--out",
+        str(tmp_path / "run"),
+        "--per-family",
+        "1",
+        "--points",
+        "3000",
+        "--steps",
+        "150",
+        "--lr",
+        "3e-3",
+        "--width",
+        "16",
+        "--resolution",
+        "32",
+        "--device",
+        "cpu",
+    ]
     summary = pipeline.main(args)
     assert summary["shapes"] == 5 and summary["fields_ok"] == 5 and not summary["failed"]
     assert len(list((tmp_path / "run" / "meshes").glob("*.obj"))) == 5
