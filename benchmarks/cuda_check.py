@@ -39,7 +39,7 @@ def main():
     init = init_params(spec)
     report = {"device": torch.cuda.get_device_name(cuda), "torch": torch.__version__}
 
-    pts, occ, nu, names = load(args.samples, 4, stride=5)  # one shape from each of 4 families
+    pts, occ, nu, names = load(args.samples, 4, stride=4)  # shapes spread over the families
     short = FitConfig(steps=100, precision="fp32")
     cpu = fit_fields(spec, init, pts, occ, nu, names, short)
     gpu = fit_fields(spec, init, pts.to(cuda), occ.to(cuda), nu, names, short)

@@ -20,7 +20,7 @@ from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.io import read_json
 from shapezoo.sampling import load_samples
 
-BUDGETS = [(300, 2048), (600, 2048), (1200, 2048), (2400, 2048), (600, 8192), (4800, 2048)]
+BUDGETS = [(600, 1024), (1200, 1024), (2400, 1024), (4800, 1024), (2400, 2048), (1200, 4096), (9600, 1024)]
 
 
 def main():

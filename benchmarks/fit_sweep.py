@@ -29,6 +29,7 @@ VARIANTS = {
     "width 256": ({"width": 256}, {}),
     "depth 4": ({"depth": 4}, {}),
     "4800 x 1024": ({}, {"steps": 4800, "points_per_step": 1024}),
+    "width 192, 4800 x 1024": ({"width": 192}, {"steps": 4800, "points_per_step": 1024}),
 }
 
 

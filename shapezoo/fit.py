@@ -27,9 +27,9 @@ from .runtime import available_memory, cuda_graph, precision, reuse_freed_memory
 class FitConfig:
     """The fitting recipe (saved in every zoo)."""
 
-    steps: int = 2400
+    steps: int = 4800
     """Optimisation steps per field (a restarted field starts its count again)."""
-    points_per_step: int = 2048
+    points_per_step: int = 1024
     """Training points per field per step; point-evaluations per field = steps * points_per_step."""
     lr: float = 5e-4
     """Peak Adam learning rate."""
