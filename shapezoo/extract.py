@@ -133,12 +133,22 @@ def grid_values(spec: FieldSpec, params: torch.Tensor, config: ExtractConfig):
     return grids, masks, count
 
 
+def _cell_mask(evaluated: torch.Tensor) -> torch.Tensor:
+    """(r+1)^3 evaluated grid points -> the mask skimage's marching cubes takes: a cell is processed when the mask is
+    True at its far corner (i+1, j+1, k+1) (pinned by a test), so mark exactly the cells whose 8 corners were
+    evaluated; cells touching upsampled values would otherwise add surface the dense grid does not have."""
+    full = -F.max_pool3d(-evaluated.float()[None, None], 2, stride=1)[0, 0] > 0
+    mask = torch.zeros_like(evaluated)
+    mask[1:, 1:, 1:] = full
+    return mask
+
+
 def marching_cubes(
     values: np.ndarray, level: float = 0.0, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(r+1)^3 logit grid -> vertices (v, 3) in the domain and faces (f, 3) wound outward; empty if no surface.
 
-    ``mask`` (r+1)^3 bool restricts the work to cells whose corners are all marked.
+    ``mask`` (r+1)^3 bool restricts the work to the cells whose far corner (i+1, j+1, k+1) is marked.
     """
     from skimage.measure import marching_cubes as mc
 
@@ -176,7 +186,7 @@ def extract_meshes(
     grids, masks, count = grid_values(spec, params, config)
     meshes = []
     for b, grid in enumerate(grids):
-        mask = None if masks[b] is None else masks[b].cpu().numpy()
+        mask = None if masks[b] is None else _cell_mask(masks[b]).cpu().numpy()
         v, f = marching_cubes(grid.float().cpu().numpy(), config.level, mask)
         if len(f) == 0:
             name = names[b] if names else f"field {b}"

@@ -74,6 +74,20 @@ def test_coarse_to_fine_condition_thin_surfaces():
     assert len(d[1]) > 0 and len(c[1]) == 0
 
 
+def test_skimage_mask_convention_is_the_far_corner():
+    from shapezoo.extract import marching_cubes
+
+    v = np.zeros((4, 4, 4))
+    v[1:3, 1:3, 1:3] = 1.0
+    far = np.zeros_like(v, dtype=bool)
+    far[1, 1, 1] = True  # far corner of cell (0, 0, 0) only
+    assert len(marching_cubes(v, 0.5, far)[1]) == 1
+    near = np.zeros_like(v, dtype=bool)
+    near[0, 0, 0] = True
+    with pytest.raises(RuntimeError):
+        marching_cubes(v, 0.5, near)
+
+
 def test_empty_field_gives_empty_mesh_with_warning():
     with pytest.warns(UserWarning, match="f0: the field has no surface"):
         (m,), _ = extract_meshes(SLAB, slab_field(0.0, -0.5)[None], ExtractConfig(resolution=32, coarse=8), ["f0"])
