@@ -80,7 +80,8 @@ def test_help_is_instant_because_heavy_imports_are_lazy():
     import subprocess
     import sys
 
-    code = "import sys, shapezoo_cli.main; print(sorted(m for m in ('torch', 'trimesh', 'open3d', 'skimage') if m in sys.modules))"
+    heavy = "('torch', 'trimesh', 'open3d', 'skimage')"
+    code = f"import sys, shapezoo_cli.main; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
     assert runner.invoke(app, ["--help"]).exit_code == 0
