@@ -23,8 +23,13 @@ def mesh(
     format: Annotated[str, typer.Option(help="obj, ply, off, stl or glb.")] = "obj",
     names: Annotated[str | None, typer.Option(help="Comma-separated field names (default: all).")] = None,
     dense: Annotated[bool, typer.Option(help="Evaluate the full grid instead of coarse-to-fine.")] = False,
-    coarse: Annotated[int, typer.Option(help="First coarse-to-fine level (cells per side); parts thinner than "
-                                             "1/COARSE of the domain can be missed: raise it for thin shapes.")] = 64,
+    coarse: Annotated[
+        int,
+        typer.Option(
+            help="First coarse-to-fine level (cells per side); parts thinner than "
+            "1/COARSE of the domain can be missed: raise it for thin shapes."
+        ),
+    ] = 64,
     original_frame: Annotated[bool, typer.Option(help="Map vertices back to the source mesh's frame.")] = False,
     min_component: Annotated[float, typer.Option(help="Drop components below this share of faces.")] = 0.0,
     batch: Annotated[int, typer.Option(help="Fields evaluated together.")] = 8,
