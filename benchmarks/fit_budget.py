@@ -12,13 +12,10 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+from _fitbench import load_batch, score
 
 from shapezoo.fields import FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.io import read_json
-from shapezoo.sampling import load_samples
 
 BUDGETS = [(600, 1024), (1200, 1024), (2400, 1024), (4800, 1024), (2400, 2048), (1200, 4096), (9600, 1024)]
 
@@ -30,12 +27,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fit_budget.json"))
     args = ap.parse_args()
-    shapes = read_json(args.samples / "samples.json")["shapes"]
-    shapes = shapes[:: max(1, len(shapes) // args.shapes)][: args.shapes]
-    data = [load_samples(args.samples / s["file"]) for s in shapes]
-    pts = torch.stack([torch.from_numpy(d["points"]) for d in data]).to(args.device)
-    occ = torch.stack([torch.from_numpy(d["occupancy"]) for d in data]).to(args.device)
-    names, nu = [s["name"] for s in shapes], int(data[0]["n_uniform"])
+    pts, occ, nu, names = load_batch(args.samples, args.shapes, args.device)
     spec = FieldSpec()
     rows = []
     print(f"{len(names)} shapes, device {args.device}")
@@ -43,16 +35,11 @@ def main():
     for steps, per_step in BUDGETS:
         t = time.perf_counter()
         r = fit_fields(spec, init_params(spec), pts, occ, nu, names, FitConfig(steps=steps, points_per_step=per_step))
-        ious = [m["iou"] for m in r.metrics]
         row = {
             "steps": steps,
             "points_per_step": per_step,
             "point_evals": steps * per_step,
-            "median_iou": float(np.median(ious)),
-            "min_iou": float(np.min(ious)),
-            "median_iou_near": float(np.median([m["iou_near"] for m in r.metrics])),
-            "seconds": time.perf_counter() - t,
-            "per_shape": dict(zip(names, ious)),
+            **score(r, names, time.perf_counter() - t),
         }
         rows.append(row)
         print(

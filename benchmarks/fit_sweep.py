@@ -11,13 +11,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
+from _fitbench import load_batch, score
 
 from shapezoo.fields import FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.io import read_json
-from shapezoo.sampling import load_samples
 
 VARIANTS = {
     "default": ({}, {}),
@@ -41,12 +39,7 @@ def main():
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fit_sweep.json"))
     args = ap.parse_args()
-    shapes = read_json(args.samples / "samples.json")["shapes"]
-    shapes = shapes[:: max(1, len(shapes) // args.shapes)][: args.shapes]
-    data = [load_samples(args.samples / s["file"]) for s in shapes]
-    pts = torch.stack([torch.from_numpy(d["points"]) for d in data]).to(args.device)
-    occ = torch.stack([torch.from_numpy(d["occupancy"]) for d in data]).to(args.device)
-    names, nu = [s["name"] for s in shapes], int(data[0]["n_uniform"])
+    pts, occ, nu, names = load_batch(args.samples, args.shapes, args.device)
     rows = []
     print(f"{len(names)} shapes from {args.samples}, device {args.device}")
     print(f"{'variant':<14}{'P':>8}{'evals/field':>13}{'median IoU':>11}{'mean IoU':>9}{'min IoU':>9}{'s':>7}")
@@ -55,16 +48,11 @@ def main():
         spec, config = replace(FieldSpec(), **spec_kw), replace(FitConfig(), **fit_kw)
         t = time.perf_counter()
         r = fit_fields(spec, init_params(spec), pts, occ, nu, names, config)
-        ious = [m["iou"] for m in r.metrics]
         row = {
             "variant": key,
             "params": spec.layout().size,
             "point_evals": config.steps * config.points_per_step,
-            "median_iou": float(np.median(ious)),
-            "mean_iou": float(np.mean(ious)),
-            "min_iou": float(np.min(ious)),
-            "seconds": time.perf_counter() - t,
-            "per_shape": dict(zip(names, ious)),
+            **score(r, names, time.perf_counter() - t),
         }
         rows.append(row)
         print(
