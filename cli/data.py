@@ -16,13 +16,16 @@ app = typer.Typer(help="Make shape data: procedural families and occupancy sampl
 @handle_errors
 def generate(
     family: Annotated[str, typer.Argument(help="Shape family: chair, table, airplane, vase or mug.")],
-    out: Annotated[Path, typer.Option(help="Output folder for FAMILY_SSSS.obj + .json.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder for FAMILY_SSSS.obj + .json (default ./FAMILY).")
+    ] = None,
     count: Annotated[int, typer.Option(help="Number of shapes.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the first shape; shape i uses seed + i.")] = 0,
 ):
     """Generate COUNT watertight shapes of a procedural FAMILY, each with its parameters saved beside it."""
     from shapezoo_datasets.families import generate as run
 
+    out = out or Path(family)
     records = run(family, count, out, seed=seed)
     rows = [(r["name"], r["faces"], r["watertight"]) for r in records[:10]]
     summary = {

@@ -36,6 +36,12 @@ def test_generate_then_sample(tmp_path):
     assert again["skipped"] == 8
 
 
+def test_generate_writes_to_the_family_folder_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _ok(["data", "generate", "chair", "--count", "8"])["count"] == 8
+    assert len(list((tmp_path / "chair").glob("chair_*.obj"))) == 8
+
+
 def test_one_bad_file_is_reported_and_the_rest_processed(tmp_path):
     _ok(["data", "generate", "mug", "--count", "2", "--out", str(tmp_path / "m")])
     (tmp_path / "m" / "broken.obj").write_text("v 0 0 0\nv 1 1 nan\nv 0 1 0\nf 1 2 3\n")
