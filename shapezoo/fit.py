@@ -415,9 +415,8 @@ def fit_zoo(
             )
             rows.append(result.params)
             for s, st, m in zip(loaded, result.status, result.metrics):
-                entries.append(
-                    {"name": s["name"], "source": s["source"], "sha256": s["sha256"], "status": st, "metrics": m}
-                )
+                provenance = {k: s[k] for k in ("name", "source", "sha256", "normalisation")}
+                entries.append({**provenance, "status": st, "metrics": m})
                 if st == "failed":
                     entries[-1]["error"] = (
                         f"{s['name']}: diverged (NaN/inf or exploding loss) after {m['restarts']} restarts"

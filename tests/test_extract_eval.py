@@ -126,6 +126,26 @@ def test_mesh_and_eval_cli(zoo_pair):
     res = runner.invoke(app, ["mesh", str(root / "good"), "--out", str(root / "m"), "--resolution", "64"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (root / "m").glob("*.obj")) == ["ball.obj", "pill.obj"]
+    res = runner.invoke(
+        app,
+        [
+            "mesh",
+            str(root / "good"),
+            "--out",
+            str(root / "orig"),
+            "--resolution",
+            "64",
+            "--original-frame",
+            "--names",
+            "pill",
+            "--format",
+            "ply",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    original = trimesh.load(root / "refs" / "pill.obj", force="mesh")
+    back = trimesh.load(root / "orig" / "pill.ply", force="mesh")
+    np.testing.assert_allclose(back.bounds, original.bounds, atol=0.03)  # in the source file's frame again
     reports = {}
     for name in ("good", "bad"):
         out = root / f"{name}.json"
