@@ -52,16 +52,13 @@ def mesh(
     dev = resolve_device(device)
     ensure_output_dir(out)
     wanted = _names(names) or z.names
-    bad = set(z.nonfinite())
     failures, rows, todo = [], [], []
     for name in wanted:
-        i = z.index(name)
-        if name in bad:
-            failures.append(f"{name}: field weights contain NaN or inf")
-        elif z.entries[i].get("status") == "failed":
-            failures.append(f"{name}: the field failed to fit; nothing to extract")
+        problem = z.unusable(name)
+        if problem:
+            failures.append(problem)
         else:
-            todo.append(i)
+            todo.append(z.index(name))
     evals, start = 0, time.perf_counter()
     with progress() as bar, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

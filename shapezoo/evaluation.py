@@ -12,6 +12,7 @@ import torch
 
 from .errors import InputError, ShapezooError
 from .extract import ExtractConfig, extract_meshes
+from .fields import field_forward
 from .meshes import Shape, find_meshes, load_mesh
 from .metrics import IOU_POINTS, mesh_metrics, uniform_points, volume_iou
 from .sampling import inside_winding, label_points
@@ -22,10 +23,6 @@ UNITS = (
     "frame units (bbox centred, longest side 0.9); chamfer_l2 in squared units; "
     "iou, fscore (tau = 0.01), normal_consistency in [0, 1]"
 )
-
-
-def _references(reference: str | Path) -> dict[str, Path]:
-    return dict(find_meshes(reference))
 
 
 def _score(
@@ -51,25 +48,21 @@ def evaluate_zoo(
     IoU compares the field's own occupancy (logit > 0) with the reference's on 100k uniform points. One bad
     field or reference is reported under ``failed``; the others are still scored.
     """
-    refs = _references(reference)
+    refs = dict(find_meshes(reference))
     points = uniform_points(IOU_POINTS)
     rows, failed = [], []
-    nonfinite = set(zoo.nonfinite())
     for name in names or zoo.names:
         try:
+            problem = zoo.unusable(name)
+            if problem:
+                raise ShapezooError(problem)
             i = zoo.index(name)
-            if name in nonfinite:
-                raise ShapezooError(f"{name}: field weights contain NaN or inf")
-            if zoo.entries[i].get("status") == "failed":
-                raise ShapezooError(f"{name}: the field failed to fit ({zoo.entries[i].get('error', 'no error')})")
             if name not in refs:
                 raise InputError(Path(reference) / name, "no reference mesh with this name")
             ref = load_mesh(refs[name], name=name)
             params = zoo.params[i : i + 1].to(device)
             (mesh,), _ = extract_meshes(zoo.spec, params, config, [name])
             with torch.no_grad():
-                from .fields import field_forward
-
                 logits = field_forward(
                     zoo.spec, params, torch.as_tensor(points, dtype=torch.float32, device=device)[None]
                 )[0, :, 0]
@@ -92,7 +85,7 @@ def evaluate_meshes(
     Both are normalised into the frame by their own bounding boxes, as the pipeline does for all inputs; IoU
     uses the winding-number occupancy of each mesh.
     """
-    refs = _references(reference)
+    refs = dict(find_meshes(reference))
     points = uniform_points(IOU_POINTS)
     rows, failed = [], []
     for name, path in find_meshes(pred):

@@ -12,6 +12,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -19,8 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ShapezooError
-from .fields import FieldSpec, field_forward
+from .fields import FieldSpec, field_forward, init_params
+from .io import read_json
 from .runtime import available_memory, cuda_graph, precision, reuse_freed_memory
+from .sampling import INDEX_NAME, load_samples
+from .zoo import ZooWriter, metric_summary
 
 
 @dataclass(frozen=True)
@@ -339,8 +343,6 @@ def config_json(config: FitConfig) -> dict:
 
 def _load_batch(samples_dir, shapes: list[dict]) -> tuple[list[dict], list[dict], int | None]:
     """Read the sample files of a batch; shapes with unusable samples become failed entries."""
-    from .sampling import load_samples
-
     loaded, failed, n_uniform = [], [], None
     for s in shapes:
         entry = {
@@ -380,13 +382,6 @@ def fit_zoo(
     Resumes: fields already in ``out`` are skipped and never rewritten. Shapes with unusable samples are stored
     with status 'failed' and their error. Returns a summary (counts and metric statistics).
     """
-    from pathlib import Path
-
-    from .fields import init_params
-    from .io import read_json
-    from .sampling import INDEX_NAME
-    from .zoo import ZooWriter, metric_summary
-
     samples_dir, device = Path(samples_dir), torch.device(device)
     if batch < 1:
         raise ShapezooError(f"--batch must be >= 1, got {batch}")

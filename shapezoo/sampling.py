@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 
 from .errors import InputError, ShapezooError
-from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json, sha256_file
 from .meshes import Shape, find_meshes, load_mesh
 
 SAMPLES_FORMAT = "shapezoo.samples/1"
@@ -238,6 +238,4 @@ def sample_meshes(
 
 
 def _same_hash(path: Path, sha256: str) -> bool:
-    from .io import sha256_file
-
     return path.exists() and sha256_file(path) == sha256

@@ -50,6 +50,15 @@ class FieldZoo:
         """One field as a ready-to-use ``nn.Module``."""
         return to_module(self.spec, self.weights(name))
 
+    def unusable(self, name: str) -> str | None:
+        """Why a field cannot be meshed or scored (NaN/inf weights, or it failed to fit), or None if it can."""
+        i = self.index(name)
+        if not torch.isfinite(self.params[i]).all():
+            return f"{name}: field weights contain NaN or inf"
+        if self.entries[i].get("status") == "failed":
+            return f"{name}: the field failed to fit ({self.entries[i].get('error', 'no error recorded')})"
+        return None
+
     def nonfinite(self) -> list[str]:
         """Names of fields whose weights contain NaN or inf."""
         bad = ~torch.isfinite(self.params).all(dim=1)
