@@ -1,0 +1,32 @@
+"""The latent space of fields: weight autoencoders, their training, and latent operations."""
+
+from .designs import DESIGNS, ModelConfig, ParamStats, PrepGrid, WeightAutoencoder
+from .latent import Evidence, GaussianPrior, OptimizeConfig, interpolate, optimize_latent
+from .space import WeightSpace, build_model, load_latents, load_space, save_latents, save_space, split_names
+from .train import TrainConfig, binary_kl, evaluate_split, losses, probe_points, train_space
+
+__all__ = [
+    "DESIGNS",
+    "Evidence",
+    "GaussianPrior",
+    "ModelConfig",
+    "OptimizeConfig",
+    "ParamStats",
+    "PrepGrid",
+    "TrainConfig",
+    "WeightAutoencoder",
+    "WeightSpace",
+    "binary_kl",
+    "build_model",
+    "evaluate_split",
+    "interpolate",
+    "load_latents",
+    "load_space",
+    "losses",
+    "optimize_latent",
+    "probe_points",
+    "save_latents",
+    "save_space",
+    "split_names",
+    "train_space",
+]

@@ -1,0 +1,255 @@
+"""Weight autoencoders: ``prep`` (the paper's 2-D weight grid + conv) and ``neuron`` (hidden units as tokens).
+
+Both map flat field weights (B, P) to latents (B, d) and back. Decoders end in a per-parameter scale and shift
+initialised from zoo statistics, so an untrained decoder already outputs the zoo's mean field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..fields import FieldSpec
+
+Design = Literal["neuron", "prep"]
+DESIGNS = ("neuron", "prep")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of a weight autoencoder."""
+
+    design: Design = "neuron"
+    """``neuron``: permutation-invariant encoder over hidden units; ``prep``: the paper's conv baseline."""
+    latent: int = 512
+    """Size of z."""
+    hidden: int = 64
+    """Token width of the neuron encoder; the prep convs use hidden / 8 .. hidden channels."""
+    rounds: int = 2
+    """Message-passing rounds between adjacent layers (neuron encoder)."""
+    trunk: int = 256
+    """Width of the decoder's shared MLP before the per-layer heads (neuron decoder)."""
+
+
+class ParamStats(nn.Module):
+    """Zoo statistics: per-parameter mean/std (decoder init, weight loss) and per-tensor mean/std (encoder input)."""
+
+    def __init__(self, spec: FieldSpec, params: torch.Tensor | None = None):
+        super().__init__()
+        P, T = spec.layout().size, len(spec.layout().entries)
+        self.register_buffer("mean", torch.zeros(P))
+        self.register_buffer("std", torch.ones(P))
+        self.register_buffer("tensor_mean", torch.zeros(T))
+        self.register_buffer("tensor_std", torch.ones(T))
+        if params is not None:
+            self.mean.copy_(params.mean(0))
+            layout = spec.layout()
+            parts = torch.split(params, layout.numels, dim=1)
+            tensor_std = torch.stack([p.std().clamp_min(1e-8) for p in parts])
+            # Per-parameter std, floored at 5% of its tensor's std: parameters that barely moved from the shared
+            # initialisation must not get huge weight in the normalised weight loss.
+            floor = torch.repeat_interleave(0.05 * tensor_std, torch.tensor(layout.numels))
+            self.std.copy_(torch.maximum(params.std(0) if len(params) > 1 else floor, floor))
+            self.tensor_mean.copy_(torch.stack([p.mean() for p in parts]))
+            self.tensor_std.copy_(tensor_std)
+
+    def per_tensor(self, spec: FieldSpec, params: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, P) -> {name: normalised (B, *shape)} with one mean/std per tensor (permutation invariant)."""
+        w = spec.layout().unflatten(params)
+        return {k: (v - self.tensor_mean[i]) / self.tensor_std[i] for i, (k, v) in enumerate(w.items())}
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+class _OutputAffine(nn.Module):
+    """Per-parameter ``shift + scale * y``, initialised to the zoo mean and std."""
+
+    def __init__(self, stats: ParamStats):
+        super().__init__()
+        self.scale = nn.Parameter(stats.std.clone())
+        self.shift = nn.Parameter(stats.mean.clone())
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.shift + self.scale * y
+
+
+class NeuronEncoder(nn.Module):
+    """Hidden units are tokens; messages flow along the weights between adjacent layers; pooled per layer -> z.
+
+    A hidden unit's token starts from its bias, the statistics of its incoming and outgoing weights, and (first
+    and last hidden layer only) its weights to the fixed inputs/outputs. Each round adds ``W_k @ f(H_{k-1})`` and
+    ``W_{k+1}^T @ g(H_{k+1})``; mean and max pooling over units make z invariant to permuting hidden units.
+    """
+
+    def __init__(self, spec: FieldSpec, config: ModelConfig):
+        super().__init__()
+        self.spec, d, L = spec, config.hidden, spec.depth
+        dims = spec.dims
+        feats = [5 + (dims[0] if k == 0 else 0) + (dims[-1] if k == L - 1 else 0) for k in range(L)]
+        self.embed = nn.ModuleList(_mlp([f, d, d]) for f in feats)
+        self.fwd = nn.ModuleList(nn.ModuleList(nn.Linear(d, d) for _ in range(L)) for _ in range(config.rounds))
+        self.bwd = nn.ModuleList(nn.ModuleList(nn.Linear(d, d) for _ in range(L)) for _ in range(config.rounds))
+        self.update = nn.ModuleList(nn.ModuleList(_mlp([3 * d, d, d]) for _ in range(L)) for _ in range(config.rounds))
+        self.norm = nn.ModuleList(nn.ModuleList(nn.LayerNorm(d) for _ in range(L)) for _ in range(config.rounds))
+        self.readout = nn.ModuleList(_mlp([d, d]) for _ in range(L))
+        self.head = _mlp([2 * d * L + dims[-1], 2 * config.latent, config.latent])
+
+    def forward(self, w: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Normalised per-tensor weights {name: (B, *shape)} -> (B, latent)."""
+        L = self.spec.depth
+        W = [w[f"layers.{i}.weight"] for i in range(L + 1)]
+        b = [w[f"layers.{i}.bias"] for i in range(L + 1)]
+        H = []
+        for k in range(L):
+            rows, cols = W[k], W[k + 1].transpose(1, 2)  # (B, n, fan_in), (B, n, fan_out)
+            f = [b[k][..., None], rows.mean(-1, keepdim=True), rows.std(-1, keepdim=True)]
+            f += [cols.mean(-1, keepdim=True), cols.std(-1, keepdim=True) if cols.shape[-1] > 1 else cols * 0]
+            if k == 0:
+                f.append(rows)
+            if k == L - 1:
+                f.append(cols)
+            H.append(self.embed[k](torch.cat(f, -1)))
+        for r in range(len(self.update)):
+            new = []
+            for k in range(L):
+                zero = torch.zeros_like(H[k])
+                m_in = W[k] @ self.fwd[r][k](H[k - 1]) / math.sqrt(W[k].shape[-1]) if k > 0 else zero
+                m_out = (
+                    W[k + 1].transpose(1, 2) @ self.bwd[r][k](H[k + 1]) / math.sqrt(W[k + 1].shape[1])
+                    if k < L - 1
+                    else zero
+                )
+                new.append(H[k] + self.update[r][k](torch.cat([self.norm[r][k](H[k]), m_in, m_out], -1)))
+            H = new
+        pooled = [torch.cat([(g := self.readout[k](h)).mean(1), g.amax(1)], -1) for k, h in enumerate(H)]
+        return self.head(torch.cat(pooled + [b[L]], -1))
+
+
+class NeuronDecoder(nn.Module):
+    """Hypernetwork: a shared MLP trunk, then one linear head per layer producing that layer's weights and bias."""
+
+    def __init__(self, spec: FieldSpec, config: ModelConfig, stats: ParamStats):
+        super().__init__()
+        self.trunk = _mlp([config.latent, config.trunk, config.trunk])
+        self.heads = nn.ModuleList()
+        for fan_in, fan_out in zip(spec.dims[:-1], spec.dims[1:]):
+            head = nn.Linear(config.trunk, fan_out * (fan_in + 1))
+            nn.init.normal_(head.weight, std=0.1 / math.sqrt(config.trunk))
+            nn.init.zeros_(head.bias)
+            self.heads.append(head)
+        self.spec = spec
+        self.affine = _OutputAffine(stats)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, latent) -> (B, P) flat field weights."""
+        t = F.gelu(self.trunk(z))
+        parts = {}
+        for i, (head, fan_in, fan_out) in enumerate(zip(self.heads, self.spec.dims[:-1], self.spec.dims[1:])):
+            y = head(t).view(-1, fan_out, fan_in + 1)
+            parts[f"layers.{i}.weight"], parts[f"layers.{i}.bias"] = y[..., :fan_in], y[..., fan_in]
+        return self.affine(self.spec.layout().flatten(parts))
+
+
+class PrepGrid:
+    """The paper's layout: each layer's ``[W | b]`` rows stacked into one zero-padded (rows, cols) grid."""
+
+    def __init__(self, spec: FieldSpec):
+        self.rows = sum(spec.dims[1:])
+        self.cols = max(spec.dims[:-1]) + 1
+        pos, r = [], 0
+        for fan_in, fan_out in zip(spec.dims[:-1], spec.dims[1:]):
+            grid_rows = torch.arange(r, r + fan_out)[:, None] * self.cols
+            pos += [(grid_rows + torch.arange(fan_in)).flatten(), (grid_rows[:, 0] + fan_in)]
+            r += fan_out
+        self.spec = spec
+        self.position = torch.cat(pos)
+        # Flat order is weight then bias per layer; ``pos`` was built in that order.
+
+    def to_grid(self, flat: torch.Tensor) -> torch.Tensor:
+        """(B, P) -> (B, 1, rows, cols)."""
+        grid = flat.new_zeros(flat.shape[0], self.rows * self.cols)
+        grid[:, self.position.to(flat.device)] = flat
+        return grid.view(-1, 1, self.rows, self.cols)
+
+    def from_grid(self, grid: torch.Tensor) -> torch.Tensor:
+        """(B, 1, rows, cols) -> (B, P)."""
+        return grid.reshape(grid.shape[0], -1)[:, self.position.to(grid.device)]
+
+
+class PrepEncoder(nn.Module):
+    """Conv + max-pool over the normalised weight grid (paper's baseline encoder)."""
+
+    def __init__(self, spec: FieldSpec, config: ModelConfig):
+        super().__init__()
+        self.grid = PrepGrid(spec)
+        c = config.hidden // 8
+        chans = [1, c, 2 * c, 4 * c, 8 * c]
+        blocks: list[nn.Module] = []
+        for a, b in zip(chans[:-1], chans[1:]):
+            blocks += [nn.Conv2d(a, b, 3, padding=1), nn.GELU(), nn.MaxPool2d(2, ceil_mode=True)]
+        self.convs = nn.Sequential(*blocks)
+        h, w = self.grid.rows, self.grid.cols
+        for _ in range(4):
+            h, w = math.ceil(h / 2), math.ceil(w / 2)
+        self.head = nn.Linear(chans[-1] * h * w, config.latent)
+
+    def forward(self, normalised: torch.Tensor) -> torch.Tensor:
+        """(B, P) weights standardised per parameter -> (B, latent)."""
+        return self.head(self.convs(self.grid.to_grid(normalised)).flatten(1))
+
+
+class PrepDecoder(nn.Module):
+    """Latent -> small grid -> 4 x (upsample, conv) -> the weight grid, then per-parameter scale and shift."""
+
+    def __init__(self, spec: FieldSpec, config: ModelConfig, stats: ParamStats):
+        super().__init__()
+        self.grid = PrepGrid(spec)
+        c = config.hidden // 8
+        self.h0, self.w0, self.c0 = math.ceil(self.grid.rows / 16), math.ceil(self.grid.cols / 16), 8 * c
+        self.fc = nn.Linear(config.latent, self.c0 * self.h0 * self.w0)
+        chans = [8 * c, 4 * c, 2 * c, c, c]
+        blocks: list[nn.Module] = []
+        for a, b in zip(chans[:-1], chans[1:]):
+            blocks += [nn.Upsample(scale_factor=2), nn.Conv2d(a, b, 3, padding=1), nn.GELU()]
+        self.convs = nn.Sequential(*blocks, nn.Conv2d(c, 1, 1))
+        nn.init.normal_(self.convs[-1].weight, std=0.01)
+        nn.init.zeros_(self.convs[-1].bias)
+        self.affine = _OutputAffine(stats)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.convs(self.fc(z).view(-1, self.c0, self.h0, self.w0))
+        return self.affine(self.grid.from_grid(x[..., : self.grid.rows, : self.grid.cols]))
+
+
+class WeightAutoencoder(nn.Module):
+    """encode: (B, P) field weights -> (B, latent); decode: (B, latent) -> (B, P)."""
+
+    def __init__(self, spec: FieldSpec, config: ModelConfig, stats: ParamStats):
+        super().__init__()
+        self.spec, self.config, self.stats = spec, config, stats
+        if config.design == "neuron":
+            self.encoder: nn.Module = NeuronEncoder(spec, config)
+            self.decoder: nn.Module = NeuronDecoder(spec, config, stats)
+        else:
+            self.encoder = PrepEncoder(spec, config)
+            self.decoder = PrepDecoder(spec, config, stats)
+
+    def encode(self, params: torch.Tensor) -> torch.Tensor:
+        if self.config.design == "neuron":
+            return self.encoder(self.stats.per_tensor(self.spec, params))
+        return self.encoder((params - self.stats.mean) / self.stats.std)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)

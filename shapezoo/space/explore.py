@@ -1,0 +1,122 @@
+"""Latent operations end to end: fields from meshes, interpolation sequences, completion, sampling, with metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError, ShapezooError
+from ..extract import ExtractConfig, extract_meshes
+from ..fields import field_forward, init_params
+from ..fit import FitConfig, fit_fields
+from ..meshes import load_mesh
+from ..metrics import point_metrics, surface_points, uniform_points
+from ..sampling import SampleConfig, sample_shape
+from .latent import GaussianPrior, interpolate
+from .space import WeightSpace
+
+
+def fit_mesh(space: WeightSpace, path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.Tensor, dict]:
+    """Sample a mesh file and fit a field to it with the recipe and shared initialisation of the space's zoo.
+
+    Returns the field weights (P,) and the shape's record (name, source, normalisation).
+    """
+    zoo_meta = space.meta.get("zoo", {}).get("meta", {})
+    fit = {k: v for k, v in zoo_meta.get("fit", {}).items() if k in FitConfig.__dataclass_fields__}
+    config = FitConfig(**fit)
+    sample_cfg = zoo_meta.get("samples", {}).get("config") or {}
+    sample_cfg = {k: v for k, v in sample_cfg.items() if k in SampleConfig.__dataclass_fields__}
+    if "sigmas" in sample_cfg:
+        sample_cfg["sigmas"] = tuple(sample_cfg["sigmas"])
+    shape = load_mesh(path)
+    data = sample_shape(shape, SampleConfig(**sample_cfg))
+    pts = torch.from_numpy(data["points"])[None].to(device)
+    occ = torch.from_numpy(data["occupancy"])[None].to(device)
+    init = init_params(space.spec, config.init_seed).to(device)
+    result = fit_fields(space.spec, init, pts, occ, int(data["n_uniform"]), [shape.name], config)
+    if result.status[0] == "failed":
+        raise InputError(path, "the field fitted to this mesh diverged")
+    return result.params[0].detach(), {**shape.record(), "fit_iou": result.metrics[0]["iou"]}
+
+
+def sequence(
+    space: WeightSpace,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    steps: int,
+    mode: str = "lerp",
+    weights: bool = False,
+) -> torch.Tensor:
+    """Field weights (steps, P) from field ``a`` to field ``b`` (both (P,)): through the latent space, or with
+    ``weights=True`` by interpolating the raw weights (the naive baseline)."""
+    if weights:
+        return interpolate(a.float().cpu(), b.float().cpu(), steps, "lerp")
+    z = space.encode(torch.stack([a, b]))
+    return space.decode(interpolate(z[0], z[1], steps, mode)).cpu()
+
+
+def sequence_metrics(
+    space: WeightSpace, params: torch.Tensor, config: ExtractConfig, device: str | torch.device = "cpu"
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[dict]]:
+    """Meshes of a sequence of fields and per-step metrics: occupied volume share, surface area, and Chamfer-L2
+    to the first and last step's meshes (how far along the way each step is)."""
+    meshes, _ = extract_meshes(space.spec, params.to(device), config, [f"step {i}" for i in range(len(params))])
+    x = torch.as_tensor(uniform_points(32768), dtype=torch.float32, device=device)
+    with torch.no_grad():
+        inside = field_forward(space.spec, params.to(device), x.expand(len(params), -1, -1))[..., 0] > 0
+    ends = [surface_points(*meshes[0])[0] if len(meshes[0][1]) else None]
+    ends.append(surface_points(*meshes[-1])[0] if len(meshes[-1][1]) else None)
+    rows = []
+    for i, (v, f) in enumerate(meshes):
+        row = {"step": i, "t": i / max(1, len(meshes) - 1), "volume": float(inside[i].float().mean()), "faces": len(f)}
+        if len(f):
+            import trimesh
+
+            row["area"] = float(trimesh.Trimesh(v, f, process=False).area)
+            pts = surface_points(v, f)[0]
+            for key, end in zip(("chamfer_l2_to_start", "chamfer_l2_to_end"), ends):
+                if end is not None:
+                    row[key] = point_metrics(pts, end, device=device)["chamfer_l2"]
+        rows.append(row)
+    return meshes, rows
+
+
+def nearest_training(
+    space: WeightSpace,
+    z: torch.Tensor,
+    train_z: torch.Tensor,
+    train_names: list[str],
+    mesh: tuple[np.ndarray, np.ndarray],
+    config: ExtractConfig,
+    k: int = 5,
+    device: str | torch.device = "cpu",
+) -> dict:
+    """Distance of a latent (d,) to the nearest training latent, and the nearest training shape by Chamfer-L2
+    among the decodes of its ``k`` nearest training latents (memorisation check for sampled members)."""
+    d = (train_z - z.cpu()).norm(dim=1)
+    order = d.argsort()[:k].tolist()
+    decoded = space.decode(train_z[order]).to(device)
+    meshes, _ = extract_meshes(space.spec, decoded, config, [train_names[i] for i in order])
+    if len(mesh[1]) == 0:
+        raise ShapezooError("the sampled field has no surface")
+    pts = surface_points(*mesh)[0]
+    cds = [
+        point_metrics(pts, surface_points(*m)[0], device=device)["chamfer_l2"] if len(m[1]) else float("inf")
+        for m in meshes
+    ]
+    j = int(np.argmin(cds))
+    return {
+        "nearest_latent": train_names[order[0]],
+        "latent_distance": float(d[order[0]]),
+        "latent_distance_median_train": float(torch.cdist(train_z, train_z).median()),
+        "nearest_shape": train_names[order[j]],
+        "chamfer_l2_to_nearest_shape": float(cds[j]),
+    }
+
+
+def prior_from_space(space: WeightSpace, path: str | Path) -> tuple[GaussianPrior, torch.Tensor, list[str]]:
+    """The Gaussian prior over the space's training latents, with those latents and their names."""
+    z, names = space.train_latents(path)
+    return GaussianPrior.fit(z), z, names

@@ -1,0 +1,192 @@
+"""Moving through a weight space: interpolation, a Gaussian prior over latents, and latent optimisation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ShapezooError
+from ..fields import field_forward
+from .space import WeightSpace
+
+
+def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, mode: Literal["lerp", "slerp"] = "lerp") -> torch.Tensor:
+    """``steps`` points from ``a`` to ``b`` (both (d,)), endpoints included -> (steps, d).
+
+    ``slerp`` follows the great circle between the directions and interpolates the norms linearly; it keeps
+    midpoints at a typical norm when latents concentrate on a shell.
+    """
+    if steps < 2:
+        raise ShapezooError(f"--steps must be >= 2, got {steps}")
+    t = torch.linspace(0, 1, steps, dtype=a.dtype, device=a.device)[:, None]
+    if mode == "lerp":
+        return (1 - t) * a + t * b
+    if mode != "slerp":
+        raise ShapezooError(f"unknown interpolation mode '{mode}' (lerp or slerp)")
+    na, nb = a.norm(), b.norm()
+    ua, ub = a / na.clamp_min(1e-12), b / nb.clamp_min(1e-12)
+    omega = torch.arccos((ua * ub).sum().clamp(-1 + 1e-7, 1 - 1e-7))
+    if omega < 1e-4:
+        return (1 - t) * a + t * b
+    dirs = (torch.sin((1 - t) * omega) * ua + torch.sin(t * omega) * ub) / torch.sin(omega)
+    out = dirs * ((1 - t) * na + t * nb)
+    out[0], out[-1] = a, b
+    return out
+
+
+@dataclass
+class GaussianPrior:
+    """A Gaussian over latents: mean (d,) and a lower-triangular factor (d, d) of the shrunk covariance."""
+
+    mean: torch.Tensor
+    factor: torch.Tensor
+
+    @classmethod
+    def fit(cls, z: torch.Tensor, shrinkage: float = 0.1) -> GaussianPrior:
+        """Fit to latents (N, d), shrinking the covariance towards its diagonal (N is often below d)."""
+        if len(z) < 2:
+            raise ShapezooError(f"a latent prior needs at least 2 latents, got {len(z)}")
+        z = z.double()
+        cov = torch.cov(z.T).reshape(z.shape[1], z.shape[1])
+        cov = (1 - shrinkage) * cov + shrinkage * torch.diag(torch.diag(cov)) + 1e-8 * torch.eye(len(cov))
+        return cls(z.mean(0).float(), torch.linalg.cholesky(cov).float())
+
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return self.to_latent(torch.randn(n, len(self.mean), generator=g))
+
+    def to_latent(self, u: torch.Tensor) -> torch.Tensor:
+        """Whitened coordinates (n, d) -> latents."""
+        return self.mean.to(u) + u @ self.factor.to(u).T
+
+    def to_whitened(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve_triangular(self.factor.to(z), (z - self.mean.to(z)).T, upper=False).T
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Occupancy evidence for one shape: points (n, 3) in the frame and target probabilities (n,) in [0, 1].
+
+    Observed surface points have target 0.5 (the level set); points pushed inwards/outwards along known normals
+    have targets 1 / 0.
+    """
+
+    points: torch.Tensor
+    targets: torch.Tensor
+
+    @classmethod
+    def from_surface(cls, points: torch.Tensor, normals: torch.Tensor | None = None, offset: float = 0.01) -> Evidence:
+        """Evidence from surface points (n, 3) and, if known, outward normals (n, 3)."""
+        if points.dim() != 2 or points.shape[1] != 3 or len(points) == 0:
+            raise ShapezooError(f"surface points must be a non-empty (n, 3) array, got {tuple(points.shape)}")
+        parts, targets = [points], [torch.full((len(points),), 0.5)]
+        if normals is not None:
+            n = F.normalize(normals, dim=1)
+            parts += [points - offset * n, points + offset * n]
+            targets += [torch.ones(len(points)), torch.zeros(len(points))]
+        return cls(torch.cat(parts).float(), torch.cat(targets).float())
+
+
+@contextmanager
+def _frozen(model: torch.nn.Module):
+    """Eval mode and no parameter gradients while latents are optimised through the decoder."""
+    model.eval()
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """Latent optimisation against evidence."""
+
+    steps: int = 300
+    lr: float = 0.05
+    """Adam step size in whitened latent coordinates."""
+    prior: float = 1e-3
+    """Weight of ||u||^2 / d (the Gaussian prior's negative log-likelihood per dimension)."""
+    points: int = 4096
+    """Evidence points per step (all if fewer)."""
+    seed: int = 0
+
+
+def optimize_latent(
+    space: WeightSpace,
+    evidence: Evidence,
+    prior: GaussianPrior,
+    config: OptimizeConfig = OptimizeConfig(),
+    start: torch.Tensor | None = None,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> tuple[torch.Tensor, list[dict]]:
+    """Find z whose decoded field best explains the evidence, starting from the prior mean (or ``start``).
+
+    Optimises whitened coordinates u (z = mean + L u) with Adam; loss = BCE(field logits, targets) + prior term.
+    Returns the latent (d,) and the loss history (every 10 steps).
+    """
+    dev = next(space.model.parameters()).device
+    x, y = evidence.points.to(dev), evidence.targets.to(dev)
+    u0 = torch.zeros(1, space.latent_size) if start is None else prior.to_whitened(start.reshape(1, -1).cpu())
+    u = u0.to(dev).clone().requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=config.lr)
+    g = torch.Generator().manual_seed(config.seed)
+    history = []
+    with _frozen(space.model):
+        for step in range(config.steps):
+            pick = torch.randperm(len(x), generator=g)[: config.points].to(dev)
+            params = space.model.decode(prior.to_latent(u))
+            logits = field_forward(space.spec, params, x[pick][None])[0, :, 0]
+            fit = F.binary_cross_entropy_with_logits(logits, y[pick])
+            reg = (u**2).mean()
+            loss = fit + config.prior * reg
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % 10 == 0 or step == config.steps - 1:
+                history.append({"step": step, "evidence": float(fit.detach()), "prior": float(reg.detach())})
+                if on_step is not None:
+                    on_step(step, history[-1])
+    return prior.to_latent(u.detach())[0], history
+
+
+def refine_latents(
+    space: WeightSpace,
+    params: torch.Tensor,
+    z: torch.Tensor,
+    steps: int,
+    lr: float = 0.01,
+    points: int = 2048,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Improve encoder latents (N, d) by gradient steps on the functional loss against the fields (N, P) themselves.
+
+    The encoder is amortised (one pass); a few steps of latent optimisation close part of the gap between a
+    field and its decode, most for fields unlike the training zoo.
+    """
+    from .train import binary_kl, probe_points
+
+    if steps <= 0:
+        return z
+    dev = next(space.model.parameters()).device
+    out = []
+    with _frozen(space.model):
+        for pb, zb in zip(params.split(64), z.split(64)):
+            x, t = probe_points(space.spec, pb.to(dev), points // 2, points - points // 2, seed)
+            zb = zb.to(dev).clone().requires_grad_(True)
+            opt = torch.optim.Adam([zb], lr=lr)
+            for _ in range(steps):
+                loss = binary_kl(field_forward(space.spec, space.model.decode(zb), x)[..., 0], t)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            out.append(zb.detach())
+    return torch.cat(out)

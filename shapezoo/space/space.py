@@ -1,0 +1,164 @@
+"""WeightSpace: a trained weight autoencoder bound to one field architecture, saved as space.json + safetensors."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError, ShapezooError
+from ..fields import FieldSpec
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+from .designs import DESIGNS, ModelConfig, ParamStats, WeightAutoencoder
+
+SPACE_FORMAT = "shapezoo.space/1"
+SPACE_JSON = "space.json"
+MODEL_FILE = "model.safetensors"
+LATENTS_FILE = "train_latents.safetensors"
+
+
+@dataclass
+class WeightSpace:
+    """A weight autoencoder for fields of ``spec``; ``meta`` holds configs, splits and the training history."""
+
+    spec: FieldSpec
+    model: WeightAutoencoder
+    meta: dict
+
+    @property
+    def latent_size(self) -> int:
+        return self.model.config.latent
+
+    def check_spec(self, spec: FieldSpec, what: str | Path) -> None:
+        """Raise InputError unless fields of ``spec`` belong to this space."""
+        if spec != self.spec:
+            raise InputError(
+                what,
+                f"fields of architecture {_describe(spec)} cannot be used with a space trained on "
+                f"{_describe(self.spec)}",
+            )
+
+    def check_latents(self, z: torch.Tensor, what: str | Path) -> None:
+        if z.dim() != 2 or z.shape[1] != self.latent_size:
+            raise InputError(what, f"latents of shape {tuple(z.shape)}; this space needs (N, {self.latent_size})")
+        if not torch.isfinite(z).all():
+            bad = (~torch.isfinite(z).all(1)).nonzero().flatten().tolist()
+            raise InputError(what, f"latent rows {bad[:5]} contain NaN or inf")
+
+    @torch.no_grad()
+    def encode(self, params: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """(N, P) field weights -> (N, latent), on the model's device."""
+        self.spec.layout().check(params)
+        if not torch.isfinite(params).all():
+            raise ShapezooError("cannot encode field weights that contain NaN or inf")
+        dev = next(self.model.parameters()).device
+        self.model.eval()
+        return torch.cat([self.model.encode(p.to(dev)) for p in params.split(batch)]) if len(params) else params
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """(N, latent) -> (N, P) field weights, on the model's device."""
+        self.check_latents(z, "latents")
+        dev = next(self.model.parameters()).device
+        self.model.eval()
+        return torch.cat([self.model.decode(b.to(dev)) for b in z.split(batch)])
+
+    def to(self, device) -> WeightSpace:
+        self.model.to(device)
+        return self
+
+    def train_latents(self, path: str | Path) -> tuple[torch.Tensor, list[str]]:
+        """The encoded training fields saved beside the model (for priors and nearest-neighbour reports)."""
+        return load_latents(Path(path) / LATENTS_FILE)
+
+
+def _describe(spec: FieldSpec) -> str:
+    return f"{spec.activation} {spec.in_dim}->{spec.width}x{spec.depth}->{spec.out_dim}"
+
+
+def build_model(spec: FieldSpec, config: ModelConfig, params: torch.Tensor | None = None) -> WeightAutoencoder:
+    """A fresh autoencoder whose output affine starts at the statistics of ``params`` (N, P)."""
+    if config.design not in DESIGNS:
+        raise ShapezooError(f"unknown design '{config.design}' ({' or '.join(DESIGNS)})")
+    if config.latent < 1:
+        raise ShapezooError(f"latent size must be >= 1, got {config.latent}")
+    return WeightAutoencoder(spec, config, ParamStats(spec, params))
+
+
+def save_space(path: str | Path, space: WeightSpace) -> None:
+    """Write model.safetensors, then space.json (both atomic)."""
+    path = ensure_output_dir(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in space.model.state_dict().items()}
+    atomic_save_tensors(path / MODEL_FILE, state)
+    header = {
+        "format": SPACE_FORMAT,
+        "spec": space.spec.to_json(),
+        "model": asdict(space.model.config),
+        **{k: v for k, v in space.meta.items() if k not in ("format", "spec", "model")},
+    }
+    atomic_write_json(path / SPACE_JSON, header)
+
+
+def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSpace:
+    """Read and validate a space folder; problems raise InputError naming the file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(path, "space folder not found")
+    header = read_json(path / SPACE_JSON)
+    if header.get("format") != SPACE_FORMAT:
+        raise InputError(path / SPACE_JSON, f"not a shapezoo space (format {header.get('format')!r})")
+    spec = FieldSpec.from_json(header["spec"])
+    try:
+        config = ModelConfig(**header["model"])
+    except TypeError as exc:
+        raise InputError(path / SPACE_JSON, f"invalid model config: {exc}") from None
+    model = build_model(spec, config)
+    state, _ = load_tensors(path / MODEL_FILE, framework="pt")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise InputError(path / MODEL_FILE, f"weights do not match space.json ({first})") from None
+    meta = {k: v for k, v in header.items() if k not in ("format", "spec", "model")}
+    return WeightSpace(spec, model.to(device), meta)
+
+
+def save_latents(path: str | Path, z: torch.Tensor, names: list[str], extra: dict | None = None) -> None:
+    """latents.safetensors: ``z`` (N, d) float32; names (and any extra JSON) in the metadata."""
+    import json
+
+    if len(names) != len(z):
+        raise ShapezooError(f"{len(names)} names for {len(z)} latents")
+    meta = {"names": json.dumps(names), **{k: json.dumps(v) for k, v in (extra or {}).items()}}
+    atomic_save_tensors(path, {"z": z.detach().float().cpu().contiguous()}, meta)
+
+
+def load_latents(path: str | Path) -> tuple[torch.Tensor, list[str]]:
+    """(z (N, d), names) from a latents file; a bad file raises InputError."""
+    import json
+
+    tensors, meta = load_tensors(path, framework="pt")
+    z = tensors.get("z")
+    if z is None or z.dim() != 2:
+        raise InputError(path, "holds no 'z' tensor of shape (N, d)")
+    try:
+        names = json.loads(meta.get("names", "null")) or [f"z{i:04d}" for i in range(len(z))]
+    except json.JSONDecodeError:
+        raise InputError(path, "the 'names' metadata is not valid JSON") from None
+    if len(names) != len(z):
+        raise InputError(path, f"lists {len(names)} names for {len(z)} latents")
+    return z.float(), names
+
+
+def split_names(names: list[str], val: float, test: float, seed: int) -> dict[str, list[str]]:
+    """Deterministic train/val/test split by shape name (independent of order)."""
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise ShapezooError(f"validation ({val}) and test ({test}) fractions must be in [0, 1) and sum below 1")
+    key = sorted(names, key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).hexdigest())
+    n_test, n_val = round(test * len(key)), round(val * len(key))
+    if len(key) - n_test - n_val < 1:
+        raise ShapezooError(f"{len(names)} fields leave none for training after the validation/test split")
+    split = {"test": key[:n_test], "val": key[n_test : n_test + n_val], "train": key[n_test + n_val :]}
+    return {k: sorted(v, key=names.index) for k, v in split.items()}

@@ -1,0 +1,301 @@
+"""Training a weight space: functional distillation of each zoo field into its decode, resumable, best-by-validation."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError, ShapezooError
+from ..fields import FieldSpec, field_forward
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+from ..zoo import FieldZoo
+from .designs import ModelConfig
+from .space import LATENTS_FILE, WeightSpace, build_model, save_latents, save_space, split_names
+
+STATE_JSON = "train_state.json"
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a weight space is trained."""
+
+    epochs: int = 400
+    """Passes over the training fields."""
+    batch: int = 32
+    """Fields per step."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate (linear warm-up, then cosine to ``lr * lr_final``)."""
+    lr_final: float = 0.05
+    warmup: int = 100
+    """Warm-up steps."""
+    weight_loss: float = 0.05
+    """Weight of the normalised weight-MSE term beside the functional loss."""
+    points: int = 2048
+    """Query points per field and step, half uniform in the domain, half near the surface."""
+    probe_uniform: int = 8192
+    """Pool of uniform points per field (drawn once; targets are the original field's logits)."""
+    probe_near: int = 8192
+    """Pool of near-surface points per field (original field's level set, jittered by 0.01 / 0.003)."""
+    val: float = 0.1
+    """Share of fields for validation (best checkpoint: highest mean field IoU of the decodes)."""
+    test: float = 0.2
+    """Share of fields held out entirely (reported, never seen in training or selection)."""
+    eval_every: int = 10
+    """Validate and checkpoint every this many epochs."""
+    latent_noise: float = 0.0
+    """Gaussian noise added to z during training, relative to the batch's latent std (smooths the decoder)."""
+    grad_clip: float = 1.0
+    seed: int = 0
+
+
+def probe_points(
+    spec: FieldSpec, params: torch.Tensor, n_uniform: int, n_near: int, seed: int, bisections: int = 10
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query points for N fields and the fields' logits there.
+
+    Near-surface points come from the field itself, so a zoo alone is enough to train a space: each inside
+    candidate is paired with its nearest outside candidate, the segment between them is bisected down to the
+    level set, and the crossing is jittered by 0.01 / 0.003 (the sampling sigmas). A field without both signs
+    gets uniform points instead.
+
+    Args:
+        params: (N, P) original weights.
+
+    Returns:
+        points (N, n_uniform + n_near, 3) and logits (N, n_uniform + n_near).
+    """
+    dev = params.device
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    sigma = torch.where(torch.arange(n_near) < n_near // 2, 0.01, 0.003)[:, None]
+    xs, ts = [], []
+    with torch.no_grad():
+        for p in params:
+            p = p[None]
+            uniform = torch.rand(n_uniform, 3, generator=g) - 0.5
+            cand = torch.rand(4 * max(n_near, 1), 3, generator=g) - 0.5
+            inside = field_forward(spec, p, cand[None].to(dev))[0, :, 0].cpu() > 0
+            ins, outs = cand[inside], cand[~inside]
+            if len(ins) and len(outs) and n_near:
+                a = ins[torch.randint(0, len(ins), (n_near,), generator=g)]
+                outs = outs[torch.randperm(len(outs), generator=g)[:2048]]
+                b = outs[torch.cdist(a, outs).argmin(1)]
+                for _ in range(bisections):
+                    mid = (a + b) / 2
+                    m_in = field_forward(spec, p, mid[None].to(dev))[0, :, 0].cpu() > 0
+                    a, b = torch.where(m_in[:, None], mid, a), torch.where(m_in[:, None], b, mid)
+                near = ((a + b) / 2 + sigma * torch.randn(n_near, 3, generator=g)).clamp(-0.5, 0.5)
+            else:
+                near = torch.rand(n_near, 3, generator=g) - 0.5
+            x = torch.cat([uniform, near]).to(dev)[None]
+            xs.append(x)
+            ts.append(field_forward(spec, p, x)[..., 0])
+    return torch.cat(xs), torch.cat(ts)
+
+
+def binary_kl(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
+    """Mean KL(Bernoulli(σ(target)) || Bernoulli(σ(logits))): distillation of occupancy probabilities."""
+    p = torch.sigmoid(target_logits)
+    return (
+        F.binary_cross_entropy_with_logits(logits, p) - F.binary_cross_entropy_with_logits(target_logits, p)
+    ).clamp_min(0)
+
+
+def losses(
+    space_model, spec: FieldSpec, params, x, targets, weight_loss: float, latent_noise: float = 0.0
+) -> dict[str, torch.Tensor]:
+    """Named loss terms for a batch: functional (binary KL on logits), weight (normalised MSE) and total."""
+    z = space_model.encode(params)
+    if latent_noise > 0:
+        z = z + latent_noise * z.detach().std() * torch.randn_like(z)
+    decoded = space_model.decode(z)
+    functional = binary_kl(field_forward(spec, decoded, x)[..., 0], targets)
+    weight = (((decoded - params) / space_model.stats.std) ** 2).mean()
+    return {"functional": functional, "weight": weight, "total": functional + weight_loss * weight}
+
+
+@torch.no_grad()
+def evaluate_split(space_model, spec, params, x, targets, n_uniform: int, batch: int = 64) -> dict:
+    """Functional loss and field IoU (decode vs original occupancy on the uniform pool) over fields."""
+    space_model.eval()
+    kl, ious = [], []
+    for p, xb, tb in zip(params.split(batch), x.split(batch), targets.split(batch)):
+        out = field_forward(spec, space_model.decode(space_model.encode(p)), xb)[..., 0]
+        kl.append(binary_kl(out, tb) * len(p))
+        a, b = out[:, :n_uniform] > 0, tb[:, :n_uniform] > 0
+        ious.append((a & b).sum(1) / (a | b).sum(1).clamp_min(1))
+    iou = torch.cat(ious).cpu()
+    return {
+        "functional": float(sum(kl) / len(params)),
+        "field_iou_mean": float(iou.mean()),
+        "field_iou_median": float(iou.median()),
+    }
+
+
+def _lr(config: TrainConfig, step: int, total: int) -> float:
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    t = (step - config.warmup) / max(1, total - config.warmup)
+    return config.lr * (config.lr_final + (1 - config.lr_final) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def _save_checkpoint(out: Path, model, opt, state: dict) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for i, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+    atomic_save_tensors(out / CHECKPOINT, tensors)
+    atomic_write_json(out / STATE_JSON, state)
+
+
+def _load_checkpoint(out: Path, model, opt) -> None:
+    tensors, _ = load_tensors(out / CHECKPOINT, framework="pt")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    sd = opt.state_dict()
+    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+
+
+def train_space(
+    zoo: FieldZoo,
+    out: str | Path,
+    model_config: ModelConfig = ModelConfig(),
+    config: TrainConfig = TrainConfig(),
+    device: str | torch.device = "cpu",
+    on_eval: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train a weight autoencoder on the usable fields of ``zoo`` and save the best one (by validation) to ``out``.
+
+    Resumes from ``out/checkpoint.safetensors`` when the same configs are given again. Returns the summary
+    also stored in ``space.json`` under ``results``.
+    """
+    out, device = ensure_output_dir(out), torch.device(device)
+    usable = [n for n in zoo.names if zoo.unusable(n) is None]
+    if len(usable) < 2:
+        raise ShapezooError(f"a weight space needs at least 2 usable fields; the zoo has {len(usable)}")
+    split = split_names(usable, config.val, config.test, config.seed)
+    configs = {"model": asdict(model_config), "train": asdict(config)}
+    state_path = out / STATE_JSON
+    if state_path.exists():
+        state = read_json(state_path)
+        if state.get("configs") != json.loads(json.dumps(configs)) or state.get("split") != split:
+            raise InputError(out, "holds a space trained with other options or another zoo; use another --out")
+    else:
+        state = {"configs": configs, "split": split, "epoch": 0, "step": 0, "history": [], "best": None}
+
+    idx = {k: torch.tensor([zoo.index(n) for n in v], dtype=torch.long) for k, v in split.items()}
+    params = {k: zoo.params[v].to(device) for k, v in idx.items()}
+    probes = {
+        k: probe_points(zoo.spec, p, config.probe_uniform, config.probe_near, config.seed + i)
+        for i, (k, p) in enumerate(params.items())
+        if len(p)
+    }
+    torch.manual_seed(config.seed)
+    model = build_model(zoo.spec, model_config, params["train"].cpu()).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    if state["epoch"] > 0:
+        _load_checkpoint(out, model, opt)
+
+    n_train = len(split["train"])
+    steps_per_epoch = math.ceil(n_train / config.batch)
+    total = config.epochs * steps_per_epoch
+    half = config.points // 2
+    x_all, t_all = probes["train"]
+    started, step, trained = time.perf_counter(), state["step"], 0
+    for epoch in range(state["epoch"], config.epochs):
+        model.train()
+        g = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+        order = torch.randperm(n_train, generator=g)
+        sums: dict[str, float] = {}
+        for b in order.split(config.batch):
+            pick = torch.cat(
+                [
+                    torch.randint(0, config.probe_uniform, (len(b), half), generator=g),
+                    torch.randint(0, config.probe_near, (len(b), config.points - half), generator=g)
+                    + config.probe_uniform,
+                ],
+                1,
+            ).to(device)
+            bd = b.to(device)
+            x = torch.gather(x_all[bd], 1, pick[..., None].expand(-1, -1, 3))
+            t = torch.gather(t_all[bd], 1, pick)
+            for group in opt.param_groups:
+                group["lr"] = _lr(config, step, total)
+            terms = losses(model, zoo.spec, params["train"][bd], x, t, config.weight_loss, config.latent_noise)
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            step, trained = step + 1, trained + len(b)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(b)
+            if not math.isfinite(sums["total"]):
+                raise ShapezooError(f"space training diverged at epoch {epoch + 1} (loss {sums['total']})")
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            entry = {"epoch": epoch + 1, "step": step, "lr": _lr(config, step - 1, total)}
+            entry["train"] = {k: v / n_train for k, v in sums.items()}
+            sel = "val" if len(params["val"]) else "train"
+            entry[sel if sel == "val" else "train_eval"] = evaluate_split(
+                model, zoo.spec, params[sel], *probes[sel], config.probe_uniform
+            )
+            # Select by the validation field IoU: the KL term keeps rising from overconfident logits (overfitting of
+            # calibration) while the decoded shapes still improve (BENCHMARKS.md, weight space).
+            val = entry.get("val", entry.get("train_eval"))
+            state["history"].append(entry)
+            if state["best"] is None or val["field_iou_mean"] >= state["best"]["field_iou_mean"]:
+                state["best"] = {"epoch": epoch + 1, **val}
+                save_space(out, WeightSpace(zoo.spec, model, _meta(zoo, configs, split, state)))
+            state.update(epoch=epoch + 1, step=step)
+            _save_checkpoint(out, model, opt, state)
+            if on_eval is not None:
+                on_eval(entry)
+    seconds = time.perf_counter() - started
+
+    from .space import load_space
+
+    best = load_space(out, device)
+    results = {
+        k: evaluate_split(best.model, zoo.spec, params[k], *probes[k], config.probe_uniform)
+        for k in ("train", "val", "test")
+        if len(params[k])
+    }
+    z = best.encode(params["train"])
+    save_latents(out / LATENTS_FILE, z, split["train"])
+    summary = {
+        "space": str(out),
+        "design": model_config.design,
+        "latent": model_config.latent,
+        "fields": {k: len(v) for k, v in split.items()},
+        "epochs": config.epochs,
+        "steps": step,
+        "best_epoch": state["best"]["epoch"],
+        "results": results,
+        "train_seconds_this_run": round(seconds, 2),
+        "fields_per_second": round(trained / seconds, 2) if trained else None,
+        "parameters": sum(p.numel() for p in best.model.parameters()),
+        "device": str(device),
+    }
+    best.meta.update(results=summary, history=state["history"], best=state["best"])
+    save_space(out, best)
+    return summary
+
+
+def _meta(zoo: FieldZoo, configs: dict, split: dict, state: dict) -> dict:
+    return {
+        "train": configs["train"],
+        "split": split,
+        "zoo": {"fields": len(zoo.names), "meta": zoo.meta},
+        "history": state["history"],
+        "best": state["best"],
+    }

@@ -1,0 +1,409 @@
+"""Weight spaces on a tiny zoo of analytic shapes: invariance, training, persistence, latent operations, CLI."""
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from typer.testing import CliRunner
+
+from shapezoo.errors import InputError, ShapezooError
+from shapezoo.fields import FieldSpec, field_forward, init_params
+from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.sampling import SampleConfig
+from shapezoo.space import (
+    Evidence,
+    GaussianPrior,
+    ModelConfig,
+    OptimizeConfig,
+    PrepGrid,
+    TrainConfig,
+    binary_kl,
+    build_model,
+    interpolate,
+    load_space,
+    optimize_latent,
+    probe_points,
+    train_space,
+)
+from shapezoo.space.explore import sequence
+from shapezoo.space.latent import refine_latents
+from shapezoo.zoo import load_zoo, save_zoo
+from shapezoo_cli.main import app
+
+SPEC = FieldSpec(width=16, depth=3)
+FIT = FitConfig(steps=150, points_per_step=256, lr=3e-3, check_every=50)
+SMALL = ModelConfig(latent=16, hidden=16, trunk=32)
+QUICK = TrainConfig(epochs=6, batch=4, points=256, probe_uniform=512, probe_near=512, eval_every=2, warmup=5)
+
+
+def _shapes(n: int, seed: int = 0):
+    """n analytic solids (spheres and boxes of varying size/centre) as occupancy labellers."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        c, r = rng.uniform(-0.1, 0.1, 3), rng.uniform(0.15, 0.35)
+        if i % 2:
+            out.append(lambda p, c=c, r=r: np.linalg.norm(p - c, axis=1) < r)
+        else:
+            out.append(lambda p, c=c, r=r: (np.abs(p - c) < r * np.array([1.0, 0.6, 0.8])).all(1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    """A zoo of 12 fitted tiny SIRENs (width 16, depth 3) from one shared initialisation."""
+    rng = np.random.default_rng(0)
+    pts = rng.random((12, 3000, 3)).astype(np.float32) - 0.5
+    occ = np.stack([f(p) for f, p in zip(_shapes(12), pts)]).astype(np.uint8)
+    init = init_params(SPEC, 0)
+    names = [f"shape_{i:02d}" for i in range(12)]
+    res = fit_fields(SPEC, init, torch.from_numpy(pts), torch.from_numpy(occ), 3000, names, FIT)
+    path = tmp_path_factory.mktemp("zoo") / "zoo"
+    entries = [{"name": n, "status": "ok", "metrics": m} for n, m in zip(names, res.metrics)]
+    meta = {"init_seed": 0, "fit": asdict(FIT), "samples": {"config": asdict(SampleConfig(points=2000))}}
+    save_zoo(path, SPEC, res.params, entries, init, meta)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_zoo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("space") / "space"
+    summary = train_space(load_zoo(tiny_zoo), out, SMALL, QUICK)
+    return out, summary
+
+
+def _permute_hidden(spec: FieldSpec, flat: torch.Tensor, seed: int) -> torch.Tensor:
+    """Permute every hidden layer's units consistently (rows of W_k, b_k and columns of W_{k+1})."""
+    w = {k: v.clone() for k, v in spec.layout().unflatten(flat).items()}
+    g = torch.Generator().manual_seed(seed)
+    for k in range(spec.depth):
+        perm = torch.randperm(spec.width, generator=g)
+        w[f"layers.{k}.weight"] = w[f"layers.{k}.weight"][perm]
+        w[f"layers.{k}.bias"] = w[f"layers.{k}.bias"][perm]
+        w[f"layers.{k + 1}.weight"] = w[f"layers.{k + 1}.weight"][:, perm]
+    return spec.layout().flatten(w)
+
+
+def test_neuron_encoder_is_invariant_to_hidden_permutations(tiny_zoo):
+    zoo = load_zoo(tiny_zoo)
+    params = zoo.params[:3]
+    permuted = torch.stack([_permute_hidden(SPEC, p, i) for i, p in enumerate(params)])
+    assert not torch.equal(permuted, params)
+    x = torch.rand(3, 200, 3) - 0.5
+    torch.testing.assert_close(field_forward(SPEC, permuted, x), field_forward(SPEC, params, x), atol=1e-5, rtol=1e-5)
+    torch.manual_seed(0)
+    neuron = build_model(SPEC, SMALL, zoo.params)
+    torch.testing.assert_close(neuron.encode(permuted), neuron.encode(params), atol=1e-5, rtol=1e-4)
+    prep = build_model(SPEC, ModelConfig(design="prep", latent=16, hidden=16), zoo.params)
+    assert (prep.encode(permuted) - prep.encode(params)).abs().max() > 1e-4  # the baseline is not invariant
+
+
+def test_prep_grid_round_trip_and_layout():
+    grid = PrepGrid(SPEC)
+    assert (grid.rows, grid.cols) == (16 * 3 + 1, 17)
+    flat = torch.randn(2, SPEC.layout().size)
+    g = grid.to_grid(flat)
+    assert g.shape == (2, 1, 49, 17)
+    assert torch.equal(grid.from_grid(g), flat)
+    w = SPEC.layout().unflatten(flat)
+    assert torch.equal(g[0, 0, 0, :3], w["layers.0.weight"][0, 0]) and g[0, 0, 0, 3] == w["layers.0.bias"][0, 0]
+    assert torch.count_nonzero(g) == SPEC.layout().size * 2  # padding stays zero
+
+
+def test_untrained_decoder_outputs_the_zoo_mean(tiny_zoo):
+    zoo = load_zoo(tiny_zoo)
+    for design in ("neuron", "prep"):
+        model = build_model(SPEC, ModelConfig(design=design, latent=8, hidden=16, trunk=16), zoo.params)
+        with torch.no_grad():
+            out = model.decode(torch.randn(4, 8))
+        assert (out - zoo.params.mean(0)).abs().max() < 0.5 * zoo.params.std(0).max()
+
+
+def test_binary_kl_is_zero_only_for_equal_logits():
+    t = torch.randn(100) * 5
+    assert binary_kl(t, t) < 1e-6
+    assert binary_kl(t + 1, t) > 1e-3 and binary_kl(-t, t) > binary_kl(t + 1, t)
+
+
+def test_probe_points_lie_near_the_level_set(tiny_zoo):
+    zoo = load_zoo(tiny_zoo)
+    x, t = probe_points(SPEC, zoo.params[:2], 1000, 1000, seed=0)
+    assert x.shape == (2, 2000, 3) and t.shape == (2, 2000)
+    assert x.abs().max() <= 0.5
+    inside_uniform, inside_near = (t[:, :1000] > 0).float().mean(1), (t[:, 1000:] > 0).float().mean(1)
+    assert (inside_uniform < 0.2).all() and ((inside_near > 0.25) & (inside_near < 0.75)).all()
+
+
+def test_training_lowers_the_functional_loss_and_saves(trained, tiny_zoo):
+    out, summary = trained
+    assert {p.name for p in out.iterdir()} >= {"space.json", "model.safetensors", "train_latents.safetensors"}
+    assert summary["fields"] == {"test": 2, "val": 1, "train": 9}
+    history = json.loads((out / "space.json").read_text())["history"]
+    first, last = history[0]["train"]["functional"], history[-1]["train"]["functional"]
+    assert last < 0.7 * first, history
+    space = load_space(out)
+    zoo = load_zoo(tiny_zoo)
+    z = space.encode(zoo.params)
+    assert z.shape == (12, 16) and torch.isfinite(z).all()
+    again = load_space(out)
+    torch.testing.assert_close(again.decode(z), space.decode(z), rtol=0, atol=0)
+
+
+def test_prep_design_trains_too(tiny_zoo, tmp_path):
+    s = train_space(load_zoo(tiny_zoo), tmp_path / "prep", ModelConfig(design="prep", latent=16, hidden=16), QUICK)
+    h = json.loads((tmp_path / "prep" / "space.json").read_text())["history"]
+    assert h[-1]["train"]["functional"] < h[0]["train"]["functional"]
+    assert s["design"] == "prep" and set(s["results"]) == {"train", "val", "test"}
+
+
+def test_interrupted_training_resumes_to_the_same_model(tiny_zoo, tmp_path):
+    zoo = load_zoo(tiny_zoo)
+    train_space(zoo, tmp_path / "full", SMALL, QUICK)
+
+    def stop(entry):
+        if entry["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_space(zoo, tmp_path / "cut", SMALL, QUICK, on_eval=stop)
+    assert json.loads((tmp_path / "cut" / "train_state.json").read_text())["epoch"] == 2
+    train_space(zoo, tmp_path / "cut", SMALL, QUICK)
+    a, b = load_space(tmp_path / "full"), load_space(tmp_path / "cut")
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=1e-5, atol=1e-6, msg=k)
+    with pytest.raises(InputError, match="other options"):
+        train_space(zoo, tmp_path / "cut", ModelConfig(latent=8, hidden=16, trunk=32), QUICK)
+
+
+def test_interpolation_endpoints_reproduce_the_endpoint_decodes(trained, tiny_zoo):
+    space, zoo = load_space(trained[0]), load_zoo(tiny_zoo)
+    a, b = zoo.params[0], zoo.params[5]
+    ends = space.decode(space.encode(torch.stack([a, b])))
+    for mode in ("lerp", "slerp"):
+        seq = sequence(space, a, b, 5, mode)
+        assert seq.shape == (5, SPEC.layout().size)
+        torch.testing.assert_close(seq[[0, -1]], ends, rtol=1e-5, atol=1e-6)
+    raw = sequence(space, a, b, 3, weights=True)
+    assert torch.equal(raw[0], a) and torch.equal(raw[-1], b)
+    torch.testing.assert_close(raw[1], (a + b) / 2)
+
+
+def test_slerp_keeps_endpoints_and_interpolates_norms():
+    a, b = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 1.0])
+    path = interpolate(a, b, 5, "slerp")
+    assert torch.equal(path[0], a) and torch.equal(path[-1], b)
+    torch.testing.assert_close(path.norm(dim=1), torch.linspace(3, 1, 5))
+    with pytest.raises(ShapezooError, match="steps"):
+        interpolate(a, b, 1)
+
+
+def test_gaussian_prior_round_trip_and_samples():
+    z = torch.randn(50, 4) * torch.tensor([1.0, 2.0, 0.5, 3.0]) + 1
+    prior = GaussianPrior.fit(z)
+    torch.testing.assert_close(prior.to_latent(prior.to_whitened(z)), z, atol=1e-4, rtol=1e-4)
+    s = prior.sample(4000, seed=1)
+    torch.testing.assert_close(s.std(0), z.std(0), rtol=0.15, atol=0.1)
+
+
+def test_latent_optimisation_and_refinement_fit_the_evidence(trained, tiny_zoo):
+    space, zoo = load_space(trained[0]), load_zoo(tiny_zoo)
+    target = zoo.params[3:4]
+    x, t = probe_points(SPEC, target, 600, 600, seed=3)
+    evidence = Evidence(x[0], torch.sigmoid(t[0]))
+    prior = GaussianPrior.fit(space.train_latents(trained[0])[0])
+    z, history = optimize_latent(space, evidence, prior, OptimizeConfig(steps=60, lr=0.1, points=1200))
+    assert history[-1]["evidence"] < history[0]["evidence"]
+    assert all(p.requires_grad for p in space.model.parameters())
+    z0 = space.encode(target)
+    refined = refine_latents(space, target, z0, steps=40, lr=0.05)
+
+    def kl(latent):
+        with torch.no_grad():
+            return float(binary_kl(field_forward(SPEC, space.decode(latent), x)[..., 0], t))
+
+    assert kl(refined) < kl(z0)
+    assert z.shape == (16,)
+
+
+def test_evidence_from_surface_points_with_normals():
+    p, n = torch.tensor([[0.1, 0.0, 0.0]]), torch.tensor([[2.0, 0.0, 0.0]])
+    e = Evidence.from_surface(p, n, offset=0.01)
+    torch.testing.assert_close(e.points, torch.tensor([[0.1, 0, 0], [0.09, 0, 0], [0.11, 0, 0]]))
+    assert e.targets.tolist() == [0.5, 1.0, 0.0]
+    assert len(Evidence.from_surface(p).points) == 1
+    with pytest.raises(ShapezooError):
+        Evidence.from_surface(torch.zeros(0, 3))
+
+
+runner = CliRunner()
+
+
+def _invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _last_json(res):
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_cli_space_round_trip(trained, tiny_zoo, tmp_path):
+    space = trained[0]
+    latents = tmp_path / "latents.safetensors"
+    res = _invoke("encode", tiny_zoo, "--space", space, "--out", latents, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert _last_json(res)["latents"] == 12
+    res = _invoke("decode", latents, "--space", space, "--out", tmp_path / "decoded", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    decoded = load_zoo(tmp_path / "decoded")
+    s = load_space(space)
+    torch.testing.assert_close(decoded.params, s.decode(s.encode(load_zoo(tiny_zoo).params)), rtol=1e-5, atol=1e-6)
+    res = _invoke("mesh", tmp_path / "decoded", "--out", tmp_path / "meshes", "--resolution", "32", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    info = _invoke("space", "info", space)
+    assert info.exit_code == 0 and json.loads(info.stdout)["model"]["latent"] == 16
+
+
+def test_cli_train_interpolate_sample_optimize(tiny_zoo, tmp_path):
+    space = tmp_path / "space"
+    res = _invoke(
+        "space",
+        "train",
+        tiny_zoo,
+        "--out",
+        space,
+        "--latent",
+        "16",
+        "--epochs",
+        "4",
+        "--batch",
+        "4",
+        "--points",
+        "256",
+        "--device",
+        "cpu",
+    )
+    assert res.exit_code == 0, res.output
+    assert _last_json(res)["design"] == "neuron"
+    out = tmp_path / "interp"
+    res = _invoke(
+        "interpolate",
+        "shape_00",
+        "shape_01",
+        "--space",
+        space,
+        "--zoo",
+        tiny_zoo,
+        "--steps",
+        "4",
+        "--out",
+        out,
+        "--resolution",
+        "32",
+        "--device",
+        "cpu",
+    )
+    assert res.exit_code == 0, res.output
+    steps = json.loads((out / "interpolation.json").read_text())["steps"]
+    assert len(steps) == 4 and sorted(p.name for p in out.glob("step_*.obj")) == [f"step_0{i}.obj" for i in range(4)]
+    res = _invoke(
+        "interpolate",
+        "shape_00",
+        "shape_01",
+        "--space",
+        space,
+        "--zoo",
+        tiny_zoo,
+        "--steps",
+        "3",
+        "--weights",
+        "--out",
+        tmp_path / "raw",
+        "--resolution",
+        "32",
+        "--device",
+        "cpu",
+    )
+    assert res.exit_code == 0, res.output
+    assert _last_json(res)["mode"] == "weights"
+    res = _invoke(
+        "sample",
+        "--space",
+        space,
+        "--count",
+        "2",
+        "--out",
+        tmp_path / "samples",
+        "--resolution",
+        "32",
+        "--device",
+        "cpu",
+    )
+    assert res.exit_code == 0, res.output
+    assert len(_last_json(res)["samples"]) == 2
+    pts = trimesh.creation.icosphere(2, radius=0.3).sample(500)
+    cloud = tmp_path / "half.xyz"
+    np.savetxt(cloud, pts[pts[:, 0] > 0])
+    res = _invoke(
+        "optimize",
+        "--space",
+        space,
+        "--points",
+        cloud,
+        "--out",
+        tmp_path / "opt",
+        "--steps",
+        "20",
+        "--resolution",
+        "32",
+        "--device",
+        "cpu",
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "opt" / "completed.obj").exists() and _last_json(res)["points"] == len(pts[pts[:, 0] > 0])
+
+
+def test_cli_bad_inputs_fail_with_one_line(trained, tiny_zoo, tmp_path):
+    space = trained[0]
+    other = tmp_path / "other_zoo"
+    spec = FieldSpec(width=8, depth=2)
+    save_zoo(other, spec, torch.zeros(1, spec.layout().size), [{"name": "x", "status": "ok"}], init_params(spec), {})
+    res = _invoke("encode", other, "--space", space, "--out", tmp_path / "l.safetensors", "--device", "cpu")
+    assert res.exit_code == 1 and "cannot be used with a space trained on" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    from shapezoo.space import save_latents
+
+    wrong = tmp_path / "wrong.safetensors"
+    save_latents(wrong, torch.zeros(2, 7), ["a", "b"])
+    res = _invoke("decode", wrong, "--space", space, "--out", tmp_path / "d1", "--device", "cpu")
+    assert res.exit_code == 1 and "(N, 16)" in res.output and not (tmp_path / "d1").exists()
+    nan = tmp_path / "nan.safetensors"
+    save_latents(nan, torch.full((1, 16), float("nan")), ["a"])
+    res = _invoke("decode", nan, "--space", space, "--out", tmp_path / "d2", "--device", "cpu")
+    assert res.exit_code == 1 and "NaN" in res.output
+    empty = tmp_path / "empty.obj"
+    empty.write_text("# nothing\n")
+    res = _invoke(
+        "interpolate",
+        empty,
+        "shape_00",
+        "--space",
+        space,
+        "--zoo",
+        tiny_zoo,
+        "--out",
+        tmp_path / "i",
+        "--device",
+        "cpu",
+    )
+    assert res.exit_code == 1 and "empty.obj" in res.output
+    far = tmp_path / "far.xyz"
+    np.savetxt(far, np.full((5, 3), 3.0))
+    res = _invoke("optimize", "--space", space, "--points", far, "--out", tmp_path / "o", "--device", "cpu")
+    assert res.exit_code == 1 and "--normalise" in res.output
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "space.json").write_text("{not json")
+    res = _invoke("space", "info", tmp_path / "broken")
+    assert res.exit_code == 1 and "space.json" in res.output
