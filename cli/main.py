@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from . import data, fit, mesh
+from . import data, fit, mesh, space
 
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
@@ -21,6 +21,9 @@ app.command("fit")(fit.fit)
 app.add_typer(fit.zoo_app, name="zoo")
 app.command("mesh")(mesh.mesh)
 app.command("eval")(mesh.evaluate)
+app.add_typer(space.app, name="space")
+for _name in ("encode", "decode", "interpolate", "optimize", "sample"):
+    app.command(_name)(getattr(space, _name))
 
 
 def main() -> None:
