@@ -1,0 +1,177 @@
+"""Is the latent space meaningful? Interpolation against known midpoint shapes, and shape completion.
+
+interpolation: for same-family pairs of procedural shapes, the latent midpoint's decode and the raw-weight
+midpoint are compared (Chamfer-L2) with the ground-truth shape built from the midpoint parameters.
+completion: from surface points (with normals) of one half (x > 0) of held-out shapes, latent optimisation is
+compared with a field fitted directly to the same evidence, both against the full ground truth.
+
+    python3 benchmarks/space_tasks.py interpolation ZOO MESHES SPACE --pairs 24
+    python3 benchmarks/space_tasks.py completion ZOO MESHES SPACE --shapes 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shapezoo.extract import ExtractConfig, extract_meshes
+from shapezoo.fields import init_params
+from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.meshes import load_mesh
+from shapezoo.metrics import point_metrics, surface_points
+from shapezoo.space import Evidence, OptimizeConfig, load_space, optimize_latent
+from shapezoo.space.explore import prior_from_space
+from shapezoo.zoo import load_zoo
+from shapezoo_datasets.families import build
+
+EXTRACT = ExtractConfig(resolution=128, coarse=64)
+
+
+def _cd(spec, params: torch.Tensor, gt_points: np.ndarray) -> float:
+    (mesh,), _ = extract_meshes(spec, params.reshape(1, -1), EXTRACT)
+    if len(mesh[1]) == 0:
+        return float("inf")
+    return point_metrics(surface_points(*mesh)[0], gt_points)["chamfer_l2"]
+
+
+def interpolation(a) -> dict:
+    zoo, space = load_zoo(a.zoo), load_space(a.space)
+    names = space.meta["split"][a.split]
+    info = {n: json.loads((a.meshes / f"{n}.json").read_text()) for n in names}
+    rng = np.random.default_rng(0)
+    by_family: dict[str, list[str]] = {}
+    for n in names:
+        by_family.setdefault(info[n]["family"], []).append(n)
+    pairs = []
+    while len(pairs) < a.pairs:
+        fam = sorted(by_family)[len(pairs) % len(by_family)]
+        x, y = rng.choice(by_family[fam], 2, replace=False)
+        pairs.append((str(x), str(y)))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for x, y in pairs:
+            fam = info[x]["family"]
+            mid = {k: (info[x]["params"][k] + info[y]["params"][k]) / 2 for k in info[x]["params"]}
+            path = Path(tmp) / f"{fam}_mid.obj"
+            build(fam, mid).export(path)
+            gt = load_mesh(path)
+            gt_pts = surface_points(gt.vertices, gt.faces)[0]
+            wa, wb = zoo.weights(x), zoo.weights(y)
+            z = space.encode(torch.stack([wa, wb]))
+            latent = _cd(space.spec, space.decode(z.mean(0, keepdim=True)), gt_pts)
+            raw = _cd(space.spec, (wa + wb) / 2, gt_pts)
+            ends = [
+                _cd(space.spec, space.decode(z[i : i + 1]), surface_points(*_gt(a.meshes, n))[0])
+                for i, n in enumerate((x, y))
+            ]
+            rows.append(
+                {
+                    "family": fam,
+                    "a": x,
+                    "b": y,
+                    "latent_mid_cd_l2": latent,
+                    "raw_mid_cd_l2": raw,
+                    "ratio": latent / raw,
+                    "endpoint_decode_cd_l2": ends,
+                }
+            )
+            print(f"{x} + {y}: latent {1e3 * latent:.3f}  raw {1e3 * raw:.3f}  ratio {latent / raw:.3f}", flush=True)
+    ratios = [r["ratio"] for r in rows]
+    return {
+        "pairs": len(rows),
+        "split": a.split,
+        "median_ratio_latent_over_raw": statistics.median(ratios),
+        "latent_better_share": sum(r < 1 for r in ratios) / len(ratios),
+        "median_latent_mid_cd_l2": statistics.median(r["latent_mid_cd_l2"] for r in rows),
+        "median_raw_mid_cd_l2": statistics.median(r["raw_mid_cd_l2"] for r in rows),
+        "rows": rows,
+    }
+
+
+def _gt(meshes: Path, name: str):
+    s = load_mesh(meshes / f"{name}.obj")
+    return s.vertices, s.faces
+
+
+def completion(a) -> dict:
+    zoo, space = load_zoo(a.zoo), load_space(a.space)
+    prior = prior_from_space(space, a.space)[0]
+    names = space.meta["split"]["test"][: a.shapes]
+    fit_cfg = FitConfig(**{k: v for k, v in zoo.meta["fit"].items() if k in FitConfig.__dataclass_fields__})
+    init = init_params(zoo.spec, fit_cfg.init_seed)
+    rows = []
+    for n in names:
+        v, f = _gt(a.meshes, n)
+        full = surface_points(v, f)[0]
+        pts, normals = surface_points(v, f, count=4000, seed=1)
+        keep = pts[:, 0] > 0
+        ev = Evidence.from_surface(torch.as_tensor(pts[keep]).float(), torch.as_tensor(normals[keep]).float())
+        z, _ = optimize_latent(space, ev, prior, OptimizeConfig(steps=a.steps))
+        latent = _cd(zoo.spec, space.decode(z[None]), full)
+        labelled = ev.targets != 0.5
+        res = fit_fields(
+            zoo.spec,
+            init,
+            ev.points[labelled][None],
+            ev.targets[labelled][None].round().to(torch.uint8),
+            0,
+            [n],
+            fit_cfg,
+        )
+        direct = _cd(zoo.spec, res.params[0], full)
+        original = _cd(zoo.spec, zoo.weights(n), full)
+        rows.append(
+            {
+                "name": n,
+                "observed_points": int(keep.sum()),
+                "latent_cd_l2": latent,
+                "direct_fit_cd_l2": direct,
+                "original_field_cd_l2": original,
+            }
+        )
+        print(
+            f"{n}: latent {1e3 * latent:.3f}  direct fit {1e3 * direct:.3f}  (full-data field {1e3 * original:.3f})",
+            flush=True,
+        )
+    return {
+        "shapes": len(rows),
+        "median_latent_cd_l2": statistics.median(r["latent_cd_l2"] for r in rows),
+        "median_direct_fit_cd_l2": statistics.median(r["direct_fit_cd_l2"] for r in rows),
+        "latent_better_share": sum(r["latent_cd_l2"] < r["direct_fit_cd_l2"] for r in rows) / len(rows),
+        "rows": rows,
+    }
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("task", choices=["interpolation", "completion"])
+    ap.add_argument("zoo", type=Path)
+    ap.add_argument("meshes", type=Path)
+    ap.add_argument("space", type=Path)
+    ap.add_argument("--pairs", type=int, default=24)
+    ap.add_argument("--split", default="test", help="pairs are drawn from this split of the space")
+    ap.add_argument("--shapes", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=300, help="latent optimisation steps (completion)")
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    result = {
+        "task": a.task,
+        "space": str(a.space),
+        **(interpolation(a) if a.task == "interpolation" else completion(a)),
+    }
+    out = a.out or Path(f"benchmarks/results/space_{a.task}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
+    return result
+
+
+if __name__ == "__main__":
+    main()
