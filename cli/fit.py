@@ -28,6 +28,15 @@ def resolve_device(device: str):
         raise ShapezooError(f"unknown --device '{device}' (auto, cpu, cuda, cuda:N)") from None
 
 
+def _save_curves(zoo: Path, curves: list[dict]) -> None:
+    """Append this run's training curves (per batch: step, loss, IoU) to ZOO/fit_curves.json."""
+    from shapezoo.io import atomic_write_json, read_json
+
+    path = zoo / "fit_curves.json"
+    previous = read_json(path)["batches"] if path.exists() else []
+    atomic_write_json(path, {"batches": previous + curves})
+
+
 @handle_errors
 def fit(
     samples: Annotated[Path, typer.Argument(help="Samples folder made by 'shapezoo data sample'.")],
@@ -76,6 +85,7 @@ def fit(
         if manifest.exists():  # resuming: count the fields already stored
             bar.update(task, completed=len(read_json(manifest).get("fields", [])))
         summary = fit_zoo(samples, out, spec, config, batch=batch, device=dev, on_batch=on_batch, on_check=on_check)
+    _save_curves(Path(out), summary.pop("curves"))
     rows = [
         (k, summary[k].get("median", ""), summary[k].get("mean", ""), summary[k].get("min", ""))
         for k in ("iou", "iou_near")

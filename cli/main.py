@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from . import data, fit, mesh, space
+from . import data, fit, mesh, report, space
 
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
@@ -24,6 +24,8 @@ app.command("eval")(mesh.evaluate)
 app.add_typer(space.app, name="space")
 for _name in ("encode", "decode", "interpolate", "optimize", "sample"):
     app.command(_name)(getattr(space, _name))
+app.command("report")(report.report)
+app.command("demo")(report.demo)
 
 
 def main() -> None:

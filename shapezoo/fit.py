@@ -393,6 +393,7 @@ def fit_zoo(
     meta = {"init_seed": config.init_seed, "fit": config_json(config), "samples": {"config": index.get("config")}}
     writer = ZooWriter(out, spec, init, meta)
     done = writer.done()
+    curves = []
     todo = [s for s in shapes if s["name"] not in done]
     for start in range(0, len(todo), batch):
         loaded, entries, n_uniform = _load_batch(samples_dir, todo[start : start + batch])
@@ -409,6 +410,7 @@ def fit_zoo(
                 on_check,
             )
             rows.append(result.params)
+            curves.append({"fields": [s["name"] for s in loaded], "history": result.history})
             for s, st, m in zip(loaded, result.status, result.metrics):
                 provenance = {k: s[k] for k in ("name", "source", "sha256", "normalisation")}
                 entries.append({**provenance, "status": st, "metrics": m})
@@ -430,4 +432,5 @@ def fit_zoo(
         "iou_near": metric_summary(fields, "iou_near"),
         "point_evals_per_field": config.steps * config.points_per_step,
         "device": str(device),
+        "curves": curves,
     }

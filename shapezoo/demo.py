@@ -1,0 +1,161 @@
+"""The main job end to end on built-in procedural data, sized by one budget knob, ending in an HTML report.
+
+generate -> sample -> fit -> mesh -> eval -> train a weight space -> interpolate (latent and raw weights) ->
+renders -> report. Budget 1 takes about 4 minutes on 2 CPU cores; every stage resumes from what a killed run left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .evaluation import evaluate_zoo
+from .extract import ExtractConfig, export_mesh, extract_meshes
+from .fields import FieldSpec
+from .fit import FitConfig, fit_zoo
+from .io import atomic_write_json, ensure_output_dir
+from .render import render_grid, render_strip, save_png
+from .report import build_report
+from .sampling import SampleConfig, sample_meshes
+from .space import ModelConfig, TrainConfig, load_space, train_space
+from .space.explore import sequence, sequence_metrics
+from .zoo import load_zoo
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of the demo; ``scaled(budget)`` multiplies the work."""
+
+    per_family: int = 4
+    """Shapes per procedural family (5 families)."""
+    points: int = 20_000
+    """Occupancy samples per shape."""
+    fit_steps: int = 1200
+    """Fitting steps per field."""
+    width: int = 64
+    """Field width (hidden units)."""
+    epochs: int = 150
+    """Weight-space training epochs."""
+    latent: int = 64
+    resolution: int = 96
+    """Marching-cubes grid for meshes, scores and the report."""
+    interp_steps: int = 8
+
+    def scaled(self, budget: float) -> DemoConfig:
+        """More shapes, steps and epochs for budget > 1 (fewer for < 1); sizes stay valid."""
+        b = max(budget, 0.05)
+        return DemoConfig(
+            per_family=max(3, round(self.per_family * b)),
+            points=self.points,
+            fit_steps=max(100, round(self.fit_steps * b)),
+            width=self.width if b <= 1 else 128,
+            epochs=max(10, round(self.epochs * b)),
+            latent=self.latent if b <= 1 else 256,
+            resolution=self.resolution if b <= 1 else 128,
+            interp_steps=self.interp_steps,
+        )
+
+
+STAGES = ("generate", "sample", "fit", "mesh", "eval", "space", "interpolate", "render", "report")
+
+
+def run_demo(
+    out: str | Path,
+    config: DemoConfig = DemoConfig(),
+    device: str | torch.device = "cpu",
+    on_stage: Callable[[str, float], None] | None = None,
+) -> dict:
+    """Run every stage into ``out``; returns the summary also written to ``out/demo.json``."""
+    from shapezoo_datasets import FAMILIES, generate
+
+    out = ensure_output_dir(out)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def done(stage: str) -> None:
+        nonlocal clock
+        timings[stage] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
+        if on_stage is not None:
+            on_stage(stage, timings[stage])
+
+    for family in FAMILIES:
+        generate(family, config.per_family, out / "shapes", seed=0)
+    done("generate")
+    sample_meshes(out / "shapes", out / "samples", SampleConfig(points=config.points))
+    done("sample")
+    fit = fit_zoo(
+        out / "samples",
+        out / "zoo",
+        FieldSpec(width=config.width),
+        FitConfig(steps=config.fit_steps),
+        batch=32,
+        device=device,
+    )
+    curves = fit.pop("curves")
+    if curves or not (out / "zoo" / "fit_curves.json").exists():  # a resumed fit keeps the first run's curves
+        atomic_write_json(out / "zoo" / "fit_curves.json", {"batches": curves})
+    done("fit")
+    zoo = load_zoo(out / "zoo")
+    extract = ExtractConfig(resolution=config.resolution, coarse=min(64, config.resolution))
+    meshes, _ = extract_meshes(zoo.spec, zoo.params.to(device), extract, zoo.names)
+    ensure_output_dir(out / "fields")
+    for name, (v, f) in zip(zoo.names, meshes):
+        export_mesh(v, f, out / "fields" / f"{name}.obj")
+    done("mesh")
+    report = evaluate_zoo(zoo, out / "shapes", config=extract, device=device)
+    atomic_write_json(out / "eval.json", report)
+    done("eval")
+    space_summary = train_space(
+        zoo,
+        out / "space",
+        ModelConfig(latent=config.latent),
+        TrainConfig(epochs=config.epochs, batch=16, points=1024, eval_every=10),
+        device,
+    )
+    done("space")
+    space = load_space(out / "space", device)
+    train = space.meta["split"]["train"]
+    a = train[0]
+    b = next((n for n in train[1:] if n.rsplit("_", 1)[0] == a.rsplit("_", 1)[0]), train[-1])
+    strips = {}
+    for key, raw in (("interpolation", False), ("interpolation_weights", True)):
+        params = sequence(space, zoo.weights(a), zoo.weights(b), config.interp_steps, "lerp", weights=raw)
+        seq_meshes, rows = sequence_metrics(space, params, extract, device)
+        ensure_output_dir(out / key)
+        for row, (v, f) in zip(rows, seq_meshes):
+            export_mesh(v, f, out / key / f"step_{row['step']:02d}.obj")
+        atomic_write_json(
+            out / key / "interpolation.json",
+            {"a": {"name": a}, "b": {"name": b}, "mode": "weights" if raw else "lerp", "steps": rows},
+        )
+        strips[key] = seq_meshes
+    done("interpolate")
+    ensure_output_dir(out / "renders")
+    save_png(render_grid(meshes, zoo.names, cols=5, size=200), out / "renders" / "zoo_grid.png")
+    for key, seq_meshes in strips.items():
+        labels = [f"t={i / (len(seq_meshes) - 1):.2f}" for i in range(len(seq_meshes))]
+        save_png(render_strip(seq_meshes, labels, size=200), out / "renders" / f"{key}_strip.png")
+    done("render")
+    sections = build_report(out, out / "report.html")
+    done("report")
+    summary = {
+        "out": str(out),
+        "config": config.__dict__,
+        "fields": len(zoo.names),
+        "fit_iou_median": fit["iou"].get("median"),
+        "eval": {k: v["median"] for k, v in report["summary"].items()},
+        "space": {k: v["field_iou_median"] for k, v in space_summary["results"].items()},
+        "interpolation": [a, b],
+        "report": str(out / "report.html"),
+        "sections": sections,
+        "seconds": timings,
+        "total_seconds": round(sum(timings.values()), 1),
+        "device": str(device),
+    }
+    atomic_write_json(out / "demo.json", summary)
+    return summary

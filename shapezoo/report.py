@@ -1,0 +1,404 @@
+"""A self-contained HTML report of a run: 3-D viewers (three.js, inlined), interpolation slider, tables, plots.
+
+The page needs no network: three.js r170 and its OrbitControls (MIT, shapezoo/assets) are inlined through an
+import map of data URLs; meshes are inlined as base64 float32/uint32 arrays; plots are inline SVG. Opening
+``report.html#view=interp&step=K`` (or ``#view=gallery&mesh=K``) shows one viewer full-window at that step,
+which is how screenshots and the browser test address it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_write_bytes, read_json
+
+SECTIONS = ("summary", "gallery", "metrics", "interpolation", "training", "latent-map")
+PALETTE = ("#3b6fb6", "#d0743c", "#5b9e4d", "#b84a62", "#8a6bbf", "#c9a227", "#4aa3a2", "#777777")
+
+
+def _mesh_json(vertices: np.ndarray, faces: np.ndarray, name: str) -> dict:
+    enc = lambda a: base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()  # noqa: E731
+    return {"name": name, "v": enc(vertices.astype(np.float32)), "f": enc(faces.astype(np.uint32))}
+
+
+def _load_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import trimesh
+
+    try:
+        m = trimesh.load(path, process=False, force="mesh")
+    except (ValueError, IndexError):  # an empty mesh file (a step with no surface)
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    return np.asarray(m.vertices), np.asarray(m.faces)
+
+
+def svg_lines(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    log_y: bool = False,
+    width: int = 440,
+    height: int = 260,
+) -> str:
+    """A line plot as inline SVG (one polyline per series, shared axes, legend)."""
+    pts = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys) if np.isfinite(y) and (y > 0 or not log_y)]
+    if not pts:
+        return f"<p>{html.escape(title)}: no data</p>"
+    f = np.log10 if log_y else (lambda v: v)
+    xs_all, ys_all = np.array([p[0] for p in pts], float), f(np.array([p[1] for p in pts], float))
+    x0, x1 = xs_all.min(), xs_all.max() + (xs_all.max() == xs_all.min())
+    y0, y1 = ys_all.min(), ys_all.max() + (ys_all.max() == ys_all.min())
+    L, R, T, B = 52, 12, 24, 36
+    sx = lambda x: L + (x - x0) / (x1 - x0) * (width - L - R)  # noqa: E731
+    sy = lambda y: height - B - (y - y0) / (y1 - y0) * (height - T - B)  # noqa: E731
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="plot">',
+        f'<text x="{width / 2}" y="15" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
+        f'<line x1="{L}" y1="{height - B}" x2="{width - R}" y2="{height - B}" stroke="#999"/>',
+        f'<line x1="{L}" y1="{T}" x2="{L}" y2="{height - B}" stroke="#999"/>',
+    ]
+    for v in (y0, y1):
+        label = f"{10**v:.3g}" if log_y else f"{v:.3g}"
+        out.append(f'<text x="{L - 4}" y="{sy(v) + 4:.1f}" text-anchor="end" font-size="10">{label}</text>')
+    for v in (x0, x1):
+        out.append(f'<text x="{sx(v):.1f}" y="{height - B + 14}" text-anchor="middle" font-size="10">{v:.4g}</text>')
+    out.append(
+        f'<text x="{width / 2}" y="{height - 6}" text-anchor="middle" font-size="11">{html.escape(xlabel)}</text>'
+    )
+    out.append(
+        f'<text x="12" y="{height / 2}" font-size="11" transform="rotate(-90 12 {height / 2})" '
+        f'text-anchor="middle">{html.escape(ylabel)}</text>'
+    )
+    for i, (name, (xs, ys)) in enumerate(series.items()):
+        keep = [(x, f(y)) for x, y in zip(xs, ys) if np.isfinite(y) and (y > 0 or not log_y)]
+        c = PALETTE[i % len(PALETTE)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in keep)
+        out.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.6" points="{path}"/>')
+        out.append(
+            f'<text x="{width - R - 4}" y="{T + 12 + 13 * i}" text-anchor="end" font-size="10" '
+            f'fill="{c}">{html.escape(name)}</text>'
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def svg_scatter(xy: np.ndarray, groups: Sequence[str], title: str, width: int = 440, height: int = 320) -> str:
+    """A 2-D scatter as inline SVG, coloured by group, with a legend."""
+    names = sorted(set(groups))
+    lo, hi = xy.min(0), xy.max(0)
+    span = np.where(hi - lo > 0, hi - lo, 1)
+    p = 24 + (xy - lo) / span * (np.array([width, height]) - 48 - np.array([90, 0]))
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="plot">',
+        f'<text x="{width / 2}" y="15" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
+    ]
+    for (x, y), g in zip(p, groups):
+        c = PALETTE[names.index(g) % len(PALETTE)]
+        out.append(f'<circle cx="{x:.1f}" cy="{height - y:.1f}" r="3.2" fill="{c}" fill-opacity="0.8"/>')
+    for i, g in enumerate(names):
+        c = PALETTE[i % len(PALETTE)]
+        out.append(
+            f'<text x="{width - 8}" y="{34 + 14 * i}" text-anchor="end" font-size="11" fill="{c}">'
+            f"{html.escape(g)}</text>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _table(columns: Sequence[str], rows: Sequence[Sequence]) -> str:
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))  # noqa: E731
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _png(path: Path) -> str:
+    if not path.exists():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
+
+
+def _family(name: str) -> str:
+    return name.rsplit("_", 1)[0] if "_" in name else name
+
+
+def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict:
+    """Write ``out`` (self-contained HTML) from a run folder made by ``shapezoo demo`` (or the same layout).
+
+    Layout read: fields/*.obj, eval.json, zoo/fit_curves.json, space/space.json + train_latents.safetensors,
+    interpolation/ and interpolation_weights/ (step_NN.obj + interpolation.json), renders/*.png. Missing parts
+    are noted in their section. Returns what each section holds.
+    """
+    run = Path(run)
+    parts: dict[str, str] = {}
+    info: dict[str, object] = {}
+
+    # Gallery of fields' meshes.
+    objs = sorted((run / "fields").glob("*.obj"))[:max_gallery]
+    gallery = [_mesh_json(*_load_obj(p), p.stem) for p in objs]
+    info["gallery"] = len(gallery)
+    parts["gallery"] = (
+        (
+            '<div class="viewer" id="gallery-viewer"></div><p><select id="gallery-select">'
+            + "".join(f'<option value="{i}">{html.escape(m["name"])}</option>' for i, m in enumerate(gallery))
+            + "</select> drag to rotate, scroll to zoom</p>"
+            + _png(run / "renders" / "zoo_grid.png")
+        )
+        if gallery
+        else "<p>No field meshes in this run.</p>"
+    )
+
+    # Metrics.
+    ev = run / "eval.json"
+    if ev.exists():
+        report = read_json(ev)
+        summ = report.get("summary", {})
+        rows = [(k, v["mean"], v["median"], v["worst"][0]["name"]) for k, v in summ.items()]
+        entries = [
+            (e["name"], e["iou"], e["chamfer_l2"] * 1e3, e["fscore"], e["normal_consistency"])
+            for e in report.get("entries", [])
+        ]
+        parts["metrics"] = (
+            f"<p>{html.escape(report.get('units', ''))}</p>"
+            + _table(["metric", "mean", "median", "worst"], rows)
+            + "<details><summary>per field</summary>"
+            + _table(["field", "IoU", "CD-L2 x1e3", "F-score", "normal consistency"], entries)
+            + "</details>"
+        )
+        info["metrics"] = len(entries)
+    else:
+        parts["metrics"] = "<p>No eval.json in this run.</p>"
+
+    # Interpolation: latent sequence with a slider, raw-weight baseline beside it.
+    seqs = {}
+    for key in ("interpolation", "interpolation_weights"):
+        folder = run / key
+        steps = sorted(folder.glob("step_*.obj"))
+        if steps:
+            seqs[key] = {
+                "meshes": [_mesh_json(*_load_obj(p), p.stem) for p in steps],
+                "meta": read_json(folder / "interpolation.json") if (folder / "interpolation.json").exists() else {},
+            }
+    info["interpolation"] = len(seqs.get("interpolation", {}).get("meshes", []))
+    if "interpolation" in seqs:
+        meta = seqs["interpolation"]["meta"]
+        rows = [
+            (
+                r["step"],
+                r["volume"],
+                r.get("chamfer_l2_to_start", float("nan")) * 1e3,
+                r.get("chamfer_l2_to_end", float("nan")) * 1e3,
+            )
+            for r in meta.get("steps", [])
+        ]
+        n = len(seqs["interpolation"]["meshes"])
+        ends = f"{meta.get('a', {}).get('name', 'A')} &rarr; {meta.get('b', {}).get('name', 'B')}"
+        plot = svg_lines(
+            {
+                k.replace("_", " "): (
+                    [r["t"] for r in s["meta"].get("steps", [])],
+                    [r.get("chamfer_l2_to_start", np.nan) for r in s["meta"].get("steps", [])],
+                )
+                for k, s in seqs.items()
+            },
+            "Chamfer-L2 to the start shape",
+            "t",
+            "CD-L2",
+        )
+        parts["interpolation"] = (
+            f"<p>{ends} through the latent space ({html.escape(str(meta.get('mode', '')))}).</p>"
+            f'<div class="viewer" id="interp-viewer"></div>'
+            f'<p><input type="range" id="interp-slider" min="0" max="{n - 1}" value="0" step="1"> '
+            f'step <span id="interp-step">0</span> of {n - 1}</p>'
+            + _png(run / "renders" / "interpolation_strip.png")
+            + (
+                (
+                    "<p>Raw-weight interpolation between the same fields (baseline):</p>"
+                    + _png(run / "renders" / "interpolation_weights_strip.png")
+                )
+                if "interpolation_weights" in seqs
+                else ""
+            )
+            + _table(["step", "volume share", "CD-L2 to A x1e3", "CD-L2 to B x1e3"], rows)
+            + plot
+        )
+    else:
+        parts["interpolation"] = "<p>No interpolation in this run.</p>"
+
+    # Training curves: fitting (per batch) and the weight space.
+    plots = []
+    curves = run / "zoo" / "fit_curves.json"
+    if curves.exists():
+        batches = read_json(curves)["batches"]
+        plots.append(
+            svg_lines(
+                {
+                    f"batch {i}": ([h["step"] for h in b["history"]], [h["loss"] for h in b["history"]])
+                    for i, b in enumerate(batches)
+                },
+                "Field fitting: training loss",
+                "step",
+                "BCE",
+                log_y=True,
+            )
+        )
+        plots.append(
+            svg_lines(
+                {
+                    f"batch {i}": ([h["step"] for h in b["history"]], [h["iou"] for h in b["history"]])
+                    for i, b in enumerate(batches)
+                },
+                "Field fitting: training IoU",
+                "step",
+                "IoU",
+            )
+        )
+    space_json = run / "space" / "space.json"
+    if space_json.exists():
+        hist = read_json(space_json).get("history", [])
+        ep = [h["epoch"] for h in hist]
+        plots.append(
+            svg_lines(
+                {
+                    "train functional": (ep, [h["train"]["functional"] for h in hist]),
+                    "val functional": (
+                        ep,
+                        [h.get("val", h.get("train_eval", {})).get("functional", np.nan) for h in hist],
+                    ),
+                },
+                "Weight space: functional loss (binary KL)",
+                "epoch",
+                "KL",
+                log_y=True,
+            )
+        )
+        plots.append(
+            svg_lines(
+                {
+                    "val field IoU (mean)": (
+                        ep,
+                        [h.get("val", h.get("train_eval", {})).get("field_iou_mean", np.nan) for h in hist],
+                    )
+                },
+                "Weight space: decoded vs original",
+                "epoch",
+                "IoU",
+            )
+        )
+    info["training"] = len(plots)
+    parts["training"] = "".join(plots) or "<p>No training curves in this run.</p>"
+
+    # Latent map: PCA of the training latents, coloured by family (name prefix).
+    lat = run / "space" / "train_latents.safetensors"
+    if lat.exists():
+        from .space import load_latents
+
+        z, names = load_latents(lat)
+        zc = (z - z.mean(0)).double().numpy()
+        _, _, vt = np.linalg.svd(zc, full_matrices=False)
+        xy = zc @ vt[:2].T
+        parts["latent-map"] = svg_scatter(xy, [_family(n) for n in names], "Training latents, PCA (2-D)")
+        info["latent-map"] = len(names)
+    else:
+        parts["latent-map"] = "<p>No weight space in this run.</p>"
+
+    summary_rows = [(k, str(v)) for k, v in info.items()]
+    parts["summary"] = f"<p>Run folder: <code>{html.escape(str(run.resolve()))}</code></p>" + _table(
+        ["section", "items"], summary_rows
+    )
+    data = {"gallery": gallery, "interp": seqs.get("interpolation", {}).get("meshes", [])}
+    atomic_write_bytes(out, _page(parts, data).encode())
+    return info
+
+
+def _asset_url(name: str) -> str:
+    text = (Path(__file__).parent / "assets" / name).read_bytes()
+    return "data:text/javascript;base64," + base64.b64encode(text).decode()
+
+
+def _page(parts: dict[str, str], data: dict) -> str:
+    titles = {
+        "summary": "Summary",
+        "gallery": "Fields",
+        "metrics": "Metrics",
+        "interpolation": "Interpolation",
+        "training": "Training curves",
+        "latent-map": "Latent space",
+    }
+    body = "".join(f'<section id="{k}"><h2>{titles[k]}</h2>{parts[k]}</section>' for k in SECTIONS)
+    imports = json.dumps(
+        {
+            "imports": {
+                "three": _asset_url("three.module.min.js"),
+                "three/addons/OrbitControls.js": _asset_url("OrbitControls.js"),
+            }
+        }
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>shapezoo report</title>
+<style>body{{font-family:sans-serif;margin:24px;color:#222}} .viewer{{width:560px;height:420px;border:1px solid #ccc}}
+table{{border-collapse:collapse;margin:8px 0}} td,th{{border:1px solid #ddd;padding:3px 8px;font-size:13px}}
+img{{max-width:100%}} .plot{{margin:6px;border:1px solid #eee}} section{{margin-bottom:28px}}
+body.solo section{{display:none}} body.solo section.solo{{display:block;margin:0}}
+body.solo section.solo>*:not(.viewer){{display:none}} body.solo{{margin:0}}
+body.solo .viewer{{width:100vw;height:100vh;border:0}} body.solo h1{{display:none}}
+body.solo{{overflow:hidden}}</style>
+<script type="importmap">{imports}</script></head><body>
+<h1>shapezoo report</h1>{body}
+<script id="data" type="application/json">{json.dumps(data)}</script>
+<script type="module">
+import * as THREE from 'three';
+import {{ OrbitControls }} from 'three/addons/OrbitControls.js';
+const data = JSON.parse(document.getElementById('data').textContent);
+const params = new URLSearchParams(location.hash.slice(1));
+function geometry(m) {{
+  const dec = s => Uint8Array.from(atob(s), c => c.charCodeAt(0)).buffer;
+  const g = new THREE.BufferGeometry();
+  g.setAttribute('position', new THREE.BufferAttribute(new Float32Array(dec(m.v)), 3));
+  g.setIndex(new THREE.BufferAttribute(new Uint32Array(dec(m.f)), 1));
+  g.computeVertexNormals();
+  return g;
+}}
+function viewer(el, meshes) {{
+  const renderer = new THREE.WebGLRenderer({{antialias: true, preserveDrawingBuffer: true}});
+  renderer.setSize(el.clientWidth, el.clientHeight);
+  renderer.setClearColor(0xffffff);
+  el.appendChild(renderer.domElement);
+  const scene = new THREE.Scene();
+  const camera = new THREE.PerspectiveCamera(35, el.clientWidth / el.clientHeight, 0.01, 10);
+  camera.up.set(0, 0, 1); camera.position.set(1.1, -1.3, 0.9);
+  scene.add(new THREE.HemisphereLight(0xffffff, 0x445566, 1.2));
+  const sun = new THREE.DirectionalLight(0xffffff, 1.8); sun.position.set(1, -1.5, 2); scene.add(sun);
+  const material = new THREE.MeshStandardMaterial({{color: 0x5d8cc9, roughness: 0.6, side: THREE.DoubleSide}});
+  const objects = meshes.map(m => new THREE.Mesh(geometry(m), material));
+  objects.forEach((o, i) => {{ o.visible = i === 0; scene.add(o); }});
+  const controls = new OrbitControls(camera, renderer.domElement);
+  const draw = () => renderer.render(scene, camera);
+  controls.addEventListener('change', draw);
+  draw();
+  return {{ show(i) {{ objects.forEach((o, j) => o.visible = j === i); draw(); }} }};
+}}
+const solo = params.get('view');
+if (solo) {{ document.body.classList.add('solo');
+  document.getElementById(solo === 'interp' ? 'interpolation' : 'gallery').classList.add('solo'); }}
+if (data.gallery.length) {{
+  const v = viewer(document.getElementById('gallery-viewer'), data.gallery);
+  const sel = document.getElementById('gallery-select');
+  sel.addEventListener('change', () => v.show(+sel.value));
+  if (params.has('mesh')) {{ sel.value = params.get('mesh'); sel.dispatchEvent(new Event('change')); }}
+}}
+if (data.interp.length) {{
+  const v = viewer(document.getElementById('interp-viewer'), data.interp);
+  const slider = document.getElementById('interp-slider');
+  slider.addEventListener('input', () => {{
+    v.show(+slider.value); document.getElementById('interp-step').textContent = slider.value; }});
+  if (params.has('step')) {{ slider.value = params.get('step'); slider.dispatchEvent(new Event('input')); }}
+}}
+document.body.dataset.ready = '1';
+</script></body></html>"""
