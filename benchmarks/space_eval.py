@@ -49,7 +49,12 @@ def main(argv=None) -> dict:
     zoo = load_zoo(a.zoo)
     spaces = {k: load_space(v) for k, v in (s.split("=", 1) for s in a.space)}
     split = next(iter(spaces.values())).meta["split"]
-    groups = {"test": split["test"], "train": split["train"][: a.train_count]}
+    stride = max(1, len(split["train"]) // a.train_count)  # spread over the families (the split keeps zoo order)
+    groups = (
+        {"test": split["test"], "train": split["train"][::stride][: a.train_count]}
+        if a.train_count
+        else {"test": split["test"]}
+    )
     methods: dict[str, dict[str, torch.Tensor]] = {"original": {}}
     for g, names in groups.items():
         params = torch.stack([zoo.weights(n) for n in names])
@@ -61,7 +66,8 @@ def main(argv=None) -> dict:
                 methods.setdefault(f"{key}+refine{a.refine}", {})[g] = s.decode(refine_latents(s, params, z, a.refine))
         for key, path in (d.split("=", 1) for d in a.decoded):
             dz = load_zoo(path)
-            methods.setdefault(key, {})[g] = torch.stack([dz.weights(n) for n in names])
+            if set(names) <= set(dz.names):  # a decoded zoo is scored on the groups it holds
+                methods.setdefault(key, {})[g] = torch.stack([dz.weights(n) for n in names])
     results, t0 = {}, time.perf_counter()
     for m, by_group in methods.items():
         for g, params in by_group.items():

@@ -102,7 +102,8 @@ def _gt(meshes: Path, name: str):
 def completion(a) -> dict:
     zoo, space = load_zoo(a.zoo), load_space(a.space)
     prior = prior_from_space(space, a.space)[0]
-    names = space.meta["split"]["test"][: a.shapes]
+    test = space.meta["split"]["test"]
+    names = test[:: max(1, len(test) // a.shapes)][: a.shapes]  # spread over the families (the split keeps zoo order)
     fit_cfg = FitConfig(**{k: v for k, v in zoo.meta["fit"].items() if k in FitConfig.__dataclass_fields__})
     init = init_params(zoo.spec, fit_cfg.init_seed)
     rows = []
