@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     zoo = load_zoo(a.zoo)
     spaces = {k: load_space(v) for k, v in (s.split("=", 1) for s in a.space)}
     split = next(iter(spaces.values())).meta["split"]
-    stride = max(1, len(split["train"]) // a.train_count)  # spread over the families (the split keeps zoo order)
+    stride = max(1, len(split["train"]) // max(1, a.train_count))  # spread over the families (zoo order)
     groups = (
         {"test": split["test"], "train": split["train"][::stride][: a.train_count]}
         if a.train_count
