@@ -167,7 +167,9 @@ def _endpoint(s, spec_or_name: str, zoo, dev):
     from shapezoo.errors import ShapezooError
 
     if Path(spec_or_name).is_file():
-        params, record = __import__("shapezoo.space.explore", fromlist=["fit_mesh"]).fit_mesh(s, spec_or_name, dev)
+        from shapezoo.space.explore import fit_mesh
+
+        params, record = fit_mesh(s, spec_or_name, dev)
         return params.cpu(), record["name"], {"mesh": spec_or_name, "fit_iou": record["fit_iou"]}
     if zoo is None:
         raise ShapezooError(f"'{spec_or_name}' is not a mesh file; give --zoo to use field names")
