@@ -55,7 +55,7 @@ def demo_run(tmp_path_factory):
 def test_demo_runs_every_stage_and_the_report_has_every_section(demo_run):
     out, summary, stages = demo_run
     assert stages == list(STAGES)
-    assert summary["fields"] == 10 and set(summary["space"]) == {"train", "val", "test"}
+    assert summary["fields"] == 10 and set(summary["space"]) == {"train", "test"}  # demo: no validation split
     page = (out / "report.html").read_text()
     for section in SECTIONS:
         assert f'<section id="{section}">' in page

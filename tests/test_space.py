@@ -328,6 +328,13 @@ def test_cli_train_interpolate_sample_optimize(tiny_zoo, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert _last_json(res)["mode"] == "weights"
+    ball = tmp_path / "ball.obj"
+    trimesh.creation.icosphere(2, radius=0.3).export(ball)
+    args = ["--space", space, "--zoo", tiny_zoo, "--steps", "3", "--resolution", "32", "--device", "cpu"]
+    res = _invoke("interpolate", ball, "shape_01", "--out", tmp_path / "m", *args)
+    assert res.exit_code == 0, res.output
+    start = _last_json(res)["a"]
+    assert start["mesh"] == str(ball) and start["fit_iou"] > 0.5  # fitted on the fly with the zoo's recipe
     res = _invoke(
         "sample",
         "--space",
