@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,7 +56,9 @@ class WeightSpace:
             raise ShapezooError("cannot encode field weights that contain NaN or inf")
         dev = next(self.model.parameters()).device
         self.model.eval()
-        return torch.cat([self.model.encode(p.to(dev)) for p in params.split(batch)]) if len(params) else params
+        if not len(params):
+            return torch.zeros(0, self.latent_size, device=dev)
+        return torch.cat([self.model.encode(p.to(dev)) for p in params.split(batch)])
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -127,8 +130,6 @@ def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSp
 
 def save_latents(path: str | Path, z: torch.Tensor, names: list[str], extra: dict | None = None) -> None:
     """latents.safetensors: ``z`` (N, d) float32; names (and any extra JSON) in the metadata."""
-    import json
-
     if len(names) != len(z):
         raise ShapezooError(f"{len(names)} names for {len(z)} latents")
     meta = {"names": json.dumps(names), **{k: json.dumps(v) for k, v in (extra or {}).items()}}
@@ -137,8 +138,6 @@ def save_latents(path: str | Path, z: torch.Tensor, names: list[str], extra: dic
 
 def load_latents(path: str | Path) -> tuple[torch.Tensor, list[str]]:
     """(z (N, d), names) from a latents file; a bad file raises InputError."""
-    import json
-
     tensors, meta = load_tensors(path, framework="pt")
     z = tensors.get("z")
     if z is None or z.dim() != 2:

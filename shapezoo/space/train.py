@@ -50,8 +50,6 @@ class TrainConfig:
     """Share of fields held out entirely (reported, never seen in training or selection)."""
     eval_every: int = 10
     """Validate and checkpoint every this many epochs."""
-    latent_noise: float = 0.0
-    """Gaussian noise added to z during training, relative to the batch's latent std (smooths the decoder)."""
     grad_clip: float = 1.0
     seed: int = 0
 
@@ -108,14 +106,9 @@ def binary_kl(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor
     ).clamp_min(0)
 
 
-def losses(
-    space_model, spec: FieldSpec, params, x, targets, weight_loss: float, latent_noise: float = 0.0
-) -> dict[str, torch.Tensor]:
+def losses(space_model, spec: FieldSpec, params, x, targets, weight_loss: float) -> dict[str, torch.Tensor]:
     """Named loss terms for a batch: functional (binary KL on logits), weight (normalised MSE) and total."""
-    z = space_model.encode(params)
-    if latent_noise > 0:
-        z = z + latent_noise * z.detach().std() * torch.randn_like(z)
-    decoded = space_model.decode(z)
+    decoded = space_model.decode(space_model.encode(params))
     functional = binary_kl(field_forward(spec, decoded, x)[..., 0], targets)
     weight = (((decoded - params) / space_model.stats.std) ** 2).mean()
     return {"functional": functional, "weight": weight, "total": functional + weight_loss * weight}
@@ -232,7 +225,7 @@ def train_space(
             t = torch.gather(t_all[bd], 1, pick)
             for group in opt.param_groups:
                 group["lr"] = _lr(config, step, total)
-            terms = losses(model, zoo.spec, params["train"][bd], x, t, config.weight_loss, config.latent_noise)
+            terms = losses(model, zoo.spec, params["train"][bd], x, t, config.weight_loss)
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
