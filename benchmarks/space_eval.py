@@ -27,7 +27,7 @@ from shapezoo.zoo import FieldZoo, load_zoo
 def _score(zoo: FieldZoo, params: torch.Tensor, names: list[str], meshes: Path, res: int) -> list[dict]:
     entries = [{"name": n, "status": "ok"} for n in names]
     sub = FieldZoo(zoo.spec, params.cpu(), entries, zoo.init, {})
-    return evaluate_zoo(sub, meshes, names, ExtractConfig(resolution=res, coarse=min(64, res)))["entries"]
+    return evaluate_zoo(sub, meshes, names, ExtractConfig(resolution=res))["entries"]
 
 
 def _median(rows: list[dict], key: str) -> float:

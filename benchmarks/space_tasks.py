@@ -23,6 +23,7 @@ import torch
 from shapezoo.extract import ExtractConfig, extract_meshes
 from shapezoo.fields import init_params
 from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.io import config_from_json
 from shapezoo.meshes import load_mesh
 from shapezoo.metrics import point_metrics, surface_points
 from shapezoo.space import Evidence, OptimizeConfig, load_space, optimize_latent
@@ -104,7 +105,7 @@ def completion(a) -> dict:
     prior = prior_from_space(space, a.space)[0]
     test = space.meta["split"]["test"]
     names = test[:: max(1, len(test) // a.shapes)][: a.shapes]  # spread over the families (the split keeps zoo order)
-    fit_cfg = FitConfig(**{k: v for k, v in zoo.meta["fit"].items() if k in FitConfig.__dataclass_fields__})
+    fit_cfg = config_from_json(FitConfig, zoo.meta["fit"])
     init = init_params(zoo.spec, fit_cfg.init_seed)
     rows = []
     for n in names:

@@ -11,6 +11,11 @@ from typing import Any
 import typer
 
 
+def parse_names(names: str | None) -> list[str] | None:
+    """'a, b,c' -> ['a', 'b', 'c']; None or empty -> None (all)."""
+    return [n.strip() for n in names.split(",") if n.strip()] if names else None
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Turn library errors into one line on stderr and exit code 1 (no traceback)."""
 

@@ -7,12 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ._common import finish, handle_errors, progress
+from ._common import finish, handle_errors, parse_names, progress
 from .fit import resolve_device
-
-
-def _names(names: str | None) -> list[str] | None:
-    return [n.strip() for n in names.split(",") if n.strip()] if names else None
 
 
 @handle_errors
@@ -51,7 +47,7 @@ def mesh(
     config = ExtractConfig(resolution=resolution, coarse=None if dense else coarse)
     dev = resolve_device(device)
     ensure_output_dir(out)
-    wanted = _names(names) or z.names
+    wanted = parse_names(names) or z.names
     failures, rows, todo = [], [], []
     for name in wanted:
         problem = z.unusable(name)
@@ -127,8 +123,8 @@ def evaluate(
 
         if zoo is not None:
             z = load_zoo(zoo)
-            bar.update(task, total=len(_names(names) or z.names))
-            result = evaluate_zoo(z, reference, _names(names), ExtractConfig(resolution=resolution), dev, step)
+            bar.update(task, total=len(parse_names(names) or z.names))
+            result = evaluate_zoo(z, reference, parse_names(names), ExtractConfig(resolution=resolution), dev, step)
         else:
             result = evaluate_meshes(pred, reference, dev, step)
     s = result["summary"]

@@ -7,16 +7,10 @@ from typing import Annotated
 
 import typer
 
-from ._common import finish, handle_errors, progress
+from ._common import finish, handle_errors, parse_names, progress
 from .fit import resolve_device
 
 app = typer.Typer(help="Train and inspect weight spaces (latent spaces of field zoos).", no_args_is_help=True)
-
-
-def _extract_config(resolution: int):
-    from shapezoo.extract import ExtractConfig
-
-    return ExtractConfig(resolution=resolution, coarse=min(64, resolution))
 
 
 @app.command("train")
@@ -113,7 +107,7 @@ def encode(
     dev = resolve_device(device)
     s, z = load_space(space, dev), load_zoo(zoo)
     s.check_spec(z.spec, zoo)
-    wanted = [n.strip() for n in names.split(",")] if names else [n for n in z.names if z.unusable(n) is None]
+    wanted = parse_names(names) or [n for n in z.names if z.unusable(n) is None]
     for n in wanted:
         problem = z.unusable(n)
         if problem:
@@ -193,7 +187,7 @@ def interpolate(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
     """Walk from A to B through the latent space (or raw weights) and mesh every step."""
-    from shapezoo.extract import export_mesh
+    from shapezoo.extract import ExtractConfig, export_mesh
     from shapezoo.io import ensure_output_dir
     from shapezoo.space import load_space
     from shapezoo.space.explore import sequence, sequence_metrics
@@ -212,7 +206,7 @@ def interpolate(
         bar.update(task, advance=1, status="decoding")
         params = sequence(s, pa, pb, steps, mode, weights)
         bar.update(task, advance=1, status="meshing")
-        meshes, rows = sequence_metrics(s, params, _extract_config(resolution), dev)
+        meshes, rows = sequence_metrics(s, params, ExtractConfig(resolution=resolution), dev)
         bar.update(task, advance=1, status="done")
     for row, (v, f) in zip(rows, meshes):
         row["file"] = str(out / f"step_{row['step']:02d}.obj")
@@ -289,7 +283,7 @@ def optimize(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
     """Find the latent whose decoded field best explains a point cloud (shape completion) and mesh it."""
-    from shapezoo.extract import export_mesh, extract_meshes
+    from shapezoo.extract import ExtractConfig, export_mesh, extract_meshes
     from shapezoo.io import ensure_output_dir
     from shapezoo.space import Evidence, OptimizeConfig, load_space, optimize_latent, save_latents
     from shapezoo.space.explore import prior_from_space
@@ -310,7 +304,7 @@ def optimize(
             on_step=lambda i, h: bar.update(task, completed=i + 1, status=f"evidence {h['evidence']:.4f}"),
         )
     params = s.decode(z[None])
-    (mesh,), _ = extract_meshes(s.spec, params, _extract_config(resolution), ["completed"])
+    (mesh,), _ = extract_meshes(s.spec, params, ExtractConfig(resolution=resolution), ["completed"])
     export_mesh(*mesh, out / "completed.obj")
     save_latents(out / "latent.safetensors", z[None], ["completed"])
     summary = {
@@ -342,7 +336,7 @@ def sample(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
     """Draw new members from a Gaussian fitted to the training latents; report how close each is to training."""
-    from shapezoo.extract import export_mesh, extract_meshes
+    from shapezoo.extract import ExtractConfig, export_mesh, extract_meshes
     from shapezoo.io import ensure_output_dir
     from shapezoo.space import load_space, save_latents
     from shapezoo.space.explore import nearest_training, prior_from_space
@@ -352,7 +346,7 @@ def sample(
     prior_, train_z, train_names = prior_from_space(s, space)
     z = prior_.sample(count, seed)
     ensure_output_dir(out)
-    config = _extract_config(resolution)
+    config = ExtractConfig(resolution=resolution)
     rows = []
     with progress() as bar:
         task = bar.add_task("sampling", total=count, status="")

@@ -102,7 +102,7 @@ def run_demo(
         atomic_write_json(out / "zoo" / "fit_curves.json", {"batches": curves})
     done("fit")
     zoo = load_zoo(out / "zoo")
-    extract = ExtractConfig(resolution=config.resolution, coarse=min(64, config.resolution))
+    extract = ExtractConfig(resolution=config.resolution)
     meshes, _ = extract_meshes(zoo.spec, zoo.params.to(device), extract, zoo.names)
     ensure_output_dir(out / "fields")
     for name, (v, f) in zip(zoo.names, meshes):

@@ -46,6 +46,15 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
+def config_from_json(cls, data: dict | None):
+    """A frozen config dataclass from its stored JSON: lists become tuples again, keys it does not know are
+    ignored (zoos written by other versions), missing keys take their defaults."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in (data or {}).items() if k in names})
+
+
 def read_json(path: str | Path) -> Any:
     """Read a JSON file; a missing or corrupt file raises InputError naming it."""
     path = Path(path)

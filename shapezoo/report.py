@@ -237,29 +237,15 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
     curves = run / "zoo" / "fit_curves.json"
     if curves.exists():
         batches = read_json(curves)["batches"]
-        plots.append(
-            svg_lines(
-                {
-                    f"batch {i}": ([h["step"] for h in b["history"]], [h["loss"] for h in b["history"]])
-                    for i, b in enumerate(batches)
-                },
-                "Field fitting: training loss",
-                "step",
-                "BCE",
-                log_y=True,
-            )
-        )
-        plots.append(
-            svg_lines(
-                {
-                    f"batch {i}": ([h["step"] for h in b["history"]], [h["iou"] for h in b["history"]])
-                    for i, b in enumerate(batches)
-                },
-                "Field fitting: training IoU",
-                "step",
-                "IoU",
-            )
-        )
+
+        def per_batch(key: str) -> dict:
+            return {
+                f"batch {i}": ([h["step"] for h in b["history"]], [h[key] for h in b["history"]])
+                for i, b in enumerate(batches)
+            }
+
+        plots.append(svg_lines(per_batch("loss"), "Field fitting: training loss", "step", "BCE", log_y=True))
+        plots.append(svg_lines(per_batch("iou"), "Field fitting: training IoU", "step", "IoU"))
     space_json = run / "space" / "space.json"
     if space_json.exists():
         hist = read_json(space_json).get("history", [])

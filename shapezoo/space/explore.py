@@ -11,6 +11,7 @@ from ..errors import InputError, ShapezooError
 from ..extract import ExtractConfig, extract_meshes
 from ..fields import field_forward, init_params
 from ..fit import FitConfig, fit_fields
+from ..io import config_from_json
 from ..meshes import load_mesh
 from ..metrics import point_metrics, surface_points, uniform_points
 from ..sampling import SampleConfig, sample_shape
@@ -24,14 +25,9 @@ def fit_mesh(space: WeightSpace, path: str | Path, device: str | torch.device = 
     Returns the field weights (P,) and the shape's record (name, source, normalisation).
     """
     zoo_meta = space.meta.get("zoo", {}).get("meta", {})
-    fit = {k: v for k, v in zoo_meta.get("fit", {}).items() if k in FitConfig.__dataclass_fields__}
-    config = FitConfig(**fit)
-    sample_cfg = zoo_meta.get("samples", {}).get("config") or {}
-    sample_cfg = {k: v for k, v in sample_cfg.items() if k in SampleConfig.__dataclass_fields__}
-    if "sigmas" in sample_cfg:
-        sample_cfg["sigmas"] = tuple(sample_cfg["sigmas"])
+    config = config_from_json(FitConfig, zoo_meta.get("fit"))
     shape = load_mesh(path)
-    data = sample_shape(shape, SampleConfig(**sample_cfg))
+    data = sample_shape(shape, config_from_json(SampleConfig, zoo_meta.get("samples", {}).get("config")))
     pts = torch.from_numpy(data["points"])[None].to(device)
     occ = torch.from_numpy(data["occupancy"])[None].to(device)
     init = init_params(space.spec, config.init_seed).to(device)
