@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from . import data, fit, mesh, report, space
+from . import classifiers, data, fit, mesh, report, space
 
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
@@ -26,6 +26,7 @@ for _name in ("encode", "decode", "interpolate", "optimize", "sample"):
     app.command(_name)(getattr(space, _name))
 app.command("report")(report.report)
 app.command("demo")(report.demo)
+app.add_typer(classifiers.app, name="classifiers")
 
 
 def main() -> None:

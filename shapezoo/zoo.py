@@ -1,4 +1,8 @@
-"""FieldZoo: many fitted fields of one architecture on disk (zoo.json + safetensors shards), written atomically."""
+"""Zoos on disk: many trained networks of one architecture (zoo.json + safetensors shards), written atomically.
+
+Field zoos hold occupancy fields (FieldSpec); classifier zoos (shapezoo.classifiers) use the same format with
+``kind: classifier`` and a ClassifierSpec.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,10 +28,10 @@ def shard_name(i: int) -> str:
 
 
 @dataclass
-class FieldZoo:
-    """Fields of one architecture: ``params`` (N, P) with one entry per row (name, source, sha256, status, metrics)."""
+class Zoo:
+    """Networks of one architecture: ``params`` (N, P) with one entry per row (name, status, metrics, ...)."""
 
-    spec: FieldSpec
+    spec: Any
     params: torch.Tensor
     entries: list[dict]
     init: torch.Tensor
@@ -46,10 +51,6 @@ class FieldZoo:
         """(P,) weights of one field."""
         return self.params[self.index(name)]
 
-    def module(self, name: str) -> FieldModule:
-        """One field as a ready-to-use ``nn.Module``."""
-        return to_module(self.spec, self.weights(name))
-
     def unusable(self, name: str) -> str | None:
         """Why a field cannot be meshed or scored (NaN/inf weights, or it failed to fit), or None if it can."""
         i = self.index(name)
@@ -65,10 +66,33 @@ class FieldZoo:
         return [n for n, b in zip(self.names, bad.tolist()) if b]
 
 
-def _header(spec: FieldSpec, meta: dict) -> dict:
+@dataclass
+class FieldZoo(Zoo):
+    """Fitted occupancy fields (entries also carry the source mesh and its sha256)."""
+
+    spec: FieldSpec
+
+    def module(self, name: str) -> FieldModule:
+        """One field as a ready-to-use ``nn.Module``."""
+        return to_module(self.spec, self.weights(name))
+
+
+def _kind(spec) -> str:
+    return "field" if isinstance(spec, FieldSpec) else "classifier"
+
+
+def _spec_from_json(kind: str, data: dict):
+    if kind == "classifier":
+        from .classifiers.archs import ClassifierSpec
+
+        return ClassifierSpec.from_json(data)
+    return FieldSpec.from_json(data)
+
+
+def _header(spec, meta: dict) -> dict:
     return {
         "format": ZOO_FORMAT,
-        "kind": "field",
+        "kind": _kind(spec),
         "spec": spec.to_json(),
         "layout": spec.layout().to_json(),
         "param_count": spec.layout().size,
@@ -85,14 +109,14 @@ class ZooWriter:
     valid zoo of the shards it finished; finished shards are never rewritten.
     """
 
-    def __init__(self, path: str | Path, spec: FieldSpec, init: torch.Tensor, meta: dict):
+    def __init__(self, path: str | Path, spec, init: torch.Tensor, meta: dict):
         self.path = ensure_output_dir(path)
         self.spec = spec
         meta = json.loads(json.dumps(meta))  # compare as stored (tuples become lists)
         manifest = self.path / ZOO_JSON
         if manifest.exists():
             self.header = read_json(manifest)
-            for key, want in (("format", ZOO_FORMAT), ("spec", spec.to_json())):
+            for key, want in (("format", ZOO_FORMAT), ("spec", json.loads(json.dumps(spec.to_json())))):
                 if self.header.get(key) != want:
                     raise InputError(
                         manifest,
@@ -131,9 +155,7 @@ class ZooWriter:
         atomic_write_json(self.path / ZOO_JSON, self.header)
 
 
-def save_zoo(
-    path: str | Path, spec: FieldSpec, params: torch.Tensor, entries: list[dict], init: torch.Tensor, meta: dict
-) -> None:
+def save_zoo(path: str | Path, spec, params: torch.Tensor, entries: list[dict], init: torch.Tensor, meta: dict) -> None:
     """Write a whole zoo at once (e.g. decoded fields) as a single shard."""
     path = Path(path)
     if (path / ZOO_JSON).exists():
@@ -141,8 +163,9 @@ def save_zoo(
     ZooWriter(path, spec, init, meta).append(params, entries)
 
 
-def load_zoo(path: str | Path) -> FieldZoo:
-    """Read and validate a zoo; any mismatch raises InputError naming the file and the problem."""
+def load_zoo(path: str | Path, kind: str = "field") -> Any:
+    """Read and validate a zoo of ``kind`` (field or classifier); any mismatch raises InputError naming the file
+    and the problem. Returns a FieldZoo for fields, a Zoo of ClassifierSpec for classifiers."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "zoo folder not found")
@@ -150,7 +173,13 @@ def load_zoo(path: str | Path) -> FieldZoo:
     header = read_json(manifest)
     if header.get("format") != ZOO_FORMAT:
         raise InputError(manifest, f"not a shapezoo field zoo (format {header.get('format')!r}, expected {ZOO_FORMAT})")
-    spec = FieldSpec.from_json(header["spec"])
+    found = header.get("kind", "field")
+    if found != kind:
+        raise InputError(manifest, f"holds a {found} zoo; this needs a {kind} zoo")
+    try:
+        spec = _spec_from_json(kind, header["spec"])
+    except (KeyError, TypeError, ValueError, ShapezooError) as exc:
+        raise InputError(manifest, f"invalid architecture spec ({exc})") from None
     P = spec.layout().size
     if header.get("param_count") != P:
         raise InputError(manifest, f"param_count {header.get('param_count')} does not match the spec ({P})")
@@ -173,7 +202,7 @@ def load_zoo(path: str | Path) -> FieldZoo:
     if init is None or init.shape != (P,):
         raise InputError(path / INIT_FILE, f"initial weights do not match the spec ({P} parameters)")
     meta = {k: v for k, v in header.items() if k not in ("format", "spec", "layout", "param_count", "shards", "fields")}
-    return FieldZoo(spec, params, entries, init.float(), meta)
+    return (FieldZoo if kind == "field" else Zoo)(spec, params, entries, init.float(), meta)
 
 
 def metric_summary(entries: list[dict], key: str) -> dict:

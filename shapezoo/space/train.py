@@ -132,14 +132,14 @@ def evaluate_split(space_model, spec, params, x, targets, n_uniform: int, batch:
     }
 
 
-def _lr(config: TrainConfig, step: int, total: int) -> float:
+def learning_rate(config: TrainConfig, step: int, total: int) -> float:
     if step < config.warmup:
         return config.lr * (step + 1) / config.warmup
     t = (step - config.warmup) / max(1, total - config.warmup)
     return config.lr * (config.lr_final + (1 - config.lr_final) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def _save_checkpoint(out: Path, model, opt, state: dict) -> None:
+def save_checkpoint(out: Path, model, opt, state: dict) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     for i, st in opt.state_dict()["state"].items():
         for k, v in st.items():
@@ -148,7 +148,7 @@ def _save_checkpoint(out: Path, model, opt, state: dict) -> None:
     atomic_write_json(out / STATE_JSON, state)
 
 
-def _load_checkpoint(out: Path, model, opt) -> None:
+def load_checkpoint(out: Path, model, opt) -> None:
     tensors, _ = load_tensors(out / CHECKPOINT, framework="pt")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict] = {}
@@ -198,7 +198,7 @@ def train_space(
     model = build_model(zoo.spec, model_config, params["train"].cpu()).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     if state["epoch"] > 0:
-        _load_checkpoint(out, model, opt)
+        load_checkpoint(out, model, opt)
 
     n_train = len(split["train"])
     steps_per_epoch = math.ceil(n_train / config.batch)
@@ -224,7 +224,7 @@ def train_space(
             x = torch.gather(x_all[bd], 1, pick[..., None].expand(-1, -1, 3))
             t = torch.gather(t_all[bd], 1, pick)
             for group in opt.param_groups:
-                group["lr"] = _lr(config, step, total)
+                group["lr"] = learning_rate(config, step, total)
             terms = losses(model, zoo.spec, params["train"][bd], x, t, config.weight_loss)
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
@@ -236,7 +236,7 @@ def train_space(
             if not math.isfinite(sums["total"]):
                 raise ShapezooError(f"space training diverged at epoch {epoch + 1} (loss {sums['total']})")
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-            entry = {"epoch": epoch + 1, "step": step, "lr": _lr(config, step - 1, total)}
+            entry = {"epoch": epoch + 1, "step": step, "lr": learning_rate(config, step - 1, total)}
             entry["train"] = {k: v / n_train for k, v in sums.items()}
             sel = "val" if len(params["val"]) else "train"
             entry[sel if sel == "val" else "train_eval"] = evaluate_split(
@@ -250,7 +250,7 @@ def train_space(
                 state["best"] = {"epoch": epoch + 1, **val}
                 save_space(out, WeightSpace(zoo.spec, model, _meta(zoo, configs, split, state)))
             state.update(epoch=epoch + 1, step=step)
-            _save_checkpoint(out, model, opt, state)
+            save_checkpoint(out, model, opt, state)
             if on_eval is not None:
                 on_eval(entry)
     seconds = time.perf_counter() - started

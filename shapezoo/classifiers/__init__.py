@@ -1,0 +1,1 @@
+"""Image-classifier zoos: architectures, data, zoo training and their weight space."""

@@ -1,0 +1,135 @@
+"""Image datasets with fixed train/val/test splits: scikit-learn's bundled digits, (Fashion-)MNIST IDX files,
+CIFAR-10 through torchvision. Nothing is downloaded; images come standardised by the training split's statistics.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError, ShapezooError
+
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
+DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SPLIT_SEED = 0
+
+
+@dataclass
+class ImageData:
+    """Standardised images (N, C, H, W) float32 and labels (N,) int64 per split."""
+
+    name: str
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    classes: int
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train[0].shape[1:])
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in ("train", "val", "test"):
+            raise ShapezooError(f"unknown split '{name}' (train, val or test)")
+        return getattr(self, name)
+
+    def to(self, device) -> ImageData:
+        move = lambda s: (s[0].to(device), s[1].to(device))  # noqa: E731
+        return ImageData(self.name, move(self.train), move(self.val), move(self.test), self.classes)
+
+
+def _standardise(name, train, val, test, classes) -> ImageData:
+    """uint8/float arrays (N, C, H, W) -> ImageData, standardised with the training split's mean and std."""
+    x = torch.as_tensor(train[0], dtype=torch.float32)
+    mean, std = x.mean(), x.std().clamp_min(1e-6)
+    norm = lambda s: ((torch.as_tensor(s[0], dtype=torch.float32) - mean) / std, torch.as_tensor(s[1]).long())  # noqa: E731
+    return ImageData(name, norm(train), norm(val), norm(test), classes)
+
+
+def load_digits() -> ImageData:
+    """scikit-learn's bundled 8x8 digits (1797 images): a fixed seeded split of 1077 / 360 / 360."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = d.images.astype(np.float32)[:, None] / 16.0
+    y = d.target.astype(np.int64)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
+    test, val, train = order[:360], order[360:720], order[720:]
+    return _standardise("digits", (x[train], y[train]), (x[val], y[val]), (x[test], y[test]), 10)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX array (optionally gzipped); a bad file raises InputError."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+        if zero != 0 or dtype != 0x08:
+            raise ValueError("not an unsigned-byte IDX file")
+        dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+        data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+        if data.size != int(np.prod(dims)):
+            raise ValueError(f"holds {data.size} values, the header says {dims}")
+        return data.reshape(dims)
+    except (OSError, ValueError, struct.error, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(path, f"not a readable IDX file ({exc})") from None
+
+
+def load_idx_folder(name: str, root: str | Path) -> ImageData:
+    """(Fashion-)MNIST from the four standard IDX files (``.gz`` or not): train 50k / val 10k (the last 10k of
+    the training file) / test 10k."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, f"{name} folder not found (it needs the four files {', '.join(IDX_FILES)}[.gz])")
+    found = []
+    for stem in IDX_FILES:
+        options = [root / f"{stem}.gz", root / stem]
+        path = next((p for p in options if p.exists()), None)
+        if path is None:
+            missing = [s for s in IDX_FILES if not (root / s).exists() and not (root / f"{s}.gz").exists()]
+            raise InputError(root, f"missing {name} files: {', '.join(f'{m}[.gz]' for m in missing)}")
+        found.append(_read_idx(path))
+    (xtr, ytr, xte, yte), paths = found, [root / s for s in IDX_FILES]
+    for x, y, p in ((xtr, ytr, paths[0]), (xte, yte, paths[2])):
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise InputError(p, f"images {x.shape} and labels {y.shape} do not match")
+    n_val = min(10000, len(xtr) // 6)
+    xtr, xte = xtr[:, None], xte[:, None]
+    classes = int(max(ytr.max(), yte.max())) + 1
+    return _standardise(name, (xtr[:-n_val], ytr[:-n_val]), (xtr[-n_val:], ytr[-n_val:]), (xte, yte), classes)
+
+
+def load_cifar10(root: str | Path) -> ImageData:
+    """CIFAR-10 through torchvision from local files only (``download=False``): train 45k / val 5k / test 10k."""
+    try:
+        from torchvision.datasets import CIFAR10
+    except ImportError:
+        raise ShapezooError("cifar10 needs torchvision (pip install torchvision) and the dataset files") from None
+    try:
+        tr, te = CIFAR10(str(root), train=True, download=False), CIFAR10(str(root), train=False, download=False)
+    except RuntimeError as exc:
+        raise InputError(root, f"CIFAR-10 files not found ({exc}); shapezoo never downloads") from None
+    xtr, xte = tr.data.transpose(0, 3, 1, 2), te.data.transpose(0, 3, 1, 2)
+    ytr, yte = np.asarray(tr.targets), np.asarray(te.targets)
+    return _standardise("cifar10", (xtr[:-5000], ytr[:-5000]), (xtr[-5000:], ytr[-5000:]), (xte, yte), 10)
+
+
+def load_images(name: str, root: str | Path | None = None) -> ImageData:
+    """A dataset by name: ``digits`` (bundled), ``fashion-mnist``/``mnist`` (IDX folder), ``cifar10`` (torchvision)."""
+    if name == "digits":
+        return load_digits()
+    if name in ("fashion-mnist", "mnist"):
+        root = root or DEFAULT_ROOTS.get(name)
+        if root is None:
+            raise ShapezooError(f"{name} needs --root, a folder with its four IDX files")
+        return load_idx_folder(name, root)
+    if name == "cifar10":
+        if root is None:
+            raise ShapezooError("cifar10 needs --root, a folder with torchvision's cifar-10-batches-py")
+        return load_cifar10(root)
+    raise ShapezooError(f"unknown dataset '{name}' ({', '.join(DATASETS)})")

@@ -1,0 +1,337 @@
+"""Training a classifier space: the paper's distillation loss (KL between original and decoded logits at
+temperature T, times T^2) on training images, a small normalised weight term, the architecture head, and, when
+the ordering has architectures without instances, the interpolation loss that teaches the decoder to build them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from scipy.stats import spearmanr
+
+from ..errors import InputError, ShapezooError
+from ..io import ensure_output_dir, read_json
+from ..space.space import save_latents, split_names
+from ..space.train import STATE_JSON, learning_rate, load_checkpoint, save_checkpoint
+from ..zoo import Zoo
+from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
+from .data import ImageData
+from .space import (
+    LATENTS_FILE,
+    ClassifierSpace,
+    SpaceConfig,
+    build_space_model,
+    load_classifier_space,
+    save_classifier_space,
+)
+
+VAL_IMAGES = 2000
+"""Checkpoint selection looks at the first this-many validation images."""
+
+
+@dataclass(frozen=True)
+class SpaceTrainConfig:
+    """How a classifier space is trained."""
+
+    epochs: int = 300
+    """Passes over the training models."""
+    batch: int = 16
+    """Models per step (one architecture per step)."""
+    images: int = 128
+    """Training images per step, shared by the step's models."""
+    mix: float = 0.5
+    """Share of each step's images replaced by mixtures of two training images (random weights): matching the
+    originals between the training images too keeps the decodes faithful on images neither saw."""
+    temperature: float = 4.0
+    """Distillation temperature (the paper's T = 4; the KL is multiplied by T^2)."""
+    weight_loss: float = 0.05
+    """Weight of the normalised weight-MSE term."""
+    arch_loss: float = 0.1
+    """Weight of the architecture-classification term."""
+    interp_loss: float = 1.0
+    """Weight of the interpolation loss (used when the ordering has interior architectures without instances)."""
+    lr: float = 1e-3
+    lr_final: float = 0.05
+    warmup: int = 100
+    val: float = 0.1
+    """Share of models for validation (best checkpoint: lowest validation distillation loss)."""
+    test: float = 0.2
+    """Share of models held out entirely."""
+    eval_every: int = 10
+    grad_clip: float = 1.0
+    seed: int = 0
+
+
+def distill_kl(logits: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(p || softmax(logits / T)) * T^2 with p = softmax(target / T), averaged over models and images."""
+    return soft_kl(logits, F.softmax(target / temperature, -1), temperature)
+
+
+def soft_kl(logits: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(p || softmax(logits / T)) * T^2 for target probabilities ``p`` (..., classes)."""
+    logq = F.log_softmax(logits / temperature, -1)
+    return (p * (p.clamp_min(1e-12).log() - logq)).sum(-1).mean() * temperature**2
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman rank correlation (None for fewer than 3 values or a constant list)."""
+    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+@torch.no_grad()
+def evaluate_models(
+    space: ClassifierSpace, spec: ClassifierSpec, params: torch.Tensor, data: ImageData, split: str = "test"
+) -> dict:
+    """Original vs decoded (encode -> decode) accuracy on one image split, per model and summarised."""
+    a = space.arch_index(spec, spec.name)
+    z = space.encode(spec, params)
+    decoded = space.model.decode(a, z)
+    images, labels = data.split(split)
+    acc_o = accuracy(spec, params.to(space.device), images, labels).tolist()
+    acc_d = accuracy(spec, decoded, images, labels).tolist()
+    arch_ok = (space.model.arch_logits(z).argmax(-1) == a).float().mean().item() if len(z) else None
+    gaps = [abs(x - y) for x, y in zip(acc_o, acc_d)]
+    return {
+        "accuracy_original": acc_o,
+        "accuracy_decoded": acc_d,
+        "mean_abs_gap_points": 100 * sum(gaps) / len(gaps) if gaps else None,
+        "spearman": spearman(acc_o, acc_d),
+        "arch_accuracy": arch_ok,
+    }
+
+
+def _split(zoos: list[Zoo], config: SpaceTrainConfig) -> dict[str, list[str]]:
+    names = [n for z in zoos for n in z.names if z.unusable(n) is None]
+    if len(set(names)) != len(names):
+        raise ShapezooError("model names repeat across the zoos (train each architecture's zoo once)")
+    return split_names(names, config.val, config.test, config.seed)
+
+
+def train_classifier_space(
+    zoos: list[Zoo],
+    data: ImageData,
+    out: str | Path,
+    archs: list[ClassifierSpec] | None = None,
+    model_config: SpaceConfig = SpaceConfig(),
+    config: SpaceTrainConfig = SpaceTrainConfig(),
+    on_eval: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train one space over the models of ``zoos`` (on the device of ``data``); ``archs`` orders the
+    architectures and may list ones without a zoo (unseen: built by the interpolation loss). Resumes from
+    ``out``'s checkpoint when the same options are given again; saves the best space by validation."""
+    out, device = ensure_output_dir(out), data.train[0].device
+    archs = list(archs) if archs else list(dict.fromkeys(z.spec for z in zoos))
+    for z in zoos:
+        if z.spec not in archs:
+            raise ShapezooError(
+                f"the zoo of {z.spec.name} is not in the architecture ordering {[a.name for a in archs]}"
+            )
+        if z.spec.in_shape != data.in_shape or z.spec.classes != data.classes:
+            raise ShapezooError(f"the zoo of {z.spec.name} was trained on other images than {data.name}")
+    split = _split(zoos, config)
+    configs = {"model": asdict(model_config), "train": asdict(config), "archs": [a.name for a in archs]}
+    state_path = out / STATE_JSON
+    if state_path.exists():
+        state = read_json(state_path)
+        if state.get("configs") != json.loads(json.dumps(configs)) or state.get("split") != split:
+            raise InputError(out, "holds a space trained with other options or other zoos; use another --out")
+    else:
+        state = {"configs": configs, "split": split, "epoch": 0, "step": 0, "history": [], "best": None}
+
+    members = {k: set(v) for k, v in split.items()}
+    params: dict[str, dict[int, torch.Tensor]] = {k: {} for k in split}
+    names: dict[str, dict[int, list[str]]] = {k: {} for k in split}
+    for z in zoos:
+        a = archs.index(z.spec)
+        for k in split:
+            chosen = [n for n in z.names if n in members[k]]
+            names[k][a] = chosen
+            params[k][a] = z.params[[z.index(n) for n in chosen]].to(device)
+    torch.manual_seed(config.seed)
+    model = build_space_model(archs, model_config)
+    inits = {archs.index(z.spec): z.init for z in zoos}
+    model.set_statistics(
+        {a: p.cpu() for a, p in params["train"].items()},
+        {a: inits[a] if a in inits else init_params(s, 0) for a, s in enumerate(archs)},
+    )
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    if state["epoch"] > 0:
+        load_checkpoint(out, model, opt)
+
+    seen = [a for a, p in params["train"].items() if len(p)]
+    unseen = [a for a in range(1, len(archs) - 1) if a not in seen]
+    interp = bool(unseen) and 0 in seen and len(archs) - 1 in seen and config.interp_loss > 0
+    x_train = data.train[0]
+    batches_per_epoch = sum(math.ceil(len(params["train"][a]) / config.batch) for a in seen)
+    total = config.epochs * batches_per_epoch
+    T = config.temperature
+    started, step, trained = time.perf_counter(), state["step"], 0
+    for epoch in range(state["epoch"], config.epochs):
+        model.train()
+        g = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+        jobs = [(a, b) for a in seen for b in torch.randperm(len(params["train"][a]), generator=g).split(config.batch)]
+        random.Random(config.seed * 7919 + epoch).shuffle(jobs)
+        sums: dict[str, float] = {}
+        for a, b in jobs:
+            spec, orig = archs[a], params["train"][a][b.to(device)]
+            x = _images(x_train, config.images, config.mix, g)
+            with torch.no_grad():
+                target = classifier_forward(spec, orig, x)
+            z = model.encode(a, orig)
+            feats = model.trunk_features(z)
+            decoded = model.decode(a, z, feats)
+            terms = {
+                "distill": distill_kl(classifier_forward(spec, decoded, x), target, T),
+                "weight": (((decoded - orig) / getattr(model, f"std_{spec.kind}")[model.index(a)]) ** 2).mean(),
+                "arch": F.cross_entropy(model.arch_logits(z, feats), torch.full((len(b),), a, device=device)),
+            }
+            total_loss = terms["distill"] + config.weight_loss * terms["weight"] + config.arch_loss * terms["arch"]
+            if interp:
+                terms["interp"], terms["interp_arch"] = _interpolation_terms(
+                    model, archs, params["train"], unseen, x, len(b), T, g
+                )
+                total_loss = total_loss + config.interp_loss * (
+                    terms["interp"] + config.arch_loss * terms["interp_arch"]
+                )
+            terms["total"] = total_loss
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(config, step, total)
+            opt.zero_grad(set_to_none=True)
+            total_loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            step, trained = step + 1, trained + len(b)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(b)
+            if not math.isfinite(sums["total"]):
+                raise ShapezooError(f"space training diverged at epoch {epoch + 1} (loss {sums['total']})")
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            n_train = sum(len(p) for p in params["train"].values())
+            entry = {
+                "epoch": epoch + 1,
+                "step": step,
+                "lr": learning_rate(config, step - 1, total),
+                "train": {k: v / n_train for k, v in sums.items()},
+            }
+            sel = "val" if any(len(p) for p in params["val"].values()) else "train"
+            entry["select"] = _validation(model, archs, params[sel], data, T)
+            entry["select"]["split"] = sel
+            state["history"].append(entry)
+            if state["best"] is None or entry["select"]["distill"] <= state["best"]["distill"]:
+                state["best"] = {"epoch": epoch + 1, **entry["select"]}
+                save_classifier_space(out, ClassifierSpace(model, _meta(zoos, data, configs, split, state)))
+            state.update(epoch=epoch + 1, step=step)
+            save_checkpoint(out, model, opt, state)
+            if on_eval is not None:
+                on_eval(entry)
+    seconds = time.perf_counter() - started
+
+    best = load_classifier_space(out, device)
+    results: dict = {}
+    for k in ("train", "val", "test"):
+        for a, p in params[k].items():
+            if len(p):
+                r = evaluate_models(best, archs[a], p, data, "test")
+                results.setdefault(k, {})[archs[a].name] = {"names": names[k][a], **r}
+    z = torch.cat([best.encode(archs[a], p) for a, p in params["train"].items() if len(p)])
+    train_names = [n for a, p in params["train"].items() if len(p) for n in names["train"][a]]
+    save_latents(out / LATENTS_FILE, z, train_names)
+    summary = {
+        "space": str(out),
+        "archs": [a.name for a in archs],
+        "unseen": [archs[a].name for a in unseen],
+        "data": data.name,
+        "latent": model_config.latent,
+        "models": {k: sum(len(v) for v in split_k.values()) for k, split_k in names.items()},
+        "epochs": config.epochs,
+        "steps": step,
+        "best_epoch": state["best"]["epoch"],
+        "train_seconds_this_run": round(seconds, 2),
+        "models_per_second": round(trained / seconds, 2) if trained else None,
+        "parameters": sum(p.numel() for p in best.model.parameters()),
+        "device": str(device),
+        "results": {
+            k: {
+                arch: {m: v for m, v in r.items() if m not in ("names", "accuracy_original", "accuracy_decoded")}
+                for arch, r in per.items()
+            }
+            for k, per in results.items()
+        },
+    }
+    best.meta.update(results=summary, evaluation=results, history=state["history"], best=state["best"])
+    save_classifier_space(out, best)
+    return summary
+
+
+def _images(x: torch.Tensor, n: int, mix: float, g: torch.Generator) -> torch.Tensor:
+    """n training images, the last ``round(mix * n)`` of them convex mixtures of two random training images."""
+    idx = torch.randint(0, len(x), (2, n), generator=g).to(x.device)
+    lam = torch.rand(n, generator=g).to(x.device)
+    lam[: n - round(mix * n)] = 1.0
+    lam = lam.view(n, *([1] * (x.dim() - 1)))
+    return lam * x[idx[0]] + (1 - lam) * x[idx[1]]
+
+
+def _interpolation_terms(model, archs, train, unseen, x, n, T, g) -> tuple[torch.Tensor, torch.Tensor]:
+    """Interpolation loss: latents of pairs (first-architecture model, last-architecture model), mixed at the
+    position t_k = k / (K - 1) of an unseen architecture k, must decode into a working model of architecture k
+    (distilled from the endpoints' softened predictions mixed with the same t) and be classified as k."""
+    K = len(archs)
+    first, last = train[0], train[K - 1]
+    ia = torch.randint(0, len(first), (n,), generator=g).to(x.device)
+    ib = torch.randint(0, len(last), (n,), generator=g).to(x.device)
+    k = unseen[int(torch.randint(0, len(unseen), (1,), generator=g))]
+    t = k / (K - 1)
+    pa, pb = first[ia], last[ib]
+    with torch.no_grad():
+        target = (1 - t) * F.softmax(classifier_forward(archs[0], pa, x) / T, -1) + t * F.softmax(
+            classifier_forward(archs[-1], pb, x) / T, -1
+        )
+    z = (1 - t) * model.encode(0, pa) + t * model.encode(K - 1, pb)
+    feats = model.trunk_features(z)
+    logits = classifier_forward(archs[k], model.decode(k, z, feats), x)
+    arch = F.cross_entropy(model.arch_logits(z, feats), torch.full((n,), k, device=x.device))
+    return soft_kl(logits, target, T), arch
+
+
+@torch.no_grad()
+def _validation(model, archs, params: dict[int, torch.Tensor], data: ImageData, T: float) -> dict:
+    """Distillation loss and accuracy gap of encode -> decode on the validation images."""
+    model.eval()
+    x, y = data.val[0][:VAL_IMAGES], data.val[1][:VAL_IMAGES]
+    kl, gaps, n = 0.0, [], 0
+    for a, p in params.items():
+        if not len(p):
+            continue
+        dec = model.decode(a, model.encode(a, p))
+        for xb in x.split(1024):
+            kl += (
+                float(distill_kl(classifier_forward(archs[a], dec, xb), classifier_forward(archs[a], p, xb), T))
+                * len(p)
+                * len(xb)
+            )
+        n += len(p) * len(x)
+        gaps += (accuracy(archs[a], p, x, y) - accuracy(archs[a], dec, x, y)).abs().tolist()
+    return {"distill": kl / n, "mean_abs_gap_points": 100 * sum(gaps) / len(gaps)}
+
+
+def _meta(zoos, data, configs, split, state) -> dict:
+    return {
+        "train": configs["train"],
+        "data": zoos[0].meta.get("data", {"name": data.name}),
+        "split": split,
+        "zoos": {z.spec.name: {"models": len(z.names), "recipe": z.meta.get("recipe")} for z in zoos},
+        "history": state["history"],
+        "best": state["best"],
+    }
