@@ -114,7 +114,7 @@ def single(a, data) -> dict:
     evals = {}
     for refine in (0, a.refine):
         t0 = time.perf_counter()
-        r = evaluate_zoo(space, zoo, data, refine=refine)
+        r = evaluate_zoo(space, zoo, data, refine=refine, only=None if refine == 0 else {"val", "test"})
         evals[f"refine_{refine}"] = {"seconds": round(time.perf_counter() - t0, 1), **r}
         for role, v in r["summary"].items():
             print(

@@ -1,8 +1,8 @@
 """The main job end to end on built-in procedural data, sized by one budget knob, ending in an HTML report.
 
 generate -> sample -> fit -> mesh -> eval -> train a weight space -> interpolate (latent and raw weights) ->
-renders -> report. Budget 1 takes about 2 minutes on 2 CPU cores; a rerun skips finished sampling, fitting and
-space training.
+renders -> a small digits classifier zoo and its space -> report. Budget 1 takes about 2 minutes on 2 CPU cores;
+a rerun skips finished sampling, fitting, zoo and space training.
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ class DemoConfig:
     resolution: int = 96
     """Marching-cubes grid for meshes, scores and the report."""
     interp_steps: int = 8
+    classifier_models: int = 48
+    """Models in the demo's classifier zoo (mlp-16 on the bundled digits)."""
+    classifier_epochs: int = 80
+    """Classifier-space training epochs."""
 
     def scaled(self, budget: float) -> DemoConfig:
         """More shapes, steps and epochs for budget > 1 (fewer for < 1); sizes stay valid."""
@@ -58,10 +62,51 @@ class DemoConfig:
             latent=self.latent if b <= 1 else 256,
             resolution=self.resolution if b <= 1 else 128,
             interp_steps=self.interp_steps,
+            classifier_models=max(24, round(self.classifier_models * b)),
+            classifier_epochs=max(10, round(self.classifier_epochs * b)),
         )
 
 
-STAGES = ("generate", "sample", "fit", "mesh", "eval", "space", "interpolate", "render", "report")
+STAGES = ("generate", "sample", "fit", "mesh", "eval", "space", "interpolate", "render", "classifiers", "report")
+
+
+def run_classifiers(out: Path, models: int, epochs: int, device: str | torch.device = "cpu") -> dict:
+    """The classifier modality in small: a digits zoo of mlp-16 models -> space -> original vs decoded accuracy ->
+    accuracy along the latent and raw-weight paths from the weakest to the strongest model."""
+    from .classifiers.archs import ClassifierSpec
+    from .classifiers.data import load_digits
+    from .classifiers.explore import evaluate_zoo as evaluate_classifiers
+    from .classifiers.explore import interpolation_path
+    from .classifiers.space import SpaceConfig, load_classifier_space
+    from .classifiers.train import SpaceTrainConfig, train_classifier_space
+    from .classifiers.zoo import ZooConfig, train_zoo
+
+    data = load_digits().to(device)
+    spec = ClassifierSpec("mlp", 16, data.in_shape, data.classes)
+    train_zoo(spec, data, out / "zoo", ZooConfig(count=models, batch=models, steps=(5, 300), lr=(2e-3, 4e-3)))
+    zoo = load_zoo(out / "zoo", kind="classifier")
+    train_classifier_space(
+        [zoo],
+        data,
+        out / "space",
+        None,
+        SpaceConfig(latent=16, hidden=128),
+        SpaceTrainConfig(epochs=epochs, batch=8, warmup=20),
+    )
+    space = load_classifier_space(out / "space", device)
+    result = evaluate_classifiers(space, zoo, data)
+    atomic_write_json(out / "eval.json", result)
+    acc = {r["name"]: r["accuracy_original"] for r in result["models"]}
+    a, b = min(acc, key=acc.get), max(acc, key=acc.get)
+    path = interpolation_path(space, (spec, zoo.weights(a)), (spec, zoo.weights(b)), data, steps=9)
+    atomic_write_json(out / "interpolation.json", {"a": a, "b": b, **path})
+    return {
+        "models": len(zoo.names),
+        "summary": result["summary"],
+        "interpolation": [a, b],
+        "accuracy_latent": path["accuracy_latent"],
+        "accuracy_raw": path["accuracy_raw"],
+    }
 
 
 def run_demo(
@@ -143,6 +188,8 @@ def run_demo(
         labels = [f"t={i / (len(seq_meshes) - 1):.2f}" for i in range(len(seq_meshes))]
         save_png(render_strip(seq_meshes, labels, size=200), out / "renders" / f"{key}_strip.png")
     done("render")
+    classifiers = run_classifiers(out / "classifiers", config.classifier_models, config.classifier_epochs, device)
+    done("classifiers")
     sections = build_report(out, out / "report.html")
     done("report")
     summary = {
@@ -153,6 +200,7 @@ def run_demo(
         "eval": {k: v["median"] for k, v in report["summary"].items()},
         "space": {k: v["field_iou_median"] for k, v in space_summary["results"].items()},
         "interpolation": [a, b],
+        "classifiers": classifiers,
         "report": str(out / "report.html"),
         "sections": sections,
         "seconds": timings,

@@ -18,7 +18,7 @@ import numpy as np
 
 from .io import atomic_write_bytes, read_json
 
-SECTIONS = ("summary", "gallery", "metrics", "interpolation", "training", "latent-map")
+SECTIONS = ("summary", "gallery", "metrics", "interpolation", "training", "latent-map", "classifiers")
 PALETTE = ("#3b6fb6", "#d0743c", "#5b9e4d", "#b84a62", "#8a6bbf", "#c9a227", "#4aa3a2", "#777777")
 
 
@@ -295,6 +295,8 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
     else:
         parts["latent-map"] = "<p>No weight space in this run.</p>"
 
+    parts["classifiers"] = _classifier_section(run / "classifiers", info)
+
     summary_rows = [(k, str(v)) for k, v in info.items()]
     parts["summary"] = f"<p>Run folder: <code>{html.escape(str(run.resolve()))}</code></p>" + _table(
         ["section", "items"], summary_rows
@@ -302,6 +304,42 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
     data = {"gallery": gallery, "interp": seqs.get("interpolation", {}).get("meshes", [])}
     atomic_write_bytes(out, _page(parts, data).encode())
     return info
+
+
+def _classifier_section(folder: Path, info: dict) -> str:
+    """Accuracy along a classifier interpolation (latent vs raw weights) and original-vs-decoded accuracy, from
+    ``interpolation.json`` / ``eval.json`` as ``shapezoo classifiers interpolate`` / ``eval`` write them."""
+    parts = []
+    path = folder / "interpolation.json"
+    if path.exists():
+        r = read_json(path)
+        series = {"latent path": (r["t"], [100 * a for a in r["accuracy_latent"]])}
+        if "accuracy_raw" in r:
+            series["raw-weight path"] = (r["t"], [100 * a for a in r["accuracy_raw"]])
+        parts.append(svg_lines(series, f"Test accuracy from {r['a']} to {r['b']}", "t", "accuracy %"))
+        raw = r.get("accuracy_raw", [None] * len(r["t"]))
+        rows = [
+            (f"{t:.2f}", arch, 100 * a, "-" if b is None else 100 * b)
+            for t, arch, a, b in zip(r["t"], r["arch_latent"], r["accuracy_latent"], raw)
+        ]
+        parts.append(_table(["t", "decoded as", "latent path acc %", "raw-weight acc %"], rows))
+        info["classifiers"] = len(r["t"])
+    path = folder / "eval.json"
+    if path.exists():
+        summary = read_json(path)["summary"]
+        rows = [
+            (
+                role,
+                v["models"],
+                100 * v["accuracy_original_mean"],
+                100 * v["accuracy_decoded_mean"],
+                v["mean_abs_gap_points"],
+                "-" if v["spearman"] is None else v["spearman"],
+            )
+            for role, v in summary.items()
+        ]
+        parts.append(_table(["models", "count", "original acc %", "decoded acc %", "mean |gap| pt", "Spearman"], rows))
+    return "".join(parts) or "<p>No classifier zoo in this run.</p>"
 
 
 def _asset_url(name: str) -> str:
@@ -317,6 +355,7 @@ def _page(parts: dict[str, str], data: dict) -> str:
         "interpolation": "Interpolation",
         "training": "Training curves",
         "latent-map": "Latent space",
+        "classifiers": "Classifiers: accuracy along an interpolation",
     }
     body = "".join(f'<section id="{k}"><h2>{titles[k]}</h2>{parts[k]}</section>' for k in SECTIONS)
     imports = json.dumps(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -399,3 +400,15 @@ def test_cli_bad_inputs_are_one_line(tmp_path, mlp_space):
     )
     assert r.exit_code == 1 and "models of architecture cnn-2" in r.stderr and "do not belong" in r.stderr
     assert not (tmp_path / "e.json").exists()
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Debian package dataset-fashion-mnist not installed"
+)
+def test_fashion_mnist_from_the_debian_package():
+    from shapezoo.classifiers.data import load_images
+
+    data = load_images("fashion-mnist")
+    assert data.in_shape == (1, 28, 28) and data.classes == 10
+    assert [len(s[1]) for s in (data.train, data.val, data.test)] == [50000, 10000, 10000]
+    assert torch.bincount(data.test[1]).tolist() == [1000] * 10

@@ -67,6 +67,10 @@ def test_demo_runs_every_stage_and_the_report_has_every_section(demo_run):
     for png in ("zoo_grid.png", "interpolation_strip.png", "interpolation_weights_strip.png"):
         assert (out / "renders" / png).stat().st_size > 1000
     assert json.loads((out / "demo.json").read_text())["report"].endswith("report.html")
+    classifiers = summary["classifiers"]
+    assert classifiers["accuracy_raw"][0] < 0.7 < classifiers["accuracy_raw"][-1]  # weakest -> strongest model
+    assert classifiers["accuracy_latent"][-1] > classifiers["accuracy_latent"][0]
+    assert "Test accuracy from" in page and "raw-weight path" in page
 
 
 def test_cli_report_rebuilds_the_page(demo_run, tmp_path):

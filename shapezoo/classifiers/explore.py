@@ -222,14 +222,21 @@ def encode_models(
 
 
 @torch.no_grad()
-def evaluate_zoo(space: ClassifierSpace, zoo: Zoo, data: ImageData, split: str = "test", refine: int = 0) -> dict:
+def evaluate_zoo(
+    space: ClassifierSpace,
+    zoo: Zoo,
+    data: ImageData,
+    split: str = "test",
+    refine: int = 0,
+    only: set[str] | None = None,
+) -> dict:
     """Original vs decoded accuracy of every usable model of ``zoo`` on an image split, with each model's role in
     the space's training (train / val / test, or ``unseen`` for models the space never saw). ``refine``: latent
-    refinement steps after the encoder (see ``encode_models``)."""
+    refinement steps after the encoder (see ``encode_models``); ``only``: evaluate just these roles."""
     a = space.arch_index(zoo.spec, zoo.spec.name)
-    usable = [n for n in zoo.names if zoo.unusable(n) is None]
-    params = zoo.params[[zoo.index(n) for n in usable]].to(space.device)
     roles = {n: k for k, names in space.meta.get("split", {}).items() for n in names}
+    usable = [n for n in zoo.names if zoo.unusable(n) is None and (only is None or roles.get(n, "unseen") in only)]
+    params = zoo.params[[zoo.index(n) for n in usable]].to(space.device)
     with torch.enable_grad():
         z = encode_models(space, zoo.spec, params, data, refine)
     decoded = space.model.decode(a, z) if len(params) else params
