@@ -7,6 +7,7 @@ under --work and are reused/resumed on a rerun):
     single      one architecture: zoo -> space -> original vs decoded accuracy (train / val / held-out), with and
                 without latent refinement; weak -> strong interpolation (latent vs raw weights); latent
                 optimisation from the weakest held-out model and from the mean latent
+    independent raw-weight interpolation between two models from independent initialisations vs a shared one
     unseen      ordering lenet-4 .. lenet-12: space trained on instances of the first and last widths only;
                 generated middle widths vs normally trained instances of them
     multi       one space over mlp, lenet, cnn and resnet zoos: per-architecture accuracy gap, architecture head
@@ -150,6 +151,26 @@ def single(a, data) -> dict:
     }
 
 
+def independent(a, data) -> dict:
+    """Raw-weight interpolation between two fully trained models: from independent initialisations (init seeds
+    1 and 2) versus from the zoo's shared initialisation (different data orders)."""
+    from shapezoo.classifiers.archs import accuracy, init_params
+
+    spec = parse_arch(a.arch, data.in_shape, data.classes)
+    config = ZooConfig(steps=(800, 800))
+    hp = [{"seed": s, "steps": 800, "lr": 2e-3} for s in (11, 12)]
+    t = torch.linspace(0, 1, 11, device=data.train[0].device)[:, None]
+    out = {}
+    for label, inits in (("independent inits", (1, 2)), ("shared init", (0, 0))):
+        ends = [
+            train_models(spec, init_params(spec, i).to(t.device), data, [h], config)[0][0] for i, h in zip(inits, hp)
+        ]
+        acc = accuracy(spec, (1 - t) * ends[0] + t * ends[1], *data.test).tolist()
+        out[label] = acc
+        print(f"raw path, {label:17s} " + " ".join(f"{100 * x:.1f}" for x in acc), flush=True)
+    return {"arch": spec.name, "t": t[:, 0].tolist(), "accuracy_raw": out}
+
+
 def unseen(a, data) -> dict:
     widths = [int(w) for w in a.widths.split(",")]
     order = [ClassifierSpec("lenet", w, data.in_shape, data.classes) for w in widths]
@@ -212,7 +233,7 @@ def multi(a, data) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["throughput", "single", "unseen", "multi"])
+    ap.add_argument("stage", choices=["throughput", "single", "independent", "unseen", "multi"])
     ap.add_argument("--data", default="digits")
     ap.add_argument("--root", default=None)
     ap.add_argument("--arch", default="lenet")

@@ -46,9 +46,15 @@ class ImageData:
 
 def _standardise(name, train, val, test, classes) -> ImageData:
     """uint8/float arrays (N, C, H, W) -> ImageData, standardised with the training split's mean and std."""
-    x = torch.as_tensor(train[0], dtype=torch.float32)
+
+    def tensors(split):  # copies: IDX arrays are read-only views of the file's bytes
+        return torch.from_numpy(np.array(split[0], dtype=np.float32)), torch.from_numpy(
+            np.array(split[1], dtype=np.int64)
+        )
+
+    x = tensors(train)[0]
     mean, std = x.mean(), x.std().clamp_min(1e-6)
-    norm = lambda s: ((torch.as_tensor(s[0], dtype=torch.float32) - mean) / std, torch.as_tensor(s[1]).long())  # noqa: E731
+    norm = lambda s: ((tensors(s)[0] - mean) / std, tensors(s)[1])  # noqa: E731
     return ImageData(name, norm(train), norm(val), norm(test), classes)
 
 

@@ -157,7 +157,7 @@ def optimize_latent(
             opt.step()
             if step % config.eval_every == 0 or step == config.steps:
                 acc = val_acc(z.detach())
-                history.append({"step": step, "loss": float(loss), "accuracy_val": acc})
+                history.append({"step": step, "loss": float(loss.detach()), "accuracy_val": acc})
                 if acc > best["val"]:
                     best = {"step": step, "val": acc, "z": z.detach().clone()}
                 if on_eval is not None:

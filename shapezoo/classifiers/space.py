@@ -8,7 +8,6 @@ predicts the architecture (a classification head), as in the paper's multi-archi
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -251,7 +250,3 @@ def load_classifier_space(path: str | Path, device: str | torch.device = "cpu") 
     meta = {k: v for k, v in header.items() if k not in ("format", "archs", "model")}
     return ClassifierSpace(model.to(device), meta)
 
-
-def latent_archs(meta: dict) -> list[str]:
-    """Architecture names stored beside latents (``archs`` metadata of a latents file)."""
-    return json.loads(meta.get("archs", "[]"))
