@@ -249,4 +249,3 @@ def load_classifier_space(path: str | Path, device: str | torch.device = "cpu") 
         raise InputError(path / MODEL_FILE, f"weights do not match space.json ({str(exc).splitlines()[0]})") from None
     meta = {k: v for k, v in header.items() if k not in ("format", "archs", "model")}
     return ClassifierSpace(model.to(device), meta)
-
