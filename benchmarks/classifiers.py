@@ -128,6 +128,7 @@ def single(a, data) -> dict:
     weak = min(held, key=lambda r: r["accuracy_original"])["name"]
     strong = max(held, key=lambda r: r["accuracy_original"])["name"]
     path = interpolation_path(space, (spec, zoo.weights(weak)), (spec, zoo.weights(strong)), data, steps=11)
+    path.pop("latents")
     print("interp latent " + " ".join(f"{100 * x:.1f}" for x in path["accuracy_latent"]))
     print("interp raw    " + " ".join(f"{100 * x:.1f}" for x in path["accuracy_raw"]), flush=True)
     opt = {}

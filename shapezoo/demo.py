@@ -99,6 +99,7 @@ def run_classifiers(out: Path, models: int, epochs: int, device: str | torch.dev
     acc = {r["name"]: r["accuracy_original"] for r in result["models"]}
     a, b = min(acc, key=acc.get), max(acc, key=acc.get)
     path = interpolation_path(space, (spec, zoo.weights(a)), (spec, zoo.weights(b)), data, steps=9)
+    path.pop("latents")
     atomic_write_json(out / "interpolation.json", {"a": a, "b": b, **path})
     return {
         "models": len(zoo.names),

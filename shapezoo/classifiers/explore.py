@@ -16,7 +16,7 @@ from ..zoo import Zoo
 from .archs import ClassifierSpec, accuracy, classifier_forward
 from .data import ImageData
 from .space import ClassifierSpace
-from .train import distill_kl, spearman
+from .train import compare_accuracies, distill_kl, evaluate_models, spearman
 
 
 def _monotonicity(acc: list[float]) -> dict:
@@ -38,7 +38,8 @@ def interpolation_path(
     """Accuracy of the decodes along the latent path from model ``a`` to model ``b`` ((spec, (P,)) each), and of
     the raw-weight path when both share an architecture (the naive baseline).
 
-    Each latent step decodes to the architecture the decoder predicts there.
+    Each latent step decodes to the architecture the decoder predicts there. ``latents`` holds the path
+    (steps, latent) on the CPU; everything else is JSON-ready.
     """
     za, zb = space.encode(a[0], a[1][None])[0], space.encode(b[0], b[1][None])[0]
     path = interpolate(za, zb, steps, mode)
@@ -52,6 +53,7 @@ def interpolation_path(
     out = {
         "t": torch.linspace(0, 1, steps).tolist(),
         "mode": mode,
+        "latents": path.cpu(),
         "arch_latent": names,
         "accuracy_latent": acc_latent,
         "latent": _monotonicity(acc_latent),
@@ -233,16 +235,13 @@ def evaluate_zoo(
     """Original vs decoded accuracy of every usable model of ``zoo`` on an image split, with each model's role in
     the space's training (train / val / test, or ``unseen`` for models the space never saw). ``refine``: latent
     refinement steps after the encoder (see ``encode_models``); ``only``: evaluate just these roles."""
-    a = space.arch_index(zoo.spec, zoo.spec.name)
     roles = {n: k for k, names in space.meta.get("split", {}).items() for n in names}
     usable = [n for n in zoo.names if zoo.unusable(n) is None and (only is None or roles.get(n, "unseen") in only)]
     params = zoo.params[[zoo.index(n) for n in usable]].to(space.device)
     with torch.enable_grad():
         z = encode_models(space, zoo.spec, params, data, refine)
-    decoded = space.model.decode(a, z) if len(params) else params
-    images, labels = data.split(split)
-    acc_o = accuracy(zoo.spec, params, images, labels).tolist()
-    acc_d = accuracy(zoo.spec, decoded, images, labels).tolist()
+    result = evaluate_models(space, zoo.spec, params, data, split, z)
+    pairs = zip(usable, result["accuracy_original"], result["accuracy_decoded"])
     rows = [
         {
             "name": n,
@@ -251,18 +250,12 @@ def evaluate_zoo(
             "accuracy_original": o,
             "accuracy_decoded": d,
         }
-        for n, o, d in zip(usable, acc_o, acc_d)
+        for n, o, d in pairs
     ]
     summary = {}
     for role in ("train", "val", "test", "unseen"):
         sel = [r for r in rows if r["role"] == role]
         if sel:
-            o, d = [r["accuracy_original"] for r in sel], [r["accuracy_decoded"] for r in sel]
-            summary[role] = {
-                "models": len(sel),
-                "mean_abs_gap_points": 100 * sum(abs(x - y) for x, y in zip(o, d)) / len(sel),
-                "spearman": spearman(o, d),
-                "accuracy_original_mean": sum(o) / len(o),
-                "accuracy_decoded_mean": sum(d) / len(d),
-            }
+            original, decoded = [r["accuracy_original"] for r in sel], [r["accuracy_decoded"] for r in sel]
+            summary[role] = compare_accuracies(original, decoded)
     return {"split": split, "refine": refine, "models": rows, "summary": summary}

@@ -20,7 +20,7 @@ from scipy.stats import spearmanr
 from ..errors import InputError, ShapezooError
 from ..io import ensure_output_dir, read_json
 from ..space.space import save_latents, split_names
-from ..space.train import STATE_JSON, learning_rate, load_checkpoint, save_checkpoint
+from ..space.train import STATE_JSON, Schedule, learning_rate, load_checkpoint, save_checkpoint
 from ..zoo import Zoo
 from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
 from .data import ImageData
@@ -38,8 +38,8 @@ VAL_IMAGES = 2000
 
 
 @dataclass(frozen=True)
-class SpaceTrainConfig:
-    """How a classifier space is trained."""
+class SpaceTrainConfig(Schedule):
+    """How a classifier space is trained (best checkpoint: lowest validation distillation loss)."""
 
     epochs: int = 300
     """Passes over the training models."""
@@ -58,16 +58,6 @@ class SpaceTrainConfig:
     """Weight of the architecture-classification term."""
     interp_loss: float = 1.0
     """Weight of the interpolation loss (used when the ordering has interior architectures without instances)."""
-    lr: float = 1e-3
-    lr_final: float = 0.05
-    warmup: int = 100
-    val: float = 0.1
-    """Share of models for validation (best checkpoint: lowest validation distillation loss)."""
-    test: float = 0.2
-    """Share of models held out entirely."""
-    eval_every: int = 10
-    grad_clip: float = 1.0
-    seed: int = 0
 
 
 def distill_kl(logits: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -88,24 +78,40 @@ def spearman(a: list[float], b: list[float]) -> float | None:
     return float(spearmanr(a, b).statistic)
 
 
+def compare_accuracies(original: list[float], decoded: list[float]) -> dict:
+    """Summary of paired accuracies: count, mean |gap| in points, Spearman of the rankings, both means."""
+    n = len(original)
+    return {
+        "models": n,
+        "mean_abs_gap_points": 100 * sum(abs(x - y) for x, y in zip(original, decoded)) / n if n else None,
+        "spearman": spearman(original, decoded),
+        "accuracy_original_mean": sum(original) / n if n else None,
+        "accuracy_decoded_mean": sum(decoded) / n if n else None,
+    }
+
+
 @torch.no_grad()
 def evaluate_models(
-    space: ClassifierSpace, spec: ClassifierSpec, params: torch.Tensor, data: ImageData, split: str = "test"
+    space: ClassifierSpace,
+    spec: ClassifierSpec,
+    params: torch.Tensor,
+    data: ImageData,
+    split: str = "test",
+    z: torch.Tensor | None = None,
 ) -> dict:
-    """Original vs decoded (encode -> decode) accuracy on one image split, per model and summarised."""
+    """Original vs decoded accuracy on one image split, per model and summarised; ``z`` (N, latent) replaces
+    the encoder's latents (e.g. refined ones)."""
     a = space.arch_index(spec, spec.name)
-    z = space.encode(spec, params)
-    decoded = space.model.decode(a, z)
+    z = space.encode(spec, params) if z is None else z
+    decoded = space.model.decode(a, z) if len(z) else params.to(space.device)
     images, labels = data.split(split)
     acc_o = accuracy(spec, params.to(space.device), images, labels).tolist()
     acc_d = accuracy(spec, decoded, images, labels).tolist()
     arch_ok = (space.model.arch_logits(z).argmax(-1) == a).float().mean().item() if len(z) else None
-    gaps = [abs(x - y) for x, y in zip(acc_o, acc_d)]
     return {
         "accuracy_original": acc_o,
         "accuracy_decoded": acc_d,
-        "mean_abs_gap_points": 100 * sum(gaps) / len(gaps) if gaps else None,
-        "spearman": spearman(acc_o, acc_d),
+        **compare_accuracies(acc_o, acc_d),
         "arch_accuracy": arch_ok,
     }
 

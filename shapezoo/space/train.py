@@ -24,18 +24,33 @@ CHECKPOINT = "checkpoint.safetensors"
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """How a weight space is trained."""
+class Schedule:
+    """What every weight-space trainer shares: the AdamW schedule, the split of the zoo, validation cadence."""
 
-    epochs: int = 400
-    """Passes over the training fields."""
-    batch: int = 32
-    """Fields per step."""
     lr: float = 1e-3
     """Peak AdamW learning rate (linear warm-up, then cosine to ``lr * lr_final``)."""
     lr_final: float = 0.05
     warmup: int = 100
     """Warm-up steps."""
+    val: float = 0.1
+    """Share of the zoo for validation (chooses the checkpoint kept)."""
+    test: float = 0.2
+    """Share of the zoo held out entirely (reported, never seen in training or selection)."""
+    eval_every: int = 10
+    """Validate and checkpoint every this many epochs."""
+    grad_clip: float = 1.0
+    seed: int = 0
+    """Seed of the split, the model and the data order."""
+
+
+@dataclass(frozen=True)
+class TrainConfig(Schedule):
+    """How a weight space of fields is trained (best checkpoint: highest mean validation field IoU)."""
+
+    epochs: int = 400
+    """Passes over the training fields."""
+    batch: int = 32
+    """Fields per step."""
     weight_loss: float = 0.05
     """Weight of the normalised weight-MSE term beside the functional loss."""
     points: int = 2048
@@ -44,14 +59,6 @@ class TrainConfig:
     """Pool of uniform points per field (drawn once; targets are the original field's logits)."""
     probe_near: int = 8192
     """Pool of near-surface points per field (original field's level set, jittered by 0.01 / 0.003)."""
-    val: float = 0.1
-    """Share of fields for validation (best checkpoint: highest mean field IoU of the decodes)."""
-    test: float = 0.2
-    """Share of fields held out entirely (reported, never seen in training or selection)."""
-    eval_every: int = 10
-    """Validate and checkpoint every this many epochs."""
-    grad_clip: float = 1.0
-    seed: int = 0
 
 
 def probe_points(
@@ -132,7 +139,7 @@ def evaluate_split(space_model, spec, params, x, targets, n_uniform: int, batch:
     }
 
 
-def learning_rate(config: TrainConfig, step: int, total: int) -> float:
+def learning_rate(config: Schedule, step: int, total: int) -> float:
     if step < config.warmup:
         return config.lr * (step + 1) / config.warmup
     t = (step - config.warmup) / max(1, total - config.warmup)
