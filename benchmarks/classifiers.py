@@ -59,7 +59,7 @@ def _space(zoos, data, out: Path, a, archs=None):
         data,
         out,
         archs,
-        SpaceConfig(latent=a.latent, hidden=a.hidden),
+        SpaceConfig(latent=a.latent, hidden=a.hidden, basis=a.basis),
         SpaceTrainConfig(epochs=a.epochs),
         on_eval=lambda e: (
             print(
@@ -74,6 +74,15 @@ def _space(zoos, data, out: Path, a, archs=None):
     )
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     return load_classifier_space(out), summary
+
+
+def _variant(a) -> str:
+    """Space folder suffix for non-default options, so a rerun with other options trains a new space."""
+    return (
+        (f"-l{a.latent}" if a.latent != 64 else "")
+        + (f"-h{a.hidden}" if a.hidden != 256 else "")
+        + (f"-b{a.basis}" if a.basis != 256 else "")
+    )
 
 
 def throughput(a, data) -> dict:
@@ -111,7 +120,7 @@ def throughput(a, data) -> dict:
 def single(a, data) -> dict:
     spec = parse_arch(a.arch, data.in_shape, data.classes)
     zoo, zs = _zoo(spec, data, a.work, ZooConfig(count=a.count))
-    space, ss = _space([zoo], data, a.work / f"space-{data.name}-{spec.name}-{a.count}-{a.epochs}", a)
+    space, ss = _space([zoo], data, a.work / f"space-{data.name}-{spec.name}-{a.count}-{a.epochs}{_variant(a)}", a)
     evals = {}
     for refine in (0, a.refine):
         t0 = time.perf_counter()
@@ -180,7 +189,9 @@ def unseen(a, data) -> dict:
         _zoo(order[-1], data, a.work, ZooConfig(count=a.count))[0],
     ]
     normal = {s.name: _zoo(s, data, a.work, ZooConfig(count=a.reference))[0] for s in order[1:-1]}
-    space, ss = _space(ends, data, a.work / f"unseen-{data.name}-{a.widths}-{a.count}-{a.epochs}", a, order)
+    space, ss = _space(
+        ends, data, a.work / f"unseen-{data.name}-{a.widths}-{a.count}-{a.epochs}{_variant(a)}", a, order
+    )
     # pair every first-width model with a last-width model of similar rank (by test accuracy)
     firsts = sorted(ends[0].names, key=lambda n: ends[0].entries[ends[0].index(n)]["metrics"]["accuracy_test"])
     lasts = sorted(ends[1].names, key=lambda n: ends[1].entries[ends[1].index(n)]["metrics"]["accuracy_test"])
@@ -219,7 +230,7 @@ def multi(a, data) -> dict:
         _zoo(parse_arch(k, data.in_shape, data.classes), data, a.work, ZooConfig(count=a.count))[0]
         for k in ("mlp", "lenet", "cnn", "resnet")
     ]
-    space, ss = _space(zoos, data, a.work / f"multi-{data.name}-{a.count}-{a.epochs}", a)
+    space, ss = _space(zoos, data, a.work / f"multi-{data.name}-{a.count}-{a.epochs}{_variant(a)}", a)
     out = {}
     for z in zoos:
         r = evaluate_zoo(space, z, data)
@@ -242,6 +253,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--latent", type=int, default=64)
     ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--basis", type=int, default=256, help="principal directions per kind (0: all weights)")
     ap.add_argument("--refine", type=int, default=100, help="latent refinement steps for the refined row")
     ap.add_argument("--opt-steps", type=int, default=300)
     ap.add_argument("--widths", default="4,6,8,10,12", help="unseen: the lenet width ordering")

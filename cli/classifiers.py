@@ -99,6 +99,9 @@ def train(
     ] = None,
     latent: Annotated[int, typer.Option(help="Latent size.")] = 64,
     hidden: Annotated[int, typer.Option(help="Encoder/decoder width.")] = 256,
+    basis: Annotated[
+        int, typer.Option(help="Principal directions per kind the encoder reads and decoder writes (0: all weights).")
+    ] = 256,
     epochs: Annotated[int, typer.Option(help="Passes over the training models.")] = 300,
     batch: Annotated[int, typer.Option(help="Models per step.")] = 16,
     images: Annotated[int, typer.Option(help="Training images per step.")] = 128,
@@ -148,7 +151,7 @@ def train(
             )
 
         summary = train_classifier_space(
-            loaded, data, out, order, SpaceConfig(latent=latent, hidden=hidden), config, on_eval
+            loaded, data, out, order, SpaceConfig(latent=latent, hidden=hidden, basis=basis), config, on_eval
         )
     rows = [
         (split, arch, r["mean_abs_gap_points"], r["spearman"] if r["spearman"] is not None else "-", r["arch_accuracy"])

@@ -27,12 +27,13 @@ from shapezoo.classifiers.archs import (
 from shapezoo.classifiers.data import load_digits, load_idx_folder
 from shapezoo.classifiers.explore import (
     LatentOptConfig,
+    encode_models,
     evaluate_zoo,
     generate_between,
     interpolation_path,
     optimize_latent,
 )
-from shapezoo.classifiers.space import SpaceConfig, load_classifier_space
+from shapezoo.classifiers.space import SpaceConfig, build_space_model, load_classifier_space
 from shapezoo.classifiers.train import SpaceTrainConfig, distill_kl, train_classifier_space
 from shapezoo.classifiers.zoo import ZooConfig, train_zoo
 from shapezoo.errors import InputError, ShapezooError
@@ -245,6 +246,62 @@ def test_latent_optimisation_improves_on_its_start(mlp_space, mlp_zoo, digits):
     result = optimize_latent(space, zoo.spec, z0, digits, LatentOptConfig(steps=60, lr=0.05, eval_every=10))
     assert result["accuracy_val_end"] > result["accuracy_val_start"]
     assert result["accuracy_test_end"] > result["accuracy_test_start"] + 0.05
+
+
+def test_refinement_lowers_each_decodes_distillation_loss(mlp_space, mlp_zoo, digits):
+    space, zoo = load_classifier_space(mlp_space[0]), load_zoo(mlp_zoo[0], kind="classifier")
+    held = zoo.params[[zoo.index(n) for n in space.meta["split"]["test"]]]
+    x = digits.val[0]
+
+    def kl(z):
+        with torch.no_grad():
+            dec = space.model.decode(0, z)
+            return [
+                float(
+                    distill_kl(classifier_forward(zoo.spec, d[None], x), classifier_forward(zoo.spec, p[None], x), 4.0)
+                )
+                for d, p in zip(dec, held)
+            ]
+
+    before, after = kl(space.encode(zoo.spec, held)), kl(encode_models(space, zoo.spec, held, digits, refine=40))
+    assert sum(after) < 0.9 * sum(before)
+    assert sum(a < b for a, b in zip(after, before)) >= len(held) - 1
+
+
+def test_principal_basis_space_starts_as_whitened_pca(tmp_path, mlp_zoo, digits):
+    zoo = load_zoo(mlp_zoo[0], kind="classifier")
+    model = build_space_model([zoo.spec], SpaceConfig(latent=16, hidden=32, basis=24))
+    some = zoo.params[:12]
+    model.set_statistics({0: some}, {0: zoo.init})
+    basis = model.basis_mlp
+    torch.testing.assert_close(basis[:11] @ basis[:11].T, torch.eye(11), atol=1e-5, rtol=0)
+    assert float(basis[12:].abs().max()) == 0.0  # 12 instances span at most 12 directions
+    with torch.no_grad():
+        model.heads["mlp"].weight.zero_()  # silence the MLP head: the linear path alone is whitened PCA
+        # 12 centred instances span 11 directions, all inside a 16-d latent: encode -> decode is exact for them
+        torch.testing.assert_close(model.decode(0, model.encode(0, some)), some, atol=1e-4, rtol=1e-4)
+        z = model.encode(0, some)
+        assert torch.allclose(z[:, 11:], torch.zeros(12, 5), atol=1e-6)  # whitened coordinates, no more
+        assert z[:, :11].std(0).sub(1).abs().max() < 1e-3
+        other = zoo.params[12:14]
+        assert not torch.allclose(model.decode(0, model.encode(0, other)), other, atol=1e-3)
+
+
+def test_full_weight_space_trains_and_keeps_accuracy(tmp_path, mlp_zoo, digits):
+    """basis=0: each kind's input layer and head read and write every weight."""
+    zoo, out = load_zoo(mlp_zoo[0], kind="classifier"), tmp_path / "space"
+    config = SpaceTrainConfig(epochs=60, batch=8, warmup=20, val=0.1, test=0.2)
+    train_classifier_space([zoo], digits, out, model_config=SpaceConfig(latent=16, hidden=128, basis=0), config=config)
+    space = load_classifier_space(out)
+    assert space.model.config.basis == 0 and space.model.enc_in["mlp"].in_features == zoo.spec.layout().size
+    result = evaluate_zoo(space, zoo, digits)
+    assert result["summary"]["train"]["mean_abs_gap_points"] < 3.0 and result["summary"]["train"]["spearman"] > 0.9
+    header = json.loads((out / "space.json").read_text())
+    del header["model"]["basis"]  # spaces written before the basis option existed load as full-weight spaces
+    (out / "space.json").write_text(json.dumps(header))
+    torch.testing.assert_close(
+        load_classifier_space(out).encode(zoo.spec, zoo.params[:3]), space.encode(zoo.spec, zoo.params[:3])
+    )
 
 
 def test_unseen_middle_widths_are_generated_by_interpolation(tmp_path, digits):

@@ -16,7 +16,7 @@ from ..zoo import Zoo
 from .archs import ClassifierSpec, accuracy, classifier_forward
 from .data import ImageData
 from .space import ClassifierSpace
-from .train import compare_accuracies, distill_kl, evaluate_models, spearman
+from .train import compare_accuracies, distill_kl, evaluate_models, mixed_images, spearman
 
 
 def _monotonicity(acc: list[float]) -> dict:
@@ -189,14 +189,16 @@ def encode_models(
     params: torch.Tensor,
     data: ImageData,
     refine: int = 0,
-    lr: float = 0.01,
+    lr: float = 0.05,
     images: int = 256,
     temperature: float = 4.0,
+    mix: float = 0.5,
     seed: int = 0,
 ) -> torch.Tensor:
     """(N, P) -> (N, latent): the encoder, then optionally ``refine`` Adam steps on all N latents at once that
-    lower each decode's distillation loss against its own original on training images (the decoder stays
-    fixed; the test images are never used)."""
+    lower each decode's distillation loss against its own original on training images, a share ``mix`` of them
+    two-image mixtures as in space training (on training images alone the decodes copy how the originals
+    memorised them, not how they generalise); the decoder stays fixed and the test images are never used."""
     z = space.encode(spec, params)
     if refine <= 0 or not len(z):
         return z
@@ -210,7 +212,7 @@ def encode_models(
     opt = torch.optim.Adam([z], lr=lr)
     try:
         for _ in range(refine):
-            x = data.train[0][torch.randint(0, len(data.train[0]), (images,), generator=g).to(dev)]
+            x = mixed_images(data.train[0], images, mix, g)
             with torch.no_grad():
                 target = classifier_forward(spec, params, x)
             loss = distill_kl(classifier_forward(spec, model.decode(k, z), x), target, temperature) * len(z)

@@ -34,12 +34,18 @@ class SpaceConfig:
     """Size of z."""
     hidden: int = 256
     """Width of the encoder and decoder MLPs (and of each kind's input layer / output head)."""
+    basis: int = 256
+    """0: each kind's input layer reads and its head writes every (normalised) parameter. R > 0: they read and
+    write the coordinates of the R leading principal directions of the kind's normalised training weights (a
+    fixed basis, so the large layers cannot memorise the few training models), and a linear path beside the MLPs
+    starts the space as whitened PCA: z = the leading principal coordinates, decoded back exactly. Measured
+    (BENCHMARKS.md): smaller held-out accuracy gaps, 4-25x fewer space parameters, several times faster."""
 
 
 class ClassifierAutoencoder(nn.Module):
-    """Encoder: a kind's normalised, zero-padded weights + an architecture embedding -> MLP -> z.
-    Decoder: z -> MLP trunk -> the kind's head -> per-parameter scale and shift -> that architecture's slice,
-    plus architecture logits from the trunk."""
+    """Encoder: a kind's normalised, zero-padded weights (or their coordinates in the kind's principal basis) + an
+    architecture embedding -> MLP -> z. Decoder: z -> MLP trunk -> the kind's head (-> back from the basis) ->
+    per-parameter scale and shift -> that architecture's slice, plus architecture logits from the trunk."""
 
     def __init__(self, archs: list[ClassifierSpec], config: SpaceConfig):
         super().__init__()
@@ -49,12 +55,12 @@ class ClassifierAutoencoder(nn.Module):
         for i, a in enumerate(archs):
             self.register_buffer(f"index_{i}", superset_index(a, self.widest[a.kind]), persistent=False)
         sizes = {k: s.layout().size for k, s in self.widest.items()}
-        h = config.hidden
-        self.enc_in = nn.ModuleDict({k: nn.Linear(sizes[k], h) for k in self.kinds})
+        h, width = config.hidden, {k: config.basis or sizes[k] for k in self.kinds}
+        self.enc_in = nn.ModuleDict({k: nn.Linear(width[k], h) for k in self.kinds})
         self.arch_embed = nn.Embedding(len(archs), h)
         self.encoder = _mlp([h, h, config.latent])
         self.trunk = _mlp([config.latent, h, h])
-        self.heads = nn.ModuleDict({k: nn.Linear(h, sizes[k]) for k in self.kinds})
+        self.heads = nn.ModuleDict({k: nn.Linear(h, width[k]) for k in self.kinds})
         for head in self.heads.values():
             nn.init.normal_(head.weight, std=0.1 / math.sqrt(h))
             nn.init.zeros_(head.bias)
@@ -64,6 +70,13 @@ class ClassifierAutoencoder(nn.Module):
             self.register_buffer(f"std_{k}", torch.ones(sizes[k]))
             self.register_parameter(f"shift_{k}", nn.Parameter(torch.zeros(sizes[k])))
             self.register_parameter(f"scale_{k}", nn.Parameter(torch.ones(sizes[k])))
+        if config.basis:
+            for k in self.kinds:
+                self.register_buffer(f"basis_{k}", torch.zeros(config.basis, sizes[k]))
+            self.skip_enc = nn.ModuleDict({k: nn.Linear(config.basis, config.latent, bias=False) for k in self.kinds})
+            self.skip_dec = nn.ModuleDict({k: nn.Linear(config.latent, config.basis, bias=False) for k in self.kinds})
+            nn.init.zeros_(self.encoder[-1].weight)  # z starts as the whitened principal coordinates
+            nn.init.zeros_(self.encoder[-1].bias)
 
     def index(self, arch: int) -> torch.Tensor:
         return getattr(self, f"index_{arch}")
@@ -71,7 +84,8 @@ class ClassifierAutoencoder(nn.Module):
     def set_statistics(self, params: dict[int, torch.Tensor], init: dict[int, torch.Tensor]) -> None:
         """Per-parameter mean/std of each kind's widest layout over the instances that have the parameter
         (std floored at 5% of its tensor's std); parameters no instance has fall back to the shared init's
-        tensor statistics. ``params``/``init``: arch index -> (N, P_arch) / (P_arch,)."""
+        tensor statistics; with ``config.basis``, also the principal directions of the normalised, zero-padded
+        instances. ``params``/``init``: arch index -> (N, P_arch) / (P_arch,)."""
         for k in self.kinds:
             layout = self.widest[k].layout()
             P = layout.size
@@ -100,6 +114,36 @@ class ClassifierAutoencoder(nn.Module):
             getattr(self, f"std_{k}").copy_(std)
             getattr(self, f"shift_{k}").data.copy_(mean)
             getattr(self, f"scale_{k}").data.copy_(std)
+            if self.config.basis:
+                basis, sigma = self._principal_directions(k, params, mean, std)
+                getattr(self, f"basis_{k}").copy_(basis)
+                d = self.config.latent
+                q = min(int((sigma > 1e-5 * sigma.max()).sum()) if len(sigma) else 0, d)
+                enc, dec = torch.zeros(d, self.config.basis), torch.zeros(self.config.basis, d)
+                enc[range(q), range(q)] = 1 / sigma[:q]
+                dec[range(q), range(q)] = sigma[:q]
+                self.skip_enc[k].weight.data.copy_(enc)
+                self.skip_dec[k].weight.data.copy_(dec)
+
+    def _principal_directions(
+        self, kind: str, params: dict[int, torch.Tensor], mean, std
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, P_kind) orthonormal leading right singular vectors of the kind's centred, normalised instances
+        (zero rows where there are fewer instances than R) and the (<= R,) standard deviations along them."""
+        rows = []
+        for a, x in params.items():
+            if self.archs[a].kind == kind and len(x):
+                idx = self.index(a).cpu()
+                full = torch.zeros(len(x), len(mean))
+                full[:, idx] = (x.float() - mean[idx]) / std[idx]
+                rows.append(full)
+        out, sigma = torch.zeros(self.config.basis, len(mean)), torch.zeros(0)
+        if rows:
+            x = torch.cat(rows).double()
+            _, sv, vt = torch.linalg.svd(x - x.mean(0), full_matrices=False)
+            q = min(self.config.basis, len(vt))
+            out[:q], sigma = vt[:q].float(), (sv[:q] / math.sqrt(max(len(x) - 1, 1))).float()
+        return out, sigma
 
     def encode(self, arch: int, params: torch.Tensor) -> torch.Tensor:
         """(B, P_arch) weights of architecture ``arch`` -> (B, latent)."""
@@ -108,7 +152,10 @@ class ClassifierAutoencoder(nn.Module):
         x = params.new_zeros(params.shape[0], mean.shape[0])
         x[:, idx] = (params - mean[idx]) / std[idx]
         a = torch.full((params.shape[0],), arch, dtype=torch.long, device=params.device)
-        return self.encoder(torch.nn.functional.gelu(self.enc_in[k](x) + self.arch_embed(a)))
+        if not self.config.basis:
+            return self.encoder(torch.nn.functional.gelu(self.enc_in[k](x) + self.arch_embed(a)))
+        c = x @ getattr(self, f"basis_{k}").T
+        return self.encoder(torch.nn.functional.gelu(self.enc_in[k](c) + self.arch_embed(a))) + self.skip_enc[k](c)
 
     def trunk_features(self, z: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.gelu(self.trunk(z))
@@ -117,7 +164,10 @@ class ClassifierAutoencoder(nn.Module):
         """(B, latent) -> (B, P_arch) weights of architecture ``arch``."""
         k = self.archs[arch].kind
         t = self.trunk_features(z) if features is None else features
-        full = getattr(self, f"shift_{k}") + getattr(self, f"scale_{k}") * self.heads[k](t)
+        out = self.heads[k](t)
+        if self.config.basis:
+            out = (out + self.skip_dec[k](z)) @ getattr(self, f"basis_{k}")
+        full = getattr(self, f"shift_{k}") + getattr(self, f"scale_{k}") * out
         return full[:, self.index(arch)]
 
     def arch_logits(self, z: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
@@ -209,8 +259,10 @@ def build_space_model(archs: list[ClassifierSpec], config: SpaceConfig) -> Class
         raise ShapezooError(f"architectures listed twice: {[a.name for a in archs]}")
     if len({(a.in_shape, a.classes) for a in archs}) != 1:
         raise ShapezooError("all architectures of a space must take the same images and classes")
-    if config.latent < 1 or config.hidden < 1:
-        raise ShapezooError(f"latent and hidden sizes must be >= 1, got {config.latent}, {config.hidden}")
+    if config.latent < 1 or config.hidden < 1 or config.basis < 0:
+        raise ShapezooError(
+            f"latent and hidden sizes must be >= 1 and basis >= 0, got {config.latent}, {config.hidden}, {config.basis}"
+        )
     return ClassifierAutoencoder(archs, config)
 
 
@@ -239,7 +291,7 @@ def load_classifier_space(path: str | Path, device: str | torch.device = "cpu") 
         raise InputError(path / SPACE_JSON, f"not a shapezoo classifier space (format {header.get('format')!r})")
     try:
         archs = [ClassifierSpec.from_json(a) for a in header["archs"]]
-        model = build_space_model(archs, SpaceConfig(**header["model"]))
+        model = build_space_model(archs, SpaceConfig(**{"basis": 0, **header["model"]}))  # no basis: format 1.0
     except (KeyError, TypeError, ValueError, ShapezooError) as exc:
         raise InputError(path / SPACE_JSON, f"invalid space description ({exc})") from None
     state, _ = load_tensors(path / MODEL_FILE, framework="pt")

@@ -191,7 +191,7 @@ def train_classifier_space(
         sums: dict[str, float] = {}
         for a, b in jobs:
             spec, orig = archs[a], params["train"][a][b.to(device)]
-            x = _images(x_train, config.images, config.mix, g)
+            x = mixed_images(x_train, config.images, config.mix, g)
             with torch.no_grad():
                 target = classifier_forward(spec, orig, x)
             z = model.encode(a, orig)
@@ -280,7 +280,7 @@ def train_classifier_space(
     return summary
 
 
-def _images(x: torch.Tensor, n: int, mix: float, g: torch.Generator) -> torch.Tensor:
+def mixed_images(x: torch.Tensor, n: int, mix: float, g: torch.Generator) -> torch.Tensor:
     """n training images, the last ``round(mix * n)`` of them convex mixtures of two random training images."""
     idx = torch.randint(0, len(x), (2, n), generator=g).to(x.device)
     lam = torch.rand(n, generator=g).to(x.device)
