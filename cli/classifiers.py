@@ -172,6 +172,7 @@ def train(
 def info(space: Annotated[Path, typer.Argument(help="Space folder.")]):
     """Print a space's architectures, sizes, data and results."""
     import json
+    from dataclasses import asdict
 
     from shapezoo.classifiers.space import load_classifier_space
 
@@ -181,6 +182,7 @@ def info(space: Annotated[Path, typer.Argument(help="Space folder.")]):
             {
                 "archs": [a.name for a in s.archs],
                 "latent": s.latent_size,
+                "model": asdict(s.model.config),
                 "data": s.meta.get("data"),
                 "best": s.meta.get("best"),
                 "results": s.meta.get("results"),

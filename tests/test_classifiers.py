@@ -330,6 +330,10 @@ def test_unseen_middle_widths_are_generated_by_interpolation(tmp_path, digits):
 def test_cli_classifier_commands(tmp_path, mlp_zoo, mlp_space):
     runner = CliRunner()
     zoo, space = str(mlp_zoo[0]), str(mlp_space[0])
+    r = runner.invoke(app, ["classifiers", "space", "info", space])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["archs"] == ["mlp-16"] and info["model"] == {"latent": 16, "hidden": 128, "basis": 256}
     r = runner.invoke(
         app,
         [
