@@ -254,7 +254,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--latent", type=int, default=64)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--basis", type=int, default=256, help="principal directions per kind (0: all weights)")
-    ap.add_argument("--refine", type=int, default=100, help="latent refinement steps for the refined row")
+    ap.add_argument("--refine", type=int, default=300, help="latent refinement steps for the refined row")
     ap.add_argument("--opt-steps", type=int, default=300)
     ap.add_argument("--widths", default="4,6,8,10,12", help="unseen: the lenet width ordering")
     ap.add_argument("--reference", type=int, default=16, help="unseen: normally trained models per middle width")
