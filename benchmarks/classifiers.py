@@ -34,10 +34,11 @@ from shapezoo.classifiers.explore import (
     interpolation_path,
     optimize_latent,
 )
-from shapezoo.classifiers.space import LATENTS_FILE, SpaceConfig, load_classifier_space
+from shapezoo.classifiers.space import SpaceConfig, load_classifier_space
 from shapezoo.classifiers.train import SpaceTrainConfig, train_classifier_space
 from shapezoo.classifiers.zoo import ZooConfig, hyperparameters, model_names, train_models, train_zoo
 from shapezoo.space import load_latents
+from shapezoo.space.space import LATENTS_FILE
 from shapezoo.zoo import load_zoo
 
 

@@ -206,9 +206,9 @@ def optimize(
     """Optimise a latent for accuracy on the training images; keeps the best by validation accuracy."""
     from shapezoo.classifiers.archs import init_params, parse_arch
     from shapezoo.classifiers.explore import LatentOptConfig, optimize_latent
-    from shapezoo.classifiers.space import LATENTS_FILE
     from shapezoo.errors import ShapezooError
     from shapezoo.space import load_latents, save_latents
+    from shapezoo.space.space import LATENTS_FILE
     from shapezoo.zoo import save_zoo
 
     _, s, data = space_and_data(space, root, device)

@@ -16,14 +16,11 @@ import torch
 from torch import nn
 
 from ..errors import InputError, ShapezooError
-from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
 from ..space.designs import _mlp
+from ..space.space import SPACE_JSON, load_space_state, read_space_header, write_space_folder
 from .archs import ClassifierSpec, superset_index
 
 SPACE_FORMAT = "shapezoo.classifier-space/1"
-SPACE_JSON = "space.json"
-MODEL_FILE = "model.safetensors"
-LATENTS_FILE = "train_latents.safetensors"
 
 
 @dataclass(frozen=True)
@@ -268,36 +265,22 @@ def build_space_model(archs: list[ClassifierSpec], config: SpaceConfig) -> Class
 
 def save_classifier_space(path: str | Path, space: ClassifierSpace) -> None:
     """Write model.safetensors, then space.json (both atomic)."""
-    path = ensure_output_dir(path)
-    atomic_save_tensors(
-        path / MODEL_FILE, {k: v.detach().cpu().contiguous() for k, v in space.model.state_dict().items()}
-    )
     header = {
         "format": SPACE_FORMAT,
         "archs": [a.to_json() for a in space.archs],
         "model": asdict(space.model.config),
-        **{k: v for k, v in space.meta.items() if k not in ("format", "archs", "model")},
     }
-    atomic_write_json(path / SPACE_JSON, header)
+    write_space_folder(path, space.model, header, space.meta)
 
 
 def load_classifier_space(path: str | Path, device: str | torch.device = "cpu") -> ClassifierSpace:
     """Read and validate a classifier space folder; problems raise InputError naming the file."""
-    path = Path(path)
-    if not path.is_dir():
-        raise InputError(path, "space folder not found")
-    header = read_json(path / SPACE_JSON)
-    if header.get("format") != SPACE_FORMAT:
-        raise InputError(path / SPACE_JSON, f"not a shapezoo classifier space (format {header.get('format')!r})")
+    header = read_space_header(path, SPACE_FORMAT, "classifier space")
     try:
         archs = [ClassifierSpec.from_json(a) for a in header["archs"]]
         model = build_space_model(archs, SpaceConfig(**{"basis": 0, **header["model"]}))  # no basis: format 1.0
     except (KeyError, TypeError, ValueError, ShapezooError) as exc:
-        raise InputError(path / SPACE_JSON, f"invalid space description ({exc})") from None
-    state, _ = load_tensors(path / MODEL_FILE, framework="pt")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise InputError(path / MODEL_FILE, f"weights do not match space.json ({str(exc).splitlines()[0]})") from None
+        raise InputError(Path(path) / SPACE_JSON, f"invalid space description ({exc})") from None
+    load_space_state(path, model)
     meta = {k: v for k, v in header.items() if k not in ("format", "archs", "model")}
     return ClassifierSpace(model.to(device), meta)

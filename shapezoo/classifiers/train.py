@@ -19,13 +19,12 @@ from scipy.stats import spearmanr
 
 from ..errors import InputError, ShapezooError
 from ..io import ensure_output_dir, read_json
-from ..space.space import save_latents, split_names
+from ..space.space import LATENTS_FILE, save_latents, split_names
 from ..space.train import STATE_JSON, Schedule, learning_rate, load_checkpoint, save_checkpoint
 from ..zoo import Zoo
 from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
 from .data import ImageData
 from .space import (
-    LATENTS_FILE,
     ClassifierSpace,
     SpaceConfig,
     build_space_model,

@@ -90,40 +90,51 @@ def build_model(spec: FieldSpec, config: ModelConfig, params: torch.Tensor | Non
     return WeightAutoencoder(spec, config, ParamStats(spec, params))
 
 
-def save_space(path: str | Path, space: WeightSpace) -> None:
-    """Write model.safetensors, then space.json (both atomic)."""
+def write_space_folder(path: str | Path, model: torch.nn.Module, header: dict, meta: dict) -> None:
+    """Write model.safetensors (``model``'s state), then space.json (``header`` + the ``meta`` keys it lacks);
+    both atomic. Shared by field and classifier spaces."""
     path = ensure_output_dir(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in space.model.state_dict().items()}
-    atomic_save_tensors(path / MODEL_FILE, state)
-    header = {
-        "format": SPACE_FORMAT,
-        "spec": space.spec.to_json(),
-        "model": asdict(space.model.config),
-        **{k: v for k, v in space.meta.items() if k not in ("format", "spec", "model")},
-    }
-    atomic_write_json(path / SPACE_JSON, header)
+    atomic_save_tensors(path / MODEL_FILE, {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    atomic_write_json(path / SPACE_JSON, {**header, **{k: v for k, v in meta.items() if k not in header}})
 
 
-def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSpace:
-    """Read and validate a space folder; problems raise InputError naming the file."""
+def read_space_header(path: str | Path, space_format: str, what: str) -> dict:
+    """space.json of a space folder, checked to be of ``space_format``; problems raise InputError naming the file."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "space folder not found")
     header = read_json(path / SPACE_JSON)
-    if header.get("format") != SPACE_FORMAT:
-        raise InputError(path / SPACE_JSON, f"not a shapezoo space (format {header.get('format')!r})")
-    spec = FieldSpec.from_json(header["spec"])
-    try:
-        config = ModelConfig(**header["model"])
-    except TypeError as exc:
-        raise InputError(path / SPACE_JSON, f"invalid model config: {exc}") from None
-    model = build_model(spec, config)
-    state, _ = load_tensors(path / MODEL_FILE, framework="pt")
+    if header.get("format") != space_format:
+        raise InputError(path / SPACE_JSON, f"not a shapezoo {what} (format {header.get('format')!r})")
+    return header
+
+
+def load_space_state(path: str | Path, model: torch.nn.Module) -> None:
+    """Load model.safetensors of a space folder into ``model``; a mismatch raises InputError naming the file."""
+    state, _ = load_tensors(Path(path) / MODEL_FILE, framework="pt")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise InputError(path / MODEL_FILE, f"weights do not match space.json ({first})") from None
+        raise InputError(Path(path) / MODEL_FILE, f"weights do not match space.json ({first})") from None
+
+
+def save_space(path: str | Path, space: WeightSpace) -> None:
+    """Write model.safetensors, then space.json (both atomic)."""
+    header = {"format": SPACE_FORMAT, "spec": space.spec.to_json(), "model": asdict(space.model.config)}
+    write_space_folder(path, space.model, header, space.meta)
+
+
+def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSpace:
+    """Read and validate a space folder; problems raise InputError naming the file."""
+    header = read_space_header(path, SPACE_FORMAT, "space")
+    spec = FieldSpec.from_json(header["spec"])
+    try:
+        config = ModelConfig(**header["model"])
+    except TypeError as exc:
+        raise InputError(Path(path) / SPACE_JSON, f"invalid model config: {exc}") from None
+    model = build_model(spec, config)
+    load_space_state(path, model)
     meta = {k: v for k, v in header.items() if k not in ("format", "spec", "model")}
     return WeightSpace(spec, model.to(device), meta)
 
