@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ShapezooError
-from ..space.latent import interpolate
+from ..space.latent import frozen, interpolate
 from ..zoo import Zoo
 from .archs import ClassifierSpec, accuracy, classifier_forward
 from .data import ImageData
@@ -130,9 +130,7 @@ def optimize_latent(
     k = space.arch_index(arch, arch.name)
     space.check_latents(z0[None], "start latent")
     dev = space.device
-    model = space.model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model = space.model
     z = z0.detach().clone().to(dev)[None].requires_grad_(True)
     opt = torch.optim.Adam([z], lr=config.lr)
     g = torch.Generator().manual_seed(config.seed)
@@ -142,9 +140,9 @@ def optimize_latent(
         with torch.no_grad():
             return float(accuracy(arch, model.decode(k, zz), *data.val)[0])
 
-    best = {"step": 0, "val": val_acc(z), "z": z.detach().clone()}
-    history = [{"step": 0, "accuracy_val": best["val"]}]
-    try:
+    with frozen(model):
+        best = {"step": 0, "val": val_acc(z), "z": z.detach().clone()}
+        history = [{"step": 0, "accuracy_val": best["val"]}]
         for step in range(1, config.steps + 1):
             idx = torch.randint(0, len(y_train), (config.images,), generator=g).to(dev)
             logits = classifier_forward(arch, model.decode(k, z), x_train[idx])[0]
@@ -164,9 +162,6 @@ def optimize_latent(
                     best = {"step": step, "val": acc, "z": z.detach().clone()}
                 if on_eval is not None:
                     on_eval(history[-1])
-    finally:
-        for p in model.parameters():
-            p.requires_grad_(True)
     with torch.no_grad():
         start_w, best_w = model.decode(k, z0[None].to(dev)), model.decode(k, best["z"])
         test = [float(accuracy(arch, w, *data.test)[0]) for w in (start_w, best_w)]
@@ -204,24 +199,18 @@ def encode_models(
         return z
     k, dev = space.arch_index(spec, spec.name), space.device
     params = params.to(dev)
-    model = space.model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
     g = torch.Generator().manual_seed(seed)
     z = z.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
-    try:
+    with frozen(space.model):
         for _ in range(refine):
             x = mixed_images(data.train[0], images, mix, g)
             with torch.no_grad():
                 target = classifier_forward(spec, params, x)
-            loss = distill_kl(classifier_forward(spec, model.decode(k, z), x), target, temperature) * len(z)
+            loss = distill_kl(classifier_forward(spec, space.model.decode(k, z), x), target, temperature) * len(z)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    finally:
-        for p in model.parameters():
-            p.requires_grad_(True)
     return z.detach()
 
 

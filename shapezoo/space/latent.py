@@ -93,7 +93,7 @@ class Evidence:
 
 
 @contextmanager
-def _frozen(model: torch.nn.Module):
+def frozen(model: torch.nn.Module):
     """Eval mode and no parameter gradients while latents are optimised through the decoder."""
     model.eval()
     flags = [p.requires_grad for p in model.parameters()]
@@ -140,7 +140,7 @@ def optimize_latent(
     opt = torch.optim.Adam([u], lr=config.lr)
     g = torch.Generator().manual_seed(config.seed)
     history = []
-    with _frozen(space.model):
+    with frozen(space.model):
         for step in range(config.steps):
             pick = torch.randperm(len(x), generator=g)[: config.points].to(dev)
             params = space.model.decode(prior.to_latent(u))
@@ -178,7 +178,7 @@ def refine_latents(
         return z
     dev = next(space.model.parameters()).device
     out = []
-    with _frozen(space.model):
+    with frozen(space.model):
         for pb, zb in zip(params.split(64), z.split(64)):
             x, t = probe_points(space.spec, pb.to(dev), points // 2, points - points // 2, seed)
             zb = zb.to(dev).clone().requires_grad_(True)
