@@ -1,10 +1,18 @@
-"""Shared fixtures: small meshes written to tmp_path in every supported format."""
+"""Shared fixtures: small meshes written to tmp_path in every supported format; the digits data, a tiny mlp
+classifier zoo and its space (trained once per session, used by the classifier library and CLI tests)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import trimesh
+
+from shapezoo.classifiers.archs import ClassifierSpec
+from shapezoo.classifiers.data import load_digits
+from shapezoo.classifiers.space import SpaceConfig
+from shapezoo.classifiers.train import SpaceTrainConfig, train_classifier_space
+from shapezoo.classifiers.zoo import ZooConfig, train_zoo
+from shapezoo.zoo import load_zoo
 
 
 @pytest.fixture
@@ -24,3 +32,34 @@ def sphere_mesh() -> trimesh.Trimesh:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="session")
+def mlp_zoo(tmp_path_factory, digits):
+    out = tmp_path_factory.mktemp("zoo") / "mlp"
+    summary = train_zoo(
+        ClassifierSpec("mlp", 16, (1, 8, 8), 10),
+        digits,
+        out,
+        ZooConfig(count=40, batch=20, steps=(5, 300), lr=(2e-3, 4e-3)),
+    )
+    return out, summary
+
+
+@pytest.fixture(scope="session")
+def mlp_space(tmp_path_factory, mlp_zoo, digits):
+    out = tmp_path_factory.mktemp("space") / "mlp"
+    zoo = load_zoo(mlp_zoo[0], kind="classifier")
+    summary = train_classifier_space(
+        [zoo],
+        digits,
+        out,
+        model_config=SpaceConfig(latent=16, hidden=128),
+        config=SpaceTrainConfig(epochs=60, batch=8, warmup=20, val=0.1, test=0.2),
+    )
+    return out, summary

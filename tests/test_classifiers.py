@@ -1,5 +1,5 @@
 """Classifier zoos on digits (CPU, seconds): batched forward vs a per-model reference, zoo training and resume,
-the distillation space, interpolation, unseen widths, latent optimisation, data loading and the CLI."""
+the distillation space, interpolation, unseen widths, latent optimisation and data loading (CLI: its own file)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from typer.testing import CliRunner
 
 from shapezoo.classifiers.archs import (
     KINDS,
@@ -38,12 +37,6 @@ from shapezoo.classifiers.train import SpaceTrainConfig, distill_kl, train_class
 from shapezoo.classifiers.zoo import ZooConfig, train_zoo
 from shapezoo.errors import InputError, ShapezooError
 from shapezoo.zoo import load_zoo
-from shapezoo_cli.main import app
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits()
 
 
 def reference_forward(spec: ClassifierSpec, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -144,18 +137,6 @@ def test_digits_splits_are_fixed_and_disjoint(digits):
     assert not flat & {tuple(x.flatten().tolist()) for x in digits.train[0][:200]}
 
 
-@pytest.fixture(scope="module")
-def mlp_zoo(tmp_path_factory, digits):
-    out = tmp_path_factory.mktemp("zoo") / "mlp"
-    summary = train_zoo(
-        ClassifierSpec("mlp", 16, (1, 8, 8), 10),
-        digits,
-        out,
-        ZooConfig(count=40, batch=20, steps=(5, 300), lr=(2e-3, 4e-3)),
-    )
-    return out, summary
-
-
 def test_zoo_training_spreads_accuracy_and_records_it(mlp_zoo, digits):
     out, summary = mlp_zoo
     zoo = load_zoo(out, kind="classifier")
@@ -194,20 +175,6 @@ def test_distillation_kl_is_zero_at_the_target_and_positive_elsewhere():
     t = torch.randn(2, 5, 10)
     assert float(distill_kl(t, t, 4.0)) == pytest.approx(0.0, abs=1e-6)
     assert float(distill_kl(t + torch.randn(2, 5, 10), t, 4.0)) > 0.01
-
-
-@pytest.fixture(scope="module")
-def mlp_space(tmp_path_factory, mlp_zoo, digits):
-    out = tmp_path_factory.mktemp("space") / "mlp"
-    zoo = load_zoo(mlp_zoo[0], kind="classifier")
-    summary = train_classifier_space(
-        [zoo],
-        digits,
-        out,
-        model_config=SpaceConfig(latent=16, hidden=128),
-        config=SpaceTrainConfig(epochs=60, batch=8, warmup=20, val=0.1, test=0.2),
-    )
-    return out, summary
 
 
 def test_space_training_lowers_distillation_and_keeps_accuracy(mlp_space, mlp_zoo, digits):
@@ -325,142 +292,6 @@ def test_unseen_middle_widths_are_generated_by_interpolation(tmp_path, digits):
     made = generate_between(space, zoos[0].params, zoos[1].params, digits)["mlp-8"]
     assert made["accuracy_mean"] > 0.7  # chance is 0.1; trained mlp-8 models of this recipe reach ~0.9
     assert made["arch_predicted_share"] > 0.8
-
-
-def test_cli_classifier_commands(tmp_path, mlp_zoo, mlp_space):
-    runner = CliRunner()
-    zoo, space = str(mlp_zoo[0]), str(mlp_space[0])
-    r = runner.invoke(app, ["classifiers", "space", "info", space])
-    assert r.exit_code == 0, r.output
-    info = json.loads(r.output)
-    assert info["archs"] == ["mlp-16"] and info["model"] == {"latent": 16, "hidden": 128, "basis": 256}
-    r = runner.invoke(
-        app,
-        [
-            "classifiers",
-            "zoo",
-            "--arch",
-            "lenet-2",
-            "--count",
-            "3",
-            "--batch",
-            "3",
-            "--steps-min",
-            "2",
-            "--steps-max",
-            "10",
-            "--out",
-            str(tmp_path / "z"),
-            "--device",
-            "cpu",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout.strip().splitlines()[-1])["models"] == 3
-    r = runner.invoke(app, ["classifiers", "eval", zoo, "--space", space, "--out", str(tmp_path / "eval.json")])
-    assert r.exit_code == 0, r.output
-    rows = json.loads((tmp_path / "eval.json").read_text())["models"]
-    assert len(rows) == 40 and {"name", "arch", "accuracy_original", "accuracy_decoded"} <= set(rows[0])
-    r = runner.invoke(
-        app,
-        [
-            "classifiers",
-            "encode",
-            zoo,
-            "--space",
-            space,
-            "--out",
-            str(tmp_path / "z.safetensors"),
-            "--names",
-            "mlp-16-0000,mlp-16-0001",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(
-        app,
-        ["classifiers", "decode", str(tmp_path / "z.safetensors"), "--space", space, "--out", str(tmp_path / "dec")],
-    )
-    assert r.exit_code == 0, r.output
-    decoded = load_zoo(tmp_path / "dec", kind="classifier")
-    assert decoded.names == ["mlp-16-0000", "mlp-16-0001"]
-    r = runner.invoke(
-        app,
-        [
-            "classifiers",
-            "interpolate",
-            "mlp-16-0000",
-            "mlp-16-0001",
-            "--space",
-            space,
-            "--zoo",
-            zoo,
-            "--steps",
-            "4",
-            "--out",
-            str(tmp_path / "interp"),
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    assert len(json.loads((tmp_path / "interp" / "interpolation.json").read_text())["accuracy_latent"]) == 4
-    r = runner.invoke(
-        app, ["classifiers", "optimize", "--space", space, "--steps", "20", "--out", str(tmp_path / "opt")]
-    )
-    assert r.exit_code == 0, r.output
-    assert load_zoo(tmp_path / "opt" / "zoo", kind="classifier").names == ["optimized-mean"]
-    r = runner.invoke(
-        app,
-        [
-            "classifiers",
-            "space",
-            "train",
-            zoo,
-            "--out",
-            str(tmp_path / "s2"),
-            "--epochs",
-            "1",
-            "--latent",
-            "8",
-            "--hidden",
-            "32",
-            "--device",
-            "cpu",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-
-
-def test_cli_bad_inputs_are_one_line(tmp_path, mlp_space):
-    runner = CliRunner()
-    r = runner.invoke(app, ["classifiers", "zoo", "--arch", "vgg", "--out", str(tmp_path / "z")])
-    assert r.exit_code == 1 and "unknown architecture 'vgg'" in r.stderr and "Traceback" not in r.output
-    r = runner.invoke(
-        app, ["classifiers", "zoo", "--data", "fashion-mnist", "--root", str(tmp_path), "--out", str(tmp_path / "z")]
-    )
-    assert r.exit_code == 1 and "missing fashion-mnist files" in r.stderr
-    r = runner.invoke(
-        app,
-        [
-            "classifiers",
-            "zoo",
-            "--arch",
-            "cnn-2",
-            "--count",
-            "2",
-            "--steps-min",
-            "2",
-            "--steps-max",
-            "2",
-            "--out",
-            str(tmp_path / "cnn"),
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(
-        app,
-        ["classifiers", "eval", str(tmp_path / "cnn"), "--space", str(mlp_space[0]), "--out", str(tmp_path / "e.json")],
-    )
-    assert r.exit_code == 1 and "models of architecture cnn-2" in r.stderr and "do not belong" in r.stderr
-    assert not (tmp_path / "e.json").exists()
 
 
 @pytest.mark.skipif(
