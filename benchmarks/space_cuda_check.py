@@ -13,6 +13,7 @@ import torch
 
 from shapezoo.fields import field_forward
 from shapezoo.space import load_space, losses, probe_points
+from shapezoo.space.latent import refine_latents
 from shapezoo.zoo import load_zoo
 
 
@@ -21,6 +22,7 @@ def main(argv=None) -> dict:
     ap.add_argument("space", type=Path)
     ap.add_argument("zoo", type=Path)
     ap.add_argument("--fields", type=int, default=16)
+    ap.add_argument("--refine", type=int, default=50, help="latent refinement steps compared too")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_cuda_check.json"))
     a = ap.parse_args(argv)
     torch.backends.cudnn.allow_tf32 = False
@@ -37,7 +39,11 @@ def main(argv=None) -> dict:
         with torch.no_grad():
             logits = field_forward(zoo.spec, dec, x.to(dev))
             terms = losses(s.model, zoo.spec, params.to(dev), x.to(dev), t.to(dev), 0.05)
-        res[dev] = {"z": z.cpu(), "dec": dec.cpu(), "logits": logits.cpu(), **{k: float(v) for k, v in terms.items()}}
+        refined = refine_latents(s, params.to(dev), z, a.refine)
+        with torch.no_grad():
+            refined_logits = field_forward(zoo.spec, s.decode(refined), x.to(dev))
+        res[dev] = {"z": z.cpu(), "dec": dec.cpu(), "logits": logits.cpu(), "refined": refined.cpu()}
+        res[dev] |= {"refined_logits": refined_logits.cpu(), **{k: float(v) for k, v in terms.items()}}
     c, g = res["cpu"], res["cuda"]
 
     def rel(key):
@@ -50,6 +56,10 @@ def main(argv=None) -> dict:
         "decoded_max_rel_diff": rel("dec"),
         "logits_max_rel_diff": rel("logits"),
         "sign_agreement": float(((c["logits"] > 0) == (g["logits"] > 0)).float().mean()),
+        "refine_steps": a.refine,
+        "refined_z_max_rel_diff": rel("refined"),
+        "refined_logits_max_rel_diff": rel("refined_logits"),
+        "refined_sign_agreement": float(((c["refined_logits"] > 0) == (g["refined_logits"] > 0)).float().mean()),
         "losses_cpu": {k: c[k] for k in ("functional", "weight", "total")},
         "losses_cuda": {k: g[k] for k in ("functional", "weight", "total")},
     }

@@ -42,7 +42,8 @@ save_zoo(".gpu/decoded_prep", zoo.spec, p, [{"name": n, "status": "ok"} for n in
 PY
 tar cf "$out/decoded_prep.tar" -C $w decoded_prep
 tar cf "$out/results.tar" -C $w res
-timeout ${SWEEP_TIMEOUT:-150} bash -c "$(declare -f q); w=$w dev=$dev; q --runs neuron:128:$E neuron:256:$E neuron:1024:$E \
+SWEEP=${SWEEP:-"neuron:128:$E neuron:256:$E neuron:1024:$E"}
+timeout ${SWEEP_TIMEOUT:-150} bash -c "$(declare -f q); w=$w dev=$dev; q --runs $SWEEP \
   --out $w/res/space_sweep_cuda.json" 2>&1 | tee $w/res/space_sweep.log
 tar cf "$out/results.tar" -C $w res
 ls -la "$out"

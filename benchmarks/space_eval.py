@@ -4,7 +4,10 @@ For the held-out (test) fields of a space's split and a subset of its training f
 fields and each method's decodes (encoder only, encoder + latent refinement, or a decoded zoo made elsewhere)
 with the evaluation protocol (IoU on 100k points, Chamfer-L2 on surface samples). Prints a table, writes JSON.
 
-    python3 benchmarks/space_eval.py ZOO MESHES --space neuron=SPACE --refine 200 --decoded prep=ZOO2
+    python3 benchmarks/space_eval.py ZOO MESHES --space neuron=SPACE --refine 100 400 --decoded prep=ZOO2
+
+On a GPU without the meshes, ``--decode-to DIR --device cuda`` only writes each method's decodes as zoos (and the
+split) to DIR; score them later on any machine with ``--decoded NAME=DIR/NAME --split-from DIR/split.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from shapezoo.evaluation import evaluate_zoo
 from shapezoo.extract import ExtractConfig
 from shapezoo.space import load_space
 from shapezoo.space.latent import refine_latents
-from shapezoo.zoo import FieldZoo, load_zoo
+from shapezoo.zoo import FieldZoo, load_zoo, save_zoo
 
 
 def _score(zoo: FieldZoo, params: torch.Tensor, names: list[str], meshes: Path, res: int) -> list[dict]:
@@ -40,15 +43,18 @@ def main(argv=None) -> dict:
     ap.add_argument("meshes", type=Path, help="ground-truth meshes, named like the fields")
     ap.add_argument("--space", action="append", default=[], help="NAME=SPACE_DIR (its split defines test/train)")
     ap.add_argument("--decoded", action="append", default=[], help="NAME=ZOO of decodes made elsewhere")
-    ap.add_argument("--refine", type=int, default=0, help="also score encoder + N refinement steps")
+    ap.add_argument("--refine", type=int, nargs="*", default=[], help="also score encoder + N refinement steps")
+    ap.add_argument("--device", default="cpu", help="device for encoding, refinement and decoding")
+    ap.add_argument("--decode-to", type=Path, help="write the decodes as zoos here and stop (no scoring)")
+    ap.add_argument("--split-from", type=Path, help="JSON with the 'split' (when no --space is given)")
     ap.add_argument("--train-count", type=int, default=32)
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_eval.json"))
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     zoo = load_zoo(a.zoo)
-    spaces = {k: load_space(v) for k, v in (s.split("=", 1) for s in a.space)}
-    split = next(iter(spaces.values())).meta["split"]
+    spaces = {k: load_space(v, a.device) for k, v in (s.split("=", 1) for s in a.space)}
+    split = next(iter(spaces.values())).meta["split"] if spaces else json.loads(a.split_from.read_text())["split"]
     stride = max(1, len(split["train"]) // max(1, a.train_count))  # spread over the families (zoo order)
     groups = (
         {"test": split["test"], "train": split["train"][::stride][: a.train_count]}
@@ -61,13 +67,22 @@ def main(argv=None) -> dict:
         methods["original"][g] = params
         for key, s in spaces.items():
             z = s.encode(params)
-            methods.setdefault(key, {})[g] = s.decode(z)
-            if a.refine:
-                methods.setdefault(f"{key}+refine{a.refine}", {})[g] = s.decode(refine_latents(s, params, z, a.refine))
+            methods.setdefault(key, {})[g] = s.decode(z).cpu()
+            for n in a.refine:
+                methods.setdefault(f"{key}+refine{n}", {})[g] = s.decode(refine_latents(s, params, z, n)).cpu()
         for key, path in (d.split("=", 1) for d in a.decoded):
             dz = load_zoo(path)
             if set(names) <= set(dz.names):  # a decoded zoo is scored on the groups it holds
                 methods.setdefault(key, {})[g] = torch.stack([dz.weights(n) for n in names])
+    if a.decode_to:
+        for m, by_group in methods.items():
+            if m == "original":
+                continue
+            names = [n for g in by_group for n in groups[g]]
+            entries = [{"name": n, "status": "ok"} for n in names]
+            save_zoo(a.decode_to / m, zoo.spec, torch.cat(list(by_group.values())), entries, zoo.init, {})
+        (a.decode_to / "split.json").write_text(json.dumps({"split": split}))
+        return {"decoded": sorted(methods)}
     results, t0 = {}, time.perf_counter()
     for m, by_group in methods.items():
         for g, params in by_group.items():

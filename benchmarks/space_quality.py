@@ -42,7 +42,11 @@ def main(argv=None) -> dict:
             zoo,
             a.spaces / run.replace(":", "_"),
             ModelConfig(design=design, latent=int(latent)),
-            TrainConfig(epochs=int(epochs), batch=a.batch, **{k: float(v) for k, v in (e.split("=") for e in extra)}),
+            TrainConfig(
+                epochs=int(epochs),
+                batch=a.batch,
+                **{k: (int(v) if v.isdigit() else float(v)) for k, v in (e.split("=") for e in extra)},
+            ),
             device=a.device,
         )
         rows.append({"run": run, "seconds": round(time.perf_counter() - t0, 1), **s})

@@ -28,6 +28,7 @@ from shapezoo.meshes import load_mesh
 from shapezoo.metrics import point_metrics, surface_points
 from shapezoo.space import Evidence, OptimizeConfig, load_space, optimize_latent
 from shapezoo.space.explore import prior_from_space
+from shapezoo.space.latent import refine_latents
 from shapezoo.zoo import load_zoo
 from shapezoo_datasets.families import build
 
@@ -64,7 +65,8 @@ def interpolation(a) -> dict:
             gt = load_mesh(path)
             gt_pts = surface_points(gt.vertices, gt.faces)[0]
             wa, wb = zoo.weights(x), zoo.weights(y)
-            z = space.encode(torch.stack([wa, wb]))
+            ends_w = torch.stack([wa, wb])
+            z = refine_latents(space, ends_w, space.encode(ends_w), a.refine)
             latent = _cd(space.spec, space.decode(z.mean(0, keepdim=True)), gt_pts)
             raw = _cd(space.spec, (wa + wb) / 2, gt_pts)
             ends = [
@@ -160,6 +162,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--split", default="test", help="pairs are drawn from this split of the space")
     ap.add_argument("--shapes", type=int, default=12)
     ap.add_argument("--steps", type=int, default=300, help="latent optimisation steps (completion)")
+    ap.add_argument("--refine", type=int, default=100, help="refinement steps after encoding (interpolation)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     torch.set_num_threads(2)

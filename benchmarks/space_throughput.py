@@ -22,14 +22,15 @@ from shapezoo.space import ModelConfig, build_model, losses
 def measure(design: str, spec: FieldSpec, batch: int, points: int, steps: int, device: str) -> dict:
     params = init_params(spec, 0).expand(4 * batch, -1) + 0.01 * torch.randn(4 * batch, spec.layout().size)
     model = build_model(spec, ModelConfig(design=design), params).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    codes = torch.nn.Parameter(0.1 * torch.randn(batch, model.config.latent, device=device))  # auto-decoding
+    opt = torch.optim.AdamW([*model.parameters(), codes], lr=1e-4)
     p = params[:batch].to(device)
     x = torch.rand(batch, points, 3, device=device) - 0.5
     with torch.no_grad():
         t = field_forward(spec, p, x)[..., 0]
 
     def step():
-        terms = losses(model, spec, p, x, t, 0.05)
+        terms = losses(model, spec, p, x, t, 0.05, codes, 1e-4)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         opt.step()

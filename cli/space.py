@@ -11,6 +11,12 @@ from ._common import finish, handle_errors, parse_names, progress
 from .fit import resolve_device
 
 app = typer.Typer(help="Train and inspect weight spaces (latent spaces of field zoos).", no_args_is_help=True)
+Refine = Annotated[
+    int,
+    typer.Option(
+        help="Latent-optimisation steps after the encoder, against each field's own function (0: encoder only)."
+    ),
+]
 
 
 @app.command("train")
@@ -22,6 +28,12 @@ def train(
         str, typer.Option(help="neuron (permutation-invariant) or prep (the paper's baseline).")
     ] = "neuron",
     latent: Annotated[int, typer.Option(help="Latent size.")] = 512,
+    trunk: Annotated[
+        int, typer.Option(help="Width of the neuron decoder's MLP before its heads (0: weights affine in z).")
+    ] = 0,
+    codes: Annotated[
+        bool, typer.Option(help="Learn a code per training field with the decoder (auto-decoding) or autoencode.")
+    ] = True,
     epochs: Annotated[int, typer.Option(help="Passes over the training fields.")] = 400,
     batch: Annotated[int, typer.Option(help="Fields per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
@@ -37,9 +49,17 @@ def train(
     from shapezoo.zoo import load_zoo
 
     z = load_zoo(zoo)
-    model = ModelConfig(design=design, latent=latent)  # type: ignore[arg-type]
+    model = ModelConfig(design=design, latent=latent, trunk=trunk)  # type: ignore[arg-type]
     config = TrainConfig(
-        epochs=epochs, batch=batch, lr=lr, weight_loss=weight_loss, points=points, val=val, test=test, seed=seed
+        epochs=epochs,
+        batch=batch,
+        lr=lr,
+        weight_loss=weight_loss,
+        points=points,
+        val=val,
+        test=test,
+        seed=seed,
+        codes=codes,
     )
     with progress() as bar:
         task = bar.add_task("training", total=epochs, status="")
@@ -93,7 +113,7 @@ def encode(
     space: Annotated[Path, typer.Option(help="Space folder.")],
     out: Annotated[Path, typer.Option(help="latents.safetensors to write.")],
     names: Annotated[str | None, typer.Option(help="Comma-separated field names (default: all usable).")] = None,
-    refine: Annotated[int, typer.Option(help="Latent-optimisation steps after the encoder (0: encoder only).")] = 0,
+    refine: Refine = 100,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
     """Map fields to latents (encoder pass, optionally refined against each field's own function)."""
@@ -183,6 +203,7 @@ def interpolate(
     steps: Annotated[int, typer.Option(help="Number of steps, endpoints included.")] = 8,
     mode: Annotated[str, typer.Option(help="lerp or slerp (latent interpolation).")] = "lerp",
     weights: Annotated[bool, typer.Option("--weights", help="Interpolate raw weights instead (baseline).")] = False,
+    refine: Refine = 100,
     resolution: Annotated[int, typer.Option(help="Extraction grid cells per side.")] = 128,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
@@ -204,7 +225,7 @@ def interpolate(
         pa, na, ia = _endpoint(s, a, z, dev)
         pb, nb, ib = _endpoint(s, b, z, dev)
         bar.update(task, advance=1, status="decoding")
-        params = sequence(s, pa, pb, steps, mode, weights)
+        params = sequence(s, pa, pb, steps, mode, weights, refine)
         bar.update(task, advance=1, status="meshing")
         meshes, rows = sequence_metrics(s, params, ExtractConfig(resolution=resolution), dev)
         bar.update(task, advance=1, status="done")

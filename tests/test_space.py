@@ -1,7 +1,7 @@
 """Weight spaces on a tiny zoo of analytic shapes: invariance, training, persistence, latent operations, CLI."""
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -22,6 +22,7 @@ from shapezoo.space import (
     TrainConfig,
     binary_kl,
     build_model,
+    evaluate_split,
     interpolate,
     load_space,
     optimize_latent,
@@ -35,7 +36,7 @@ from shapezoo_cli.main import app
 
 SPEC = FieldSpec(width=16, depth=3)
 FIT = FitConfig(steps=150, points_per_step=256, lr=3e-3, check_every=50)
-SMALL = ModelConfig(latent=16, hidden=16, trunk=32)
+SMALL = ModelConfig(latent=16, hidden=16)
 QUICK = TrainConfig(epochs=6, batch=4, points=256, probe_uniform=512, probe_near=512, eval_every=2, warmup=5)
 
 
@@ -115,8 +116,8 @@ def test_prep_grid_round_trip_and_layout():
 
 def test_untrained_decoder_outputs_the_zoo_mean(tiny_zoo):
     zoo = load_zoo(tiny_zoo)
-    for design in ("neuron", "prep"):
-        model = build_model(SPEC, ModelConfig(design=design, latent=8, hidden=16, trunk=16), zoo.params)
+    for design, trunk in (("neuron", 0), ("neuron", 16), ("prep", 0)):
+        model = build_model(SPEC, ModelConfig(design=design, latent=8, hidden=16, trunk=trunk), zoo.params)
         with torch.no_grad():
             out = model.decode(torch.randn(4, 8))
         assert (out - zoo.params.mean(0)).abs().max() < 0.5 * zoo.params.std(0).max()
@@ -156,7 +157,39 @@ def test_prep_design_trains_too(tiny_zoo, tmp_path):
     s = train_space(load_zoo(tiny_zoo), tmp_path / "prep", ModelConfig(design="prep", latent=16, hidden=16), QUICK)
     h = json.loads((tmp_path / "prep" / "space.json").read_text())["history"]
     assert h[-1]["train"]["functional"] < h[0]["train"]["functional"]
-    assert s["design"] == "prep" and set(s["results"]) == {"train", "val", "test"}
+    assert s["design"] == "prep" and set(s["results"]) == {"train", "val", "test", "train_codes"}
+
+
+def test_autoencoder_training_without_codes(tiny_zoo, tmp_path):
+    """codes=False: plain decode(encode(w)) training with a nonlinear decoder trunk; latents saved are the encoder's."""
+    config = replace(QUICK, codes=False)
+    s = train_space(load_zoo(tiny_zoo), tmp_path / "ae", ModelConfig(latent=16, hidden=16, trunk=32), config)
+    h = json.loads((tmp_path / "ae" / "space.json").read_text())["history"]
+    assert h[-1]["train"]["functional"] < h[0]["train"]["functional"] and "encoder" not in h[-1]["train"]
+    space, zoo = load_space(tmp_path / "ae"), load_zoo(tiny_zoo)
+    z, names = space.train_latents(tmp_path / "ae")
+    torch.testing.assert_close(z, space.encode(torch.stack([zoo.weights(n) for n in names])))
+    assert set(s["results"]) == {"train", "val", "test"}
+
+
+def test_codes_are_the_saved_training_latents_and_decode_well(trained, tiny_zoo):
+    """With codes, train_latents holds the learned codes, refinement improves on the encoder's latents, and the
+    default decoder is affine in z."""
+    out, summary = trained
+    space = load_space(out)
+    z, names = space.train_latents(out)
+    assert names == json.loads((out / "space.json").read_text())["split"]["train"]
+    zoo = load_zoo(tiny_zoo)
+    params = torch.stack([zoo.weights(n) for n in names])
+    x, t = probe_points(SPEC, params, 256, 256, seed=3)
+    assert (z - space.encode(params)).abs().max() > 1e-3  # the codes, not the encoder's latents
+    encoder = evaluate_split(space.model, SPEC, params, x, t, 256)
+    refined = evaluate_split(space.model, SPEC, params, x, t, 256, refine=30)
+    assert refined["functional"] < encoder["functional"]
+    assert summary["results"]["train_codes"]["refine_steps"] == 0 and summary["results"]["test"]["refine_steps"] == 50
+    a, b = z[0], z[1]
+    mid = space.decode(((a + b) / 2)[None])[0]
+    torch.testing.assert_close(mid, (space.decode(a[None])[0] + space.decode(b[None])[0]) / 2, rtol=1e-4, atol=1e-5)
 
 
 def test_interrupted_training_resumes_to_the_same_model(tiny_zoo, tmp_path):
@@ -174,6 +207,8 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_zoo, tmp_path):
     a, b = load_space(tmp_path / "full"), load_space(tmp_path / "cut")
     for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         torch.testing.assert_close(va, vb, rtol=1e-5, atol=1e-6, msg=k)
+    za, zb = a.train_latents(tmp_path / "full")[0], b.train_latents(tmp_path / "cut")[0]
+    torch.testing.assert_close(za, zb, rtol=1e-5, atol=1e-6)
     with pytest.raises(InputError, match="other options"):
         train_space(zoo, tmp_path / "cut", ModelConfig(latent=8, hidden=16, trunk=32), QUICK)
 
@@ -252,14 +287,15 @@ def _last_json(res):
 def test_cli_space_round_trip(trained, tiny_zoo, tmp_path):
     space = trained[0]
     latents = tmp_path / "latents.safetensors"
-    res = _invoke("encode", tiny_zoo, "--space", space, "--out", latents, "--device", "cpu")
+    res = _invoke("encode", tiny_zoo, "--space", space, "--out", latents, "--refine", 20, "--device", "cpu")
     assert res.exit_code == 0, res.output
-    assert _last_json(res)["latents"] == 12
+    assert _last_json(res)["latents"] == 12 and _last_json(res)["refine_steps"] == 20
     res = _invoke("decode", latents, "--space", space, "--out", tmp_path / "decoded", "--device", "cpu")
     assert res.exit_code == 0, res.output
     decoded = load_zoo(tmp_path / "decoded")
-    s = load_space(space)
-    torch.testing.assert_close(decoded.params, s.decode(s.encode(load_zoo(tiny_zoo).params)), rtol=1e-5, atol=1e-6)
+    s, params = load_space(space), load_zoo(tiny_zoo).params
+    expected = s.decode(refine_latents(s, params, s.encode(params), 20))
+    torch.testing.assert_close(decoded.params, expected, rtol=1e-5, atol=1e-6)
     res = _invoke("mesh", tmp_path / "decoded", "--out", tmp_path / "meshes", "--resolution", "32", "--device", "cpu")
     assert res.exit_code == 0, res.output
     info = _invoke("space", "info", space)

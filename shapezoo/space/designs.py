@@ -32,8 +32,9 @@ class ModelConfig:
     """Token width of the neuron encoder; the prep convs use hidden / 8 .. hidden channels."""
     rounds: int = 2
     """Message-passing rounds between adjacent layers (neuron encoder)."""
-    trunk: int = 256
-    """Width of the decoder's shared MLP before the per-layer heads (neuron decoder)."""
+    trunk: int = 0
+    """Width of the decoder's shared MLP before the per-layer heads (neuron decoder); 0: the heads read z
+    directly, so decoded weights are affine in z."""
 
 
 class ParamStats(nn.Module):
@@ -142,11 +143,12 @@ class NeuronDecoder(nn.Module):
 
     def __init__(self, spec: FieldSpec, config: ModelConfig, stats: ParamStats):
         super().__init__()
-        self.trunk = _mlp([config.latent, config.trunk, config.trunk])
+        width = config.trunk or config.latent
+        self.trunk = _mlp([config.latent, config.trunk, config.trunk]) if config.trunk else None
         self.heads = nn.ModuleList()
         for fan_in, fan_out in zip(spec.dims[:-1], spec.dims[1:]):
-            head = nn.Linear(config.trunk, fan_out * (fan_in + 1))
-            nn.init.normal_(head.weight, std=0.1 / math.sqrt(config.trunk))
+            head = nn.Linear(width, fan_out * (fan_in + 1))
+            nn.init.normal_(head.weight, std=0.1 / math.sqrt(width))
             nn.init.zeros_(head.bias)
             self.heads.append(head)
         self.spec = spec
@@ -154,7 +156,7 @@ class NeuronDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent) -> (B, P) flat field weights."""
-        t = F.gelu(self.trunk(z))
+        t = F.gelu(self.trunk(z)) if self.trunk is not None else z
         parts = {}
         for i, (head, fan_in, fan_out) in enumerate(zip(self.heads, self.spec.dims[:-1], self.spec.dims[1:])):
             y = head(t).view(-1, fan_out, fan_in + 1)

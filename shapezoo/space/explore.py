@@ -15,7 +15,7 @@ from ..io import config_from_json
 from ..meshes import load_mesh
 from ..metrics import point_metrics, surface_points, uniform_points
 from ..sampling import SampleConfig, sample_shape
-from .latent import GaussianPrior, interpolate
+from .latent import GaussianPrior, interpolate, refine_latents
 from .space import WeightSpace
 
 
@@ -44,12 +44,15 @@ def sequence(
     steps: int,
     mode: str = "lerp",
     weights: bool = False,
+    refine: int = 0,
 ) -> torch.Tensor:
-    """Field weights (steps, P) from field ``a`` to field ``b`` (both (P,)): through the latent space, or with
-    ``weights=True`` by interpolating the raw weights (the naive baseline)."""
+    """Field weights (steps, P) from field ``a`` to field ``b`` (both (P,)): through the latent space (endpoints
+    encoded, then refined by ``refine`` steps), or with ``weights=True`` by interpolating the raw weights (the
+    naive baseline)."""
     if weights:
         return interpolate(a.float().cpu(), b.float().cpu(), steps, "lerp")
-    z = space.encode(torch.stack([a, b]))
+    ends = torch.stack([a, b])
+    z = refine_latents(space, ends, space.encode(ends), refine)
     return space.decode(interpolate(z[0], z[1], steps, mode)).cpu()
 
 

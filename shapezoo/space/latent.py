@@ -163,30 +163,15 @@ def refine_latents(
     params: torch.Tensor,
     z: torch.Tensor,
     steps: int,
-    lr: float = 0.01,
+    lr: float = 0.02,
     points: int = 2048,
     seed: int = 0,
 ) -> torch.Tensor:
     """Improve encoder latents (N, d) by gradient steps on the functional loss against the fields (N, P) themselves.
 
-    The encoder is amortised (one pass); a few steps of latent optimisation close part of the gap between a
-    field and its decode, most for fields unlike the training zoo.
+    The encoder is amortised (one pass) and predicts the training codes; latent optimisation against the field's
+    own function does the rest, most for fields unlike the training zoo.
     """
-    from .train import binary_kl, probe_points
+    from .train import refine_model_latents
 
-    if steps <= 0:
-        return z
-    dev = next(space.model.parameters()).device
-    out = []
-    with frozen(space.model):
-        for pb, zb in zip(params.split(64), z.split(64)):
-            x, t = probe_points(space.spec, pb.to(dev), points // 2, points - points // 2, seed)
-            zb = zb.to(dev).clone().requires_grad_(True)
-            opt = torch.optim.Adam([zb], lr=lr)
-            for _ in range(steps):
-                loss = binary_kl(field_forward(space.spec, space.model.decode(zb), x)[..., 0], t)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            out.append(zb.detach())
-    return torch.cat(out)
+    return refine_model_latents(space.model, space.spec, params, z, steps, lr, points, seed)

@@ -17,6 +17,7 @@ from ..fields import FieldSpec, field_forward
 from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
 from ..zoo import FieldZoo
 from .designs import ModelConfig
+from .latent import frozen
 from .space import LATENTS_FILE, WeightSpace, build_model, save_latents, save_space, split_names
 
 STATE_JSON = "train_state.json"
@@ -59,6 +60,16 @@ class TrainConfig(Schedule):
     """Pool of uniform points per field (drawn once; targets are the original field's logits)."""
     probe_near: int = 8192
     """Pool of near-surface points per field (original field's level set, jittered by 0.01 / 0.003)."""
+    codes: bool = True
+    """Auto-decoding: each training field gets a free latent code learned with the decoder (DeepSDF-style), and
+    the encoder learns to predict the codes. False: plain autoencoder, decode(encode(w)). Codes make a latent
+    space that latent optimisation can fit held-out fields in (BENCHMARKS.md, weight space)."""
+    code_lr: float = 1e-2
+    """Peak learning rate of the codes (same schedule as the model's)."""
+    code_reg: float = 1e-4
+    """Weight of the codes' squared norm (keeps the code cloud compact for priors and refinement)."""
+    val_refine: int = 50
+    """Refinement steps from the encoder's latent before validating (with codes; encoding = encoder + refine)."""
 
 
 def probe_points(
@@ -113,30 +124,77 @@ def binary_kl(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor
     ).clamp_min(0)
 
 
-def losses(space_model, spec: FieldSpec, params, x, targets, weight_loss: float) -> dict[str, torch.Tensor]:
-    """Named loss terms for a batch: functional (binary KL on logits), weight (normalised MSE) and total."""
-    decoded = space_model.decode(space_model.encode(params))
+def losses(
+    space_model, spec: FieldSpec, params, x, targets, weight_loss: float, codes=None, code_reg: float = 0.0
+) -> dict[str, torch.Tensor]:
+    """Named loss terms for a batch: functional (binary KL on logits), weight (normalised MSE) and total.
+
+    With ``codes`` (B, d) the decoder reads the codes, and two terms join: encoder (MSE of the encoder's latents
+    to the detached codes, which trains only the encoder) and code (squared norm, weighted by ``code_reg``).
+    """
+    z = space_model.encode(params)
+    terms = {}
+    if codes is not None:
+        terms = {"encoder": ((z - codes.detach()) ** 2).sum(1).mean(), "code": (codes**2).sum(1).mean()}
+        z = codes
+    decoded = space_model.decode(z)
     functional = binary_kl(field_forward(spec, decoded, x)[..., 0], targets)
     weight = (((decoded - params) / space_model.stats.std) ** 2).mean()
-    return {"functional": functional, "weight": weight, "total": functional + weight_loss * weight}
+    total = functional + weight_loss * weight
+    if codes is not None:
+        total = total + terms["encoder"] + code_reg * terms["code"]
+    return {"functional": functional, "weight": weight, **terms, "total": total}
 
 
-@torch.no_grad()
-def evaluate_split(space_model, spec, params, x, targets, n_uniform: int, batch: int = 64) -> dict:
-    """Functional loss and field IoU (decode vs original occupancy on the uniform pool) over fields."""
+def evaluate_split(
+    space_model, spec, params, x, targets, n_uniform: int, refine: int = 0, z=None, seed: int = 0, batch: int = 64
+) -> dict:
+    """Functional loss and field IoU (decode vs original occupancy on the uniform pool) over fields.
+
+    Latents: ``z`` when given, else the encoder's, refined by ``refine`` steps against each field's function.
+    """
     space_model.eval()
+    steps = refine if z is None else 0
+    if z is None:
+        with torch.no_grad():
+            z = torch.cat([space_model.encode(p) for p in params.split(batch)])
+        z = refine_model_latents(space_model, spec, params, z, refine, seed=seed)
     kl, ious = [], []
-    for p, xb, tb in zip(params.split(batch), x.split(batch), targets.split(batch)):
-        out = field_forward(spec, space_model.decode(space_model.encode(p)), xb)[..., 0]
-        kl.append(binary_kl(out, tb) * len(p))
+    for zb, xb, tb in zip(z.split(batch), x.split(batch), targets.split(batch)):
+        with torch.no_grad():
+            out = field_forward(spec, space_model.decode(zb), xb)[..., 0]
+        kl.append(binary_kl(out, tb) * len(zb))
         a, b = out[:, :n_uniform] > 0, tb[:, :n_uniform] > 0
         ious.append((a & b).sum(1) / (a | b).sum(1).clamp_min(1))
     iou = torch.cat(ious).cpu()
     return {
         "functional": float(sum(kl) / len(params)),
+        "refine_steps": steps,
         "field_iou_mean": float(iou.mean()),
         "field_iou_median": float(iou.median()),
     }
+
+
+def refine_model_latents(
+    model, spec: FieldSpec, params, z, steps: int, lr: float = 0.02, points: int = 2048, seed: int = 0, batch: int = 64
+) -> torch.Tensor:
+    """Improve latents (N, d) by Adam steps on the functional loss of their decodes against the fields (N, P)."""
+    if steps <= 0:
+        return z
+    dev = next(model.parameters()).device
+    out = []
+    with frozen(model):
+        for pb, zb in zip(params.split(batch), z.split(batch)):
+            x, t = probe_points(spec, pb.to(dev), points // 2, points - points // 2, seed)
+            zb = zb.to(dev).detach().clone().requires_grad_(True)
+            opt = torch.optim.Adam([zb], lr=lr)
+            for _ in range(steps):
+                loss = binary_kl(field_forward(spec, model.decode(zb), x)[..., 0], t)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            out.append(zb.detach())
+    return torch.cat(out)
 
 
 def learning_rate(config: Schedule, step: int, total: int) -> float:
@@ -146,8 +204,10 @@ def learning_rate(config: Schedule, step: int, total: int) -> float:
     return config.lr * (config.lr_final + (1 - config.lr_final) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def save_checkpoint(out: Path, model, opt, state: dict) -> None:
+def save_checkpoint(out: Path, model, opt, state: dict, codes=None) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if codes is not None:
+        tensors["codes"] = codes.detach().cpu().contiguous()
     for i, st in opt.state_dict()["state"].items():
         for k, v in st.items():
             tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
@@ -155,9 +215,12 @@ def save_checkpoint(out: Path, model, opt, state: dict) -> None:
     atomic_write_json(out / STATE_JSON, state)
 
 
-def load_checkpoint(out: Path, model, opt) -> None:
+def load_checkpoint(out: Path, model, opt, codes=None) -> None:
     tensors, _ = load_tensors(out / CHECKPOINT, framework="pt")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if codes is not None:
+        with torch.no_grad():
+            codes.copy_(tensors["codes"])
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("opt."):
@@ -203,11 +266,17 @@ def train_space(
     }
     torch.manual_seed(config.seed)
     model = build_model(zoo.spec, model_config, params["train"].cpu()).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    groups = [{"params": list(model.parameters()), "scale": 1.0}]
+    codes = None
+    if config.codes:
+        codes = torch.nn.Parameter(0.1 * torch.randn(len(split["train"]), model_config.latent).to(device))
+        groups.append({"params": [codes], "scale": config.code_lr / config.lr})
+    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0)
     if state["epoch"] > 0:
-        load_checkpoint(out, model, opt)
+        load_checkpoint(out, model, opt, codes)
 
     n_train = len(split["train"])
+    refine_steps = config.val_refine if config.codes else 0
     steps_per_epoch = math.ceil(n_train / config.batch)
     total = config.epochs * steps_per_epoch
     half = config.points // 2
@@ -231,8 +300,9 @@ def train_space(
             x = torch.gather(x_all[bd], 1, pick[..., None].expand(-1, -1, 3))
             t = torch.gather(t_all[bd], 1, pick)
             for group in opt.param_groups:
-                group["lr"] = learning_rate(config, step, total)
-            terms = losses(model, zoo.spec, params["train"][bd], x, t, config.weight_loss)
+                group["lr"] = learning_rate(config, step, total) * group["scale"]
+            batch_codes = codes[bd] if codes is not None else None
+            terms = losses(model, zoo.spec, params["train"][bd], x, t, config.weight_loss, batch_codes, config.code_reg)
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -247,7 +317,7 @@ def train_space(
             entry["train"] = {k: v / n_train for k, v in sums.items()}
             sel = "val" if len(params["val"]) else "train"
             entry[sel if sel == "val" else "train_eval"] = evaluate_split(
-                model, zoo.spec, params[sel], *probes[sel], config.probe_uniform
+                model, zoo.spec, params[sel], *probes[sel], config.probe_uniform, refine_steps, seed=config.seed
             )
             # Select by the validation field IoU: the KL term keeps rising from overconfident logits (overfitting of
             # calibration) while the decoded shapes still improve (BENCHMARKS.md, weight space).
@@ -256,8 +326,10 @@ def train_space(
             if state["best"] is None or val["field_iou_mean"] >= state["best"]["field_iou_mean"]:
                 state["best"] = {"epoch": epoch + 1, **val}
                 save_space(out, WeightSpace(zoo.spec, model, _meta(zoo, configs, split, state)))
+                if codes is not None:
+                    save_latents(out / LATENTS_FILE, codes, split["train"])
             state.update(epoch=epoch + 1, step=step)
-            save_checkpoint(out, model, opt, state)
+            save_checkpoint(out, model, opt, state, codes)
             if on_eval is not None:
                 on_eval(entry)
     seconds = time.perf_counter() - started
@@ -266,12 +338,19 @@ def train_space(
 
     best = load_space(out, device)
     results = {
-        k: evaluate_split(best.model, zoo.spec, params[k], *probes[k], config.probe_uniform)
+        k: evaluate_split(
+            best.model, zoo.spec, params[k], *probes[k], config.probe_uniform, refine_steps, seed=config.seed
+        )
         for k in ("train", "val", "test")
         if len(params[k])
     }
-    z = best.encode(params["train"])
-    save_latents(out / LATENTS_FILE, z, split["train"])
+    if codes is None:
+        save_latents(out / LATENTS_FILE, best.encode(params["train"]), split["train"])
+    else:
+        z, _ = best.train_latents(out)
+        results["train_codes"] = evaluate_split(
+            best.model, zoo.spec, params["train"], *probes["train"], config.probe_uniform, z=z.to(device)
+        )
     summary = {
         "space": str(out),
         "design": model_config.design,
