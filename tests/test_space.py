@@ -322,7 +322,13 @@ def test_cli_train_interpolate_sample_optimize(tiny_zoo, tmp_path):
         "cpu",
     )
     assert res.exit_code == 0, res.output
-    assert _last_json(res)["design"] == "neuron"
+    assert _last_json(res)["design"] == "neuron" and "train_codes" in _last_json(res)["results"]
+    ae = tmp_path / "ae"
+    args = ["--latent", 8, "--epochs", 2, "--batch", 4, "--points", 256, "--device", "cpu", "--no-codes", "--trunk", 8]
+    res = _invoke("space", "train", tiny_zoo, "--out", ae, *args)
+    assert res.exit_code == 0, res.output
+    header = json.loads((ae / "space.json").read_text())
+    assert header["model"]["trunk"] == 8 and header["train"]["codes"] is False
     out = tmp_path / "interp"
     res = _invoke(
         "interpolate",
