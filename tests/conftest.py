@@ -1,17 +1,20 @@
 """Shared fixtures: small meshes written to tmp_path in every supported format; the digits data, a tiny mlp
-classifier zoo and its space (trained once per session, used by the classifier library and CLI tests)."""
+classifier zoo and its space (trained once per session, used by the classifier library and CLI tests); a tiny field
+zoo and its weight space (once per session, used by the weight-space library and CLI tests)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import trimesh
+from space_zoo import QUICK, SMALL, fit_tiny_zoo
 
 from shapezoo.classifiers.archs import ClassifierSpec
 from shapezoo.classifiers.data import load_digits
 from shapezoo.classifiers.space import SpaceConfig
 from shapezoo.classifiers.train import SpaceTrainConfig, train_classifier_space
 from shapezoo.classifiers.zoo import ZooConfig, train_zoo
+from shapezoo.space import train_space
 from shapezoo.zoo import load_zoo
 
 
@@ -62,4 +65,16 @@ def mlp_space(tmp_path_factory, mlp_zoo, digits):
         model_config=SpaceConfig(latent=16, hidden=128),
         config=SpaceTrainConfig(epochs=60, batch=8, warmup=20, val=0.1, test=0.2),
     )
+    return out, summary
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    return fit_tiny_zoo(tmp_path_factory.mktemp("zoo") / "zoo")
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_zoo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("space") / "space"
+    summary = train_space(load_zoo(tiny_zoo), out, SMALL, QUICK)
     return out, summary

@@ -1,0 +1,48 @@
+"""The tiny field zoo and space shared by the weight-space tests: 12 analytic solids fitted as width-16 SIRENs,
+and a space trained on them for a few epochs (built once per session in conftest.py)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shapezoo.fields import FieldSpec, init_params
+from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.sampling import SampleConfig
+from shapezoo.space import ModelConfig, TrainConfig
+from shapezoo.zoo import save_zoo
+
+SPEC = FieldSpec(width=16, depth=3)
+FIT = FitConfig(steps=150, points_per_step=256, lr=3e-3, check_every=50)
+SMALL = ModelConfig(latent=16, hidden=16)
+QUICK = TrainConfig(epochs=6, batch=4, points=256, probe_uniform=512, probe_near=512, eval_every=2, warmup=5)
+
+
+def _shapes(n: int, seed: int = 0):
+    """n analytic solids (spheres and boxes of varying size/centre) as occupancy labellers."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        c, r = rng.uniform(-0.1, 0.1, 3), rng.uniform(0.15, 0.35)
+        if i % 2:
+            out.append(lambda p, c=c, r=r: np.linalg.norm(p - c, axis=1) < r)
+        else:
+            out.append(lambda p, c=c, r=r: (np.abs(p - c) < r * np.array([1.0, 0.6, 0.8])).all(1))
+    return out
+
+
+def fit_tiny_zoo(path: Path) -> Path:
+    """A zoo of 12 fitted tiny SIRENs (width 16, depth 3) from one shared initialisation, written to ``path``."""
+    rng = np.random.default_rng(0)
+    pts = rng.random((12, 3000, 3)).astype(np.float32) - 0.5
+    occ = np.stack([f(p) for f, p in zip(_shapes(12), pts)]).astype(np.uint8)
+    init = init_params(SPEC, 0)
+    names = [f"shape_{i:02d}" for i in range(12)]
+    res = fit_fields(SPEC, init, torch.from_numpy(pts), torch.from_numpy(occ), 3000, names, FIT)
+    entries = [{"name": n, "status": "ok", "metrics": m} for n, m in zip(names, res.metrics)]
+    meta = {"init_seed": 0, "fit": asdict(FIT), "samples": {"config": asdict(SampleConfig(points=2000))}}
+    save_zoo(path, SPEC, res.params, entries, init, meta)
+    return path
