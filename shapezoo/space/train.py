@@ -133,17 +133,14 @@ def losses(
     to the detached codes, which trains only the encoder) and code (squared norm, weighted by ``code_reg``).
     """
     z = space_model.encode(params)
-    terms = {}
+    terms, extra = {}, 0.0
     if codes is not None:
         terms = {"encoder": ((z - codes.detach()) ** 2).sum(1).mean(), "code": (codes**2).sum(1).mean()}
-        z = codes
+        z, extra = codes, terms["encoder"] + code_reg * terms["code"]
     decoded = space_model.decode(z)
     functional = binary_kl(field_forward(spec, decoded, x)[..., 0], targets)
     weight = (((decoded - params) / space_model.stats.std) ** 2).mean()
-    total = functional + weight_loss * weight
-    if codes is not None:
-        total = total + terms["encoder"] + code_reg * terms["code"]
-    return {"functional": functional, "weight": weight, **terms, "total": total}
+    return {"functional": functional, "weight": weight, **terms, "total": functional + weight_loss * weight + extra}
 
 
 def evaluate_split(
