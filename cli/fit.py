@@ -51,6 +51,9 @@ def fit(
     batch: Annotated[int, typer.Option(help="Fields fitted together in one job.")] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the shared initialisation.")] = 0,
+    template: Annotated[
+        str, typer.Option(help="Shape fitted first; every field then starts from its weights (for weight spaces).")
+    ] = "",
 ):
     """Fit one occupancy field per sampled shape, BATCH fields at a time; a rerun resumes an interrupted job."""
     from shapezoo.fields import FieldSpec
@@ -65,7 +68,12 @@ def fit(
         raise ShapezooError(f"unknown --arch '{arch}' (siren or relu_pe)")
     spec = FieldSpec(width=width, depth=depth, activation=activation)  # type: ignore[arg-type]
     config = FitConfig(
-        steps=steps, points_per_step=points_per_step, lr=lr, target_iou=target_iou or None, init_seed=seed
+        steps=steps,
+        points_per_step=points_per_step,
+        lr=lr,
+        target_iou=target_iou or None,
+        init_seed=seed,
+        template=template or None,
     )
     dev = resolve_device(device)
     total = len(read_json(Path(samples) / INDEX_NAME).get("shapes", []))

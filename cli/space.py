@@ -166,7 +166,9 @@ def decode(
     norms = json.loads(load_tensors(latents)[1].get("normalisation", "{}"))
     params = s.decode(z).cpu()
     entries = [{"name": n, "status": "ok", "normalisation": norms.get(n), "decoded_from": str(latents)} for n in names]
-    init = init_params(s.spec, s.meta.get("zoo", {}).get("meta", {}).get("init_seed", 0))
+    init = (
+        s.init if s.init is not None else init_params(s.spec, s.meta.get("zoo", {}).get("meta", {}).get("init_seed", 0))
+    )
     save_zoo(out, s.spec, params, entries, init, {"decoded": {"space": str(space), "latents": str(latents)}})
     finish(
         f"{len(names)} fields decoded into {out}",

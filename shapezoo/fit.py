@@ -24,7 +24,7 @@ from .fields import FieldSpec, field_forward, init_params
 from .io import read_json
 from .runtime import available_memory, cuda_graph, precision, reuse_freed_memory
 from .sampling import INDEX_NAME, load_samples
-from .zoo import ZooWriter, metric_summary
+from .zoo import ZOO_JSON, ZooWriter, load_zoo, metric_summary
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class FitConfig:
     """Restarts (from the shared initialisation) of a field whose loss turns NaN/inf or explodes."""
     init_seed: int = 0
     """Seed of the shared initial weight vector."""
+    template: str | None = None
+    """Name of a shape fitted first (from the seeded init, same recipe); every field then starts from its
+    weights. One pre-fitted starting point keeps a zoo's weights close together, which a weight space needs."""
     precision: Literal["auto", "fp32", "tf32"] = "auto"
     """``auto``: TF32 matmuls on CUDA, fp32 on CPU."""
     points_per_pass: int | None = None
@@ -337,8 +340,8 @@ def _forward_chunked(spec: FieldSpec, params: torch.Tensor, x: torch.Tensor, fie
 
 
 def config_json(config: FitConfig) -> dict:
-    """The recipe as JSON (stored in the zoo)."""
-    return asdict(config)
+    """The recipe as JSON (stored in the zoo); no ``template`` key when there is none, as in zoos made before it."""
+    return {k: v for k, v in asdict(config).items() if k != "template" or v is not None}
 
 
 def _load_batch(samples_dir, shapes: list[dict]) -> tuple[list[dict], list[dict], int | None]:
@@ -367,6 +370,33 @@ def _load_batch(samples_dir, shapes: list[dict]) -> tuple[list[dict], list[dict]
     return loaded, failed, n_uniform
 
 
+def _shared_init(samples_dir: Path, shapes: list[dict], spec: FieldSpec, config: FitConfig, device, on_check):
+    """The seeded initial weights, or (with ``config.template``) the template shape's field fitted from them."""
+    init = init_params(spec, config.init_seed)
+    if config.template is None:
+        return init
+    chosen = [s for s in shapes if s["name"] == config.template]
+    if not chosen:
+        raise ShapezooError(f"{samples_dir / INDEX_NAME}: template shape '{config.template}' is not in the samples")
+    loaded, failed, n_uniform = _load_batch(samples_dir, chosen)
+    if failed:
+        raise ShapezooError(f"template {failed[0]['error']}")
+    s = loaded[0]
+    result = fit_fields(
+        spec,
+        init,
+        s["points"][None].to(device),
+        s["occupancy"][None].to(device),
+        n_uniform,
+        [s["name"]],
+        config,
+        on_check,
+    )
+    if result.status[0] != "ok":
+        raise ShapezooError(f"template {config.template}: fitting diverged; choose another --template")
+    return result.params[0]
+
+
 def fit_zoo(
     samples_dir,
     out,
@@ -389,8 +419,11 @@ def fit_zoo(
     shapes = index.get("shapes", [])
     if not shapes:
         raise ShapezooError(f"{samples_dir / INDEX_NAME}: lists no sampled shapes")
-    init = init_params(spec, config.init_seed)
     meta = {"init_seed": config.init_seed, "fit": config_json(config), "samples": {"config": index.get("config")}}
+    if config.template is not None and (Path(out) / ZOO_JSON).exists():
+        init = load_zoo(out).init  # resuming: the template was fitted when the zoo was created
+    else:
+        init = _shared_init(samples_dir, shapes, spec, config, device, on_check)
     writer = ZooWriter(out, spec, init, meta)
     done = writer.done()
     curves = []

@@ -95,6 +95,7 @@ def test_training_lowers_the_functional_loss_and_saves(trained, tiny_zoo):
     out, summary = trained
     assert {p.name for p in out.iterdir()} >= {"space.json", "model.safetensors", "train_latents.safetensors"}
     assert summary["fields"] == {"test": 2, "val": 1, "train": 9}
+    torch.testing.assert_close(load_space(out).init, load_zoo(tiny_zoo).init, rtol=0, atol=0)  # fit_mesh starts there
     history = json.loads((out / "space.json").read_text())["history"]
     first, last = history[0]["train"]["functional"], history[-1]["train"]["functional"]
     assert last < 0.7 * first, history

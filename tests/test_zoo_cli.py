@@ -12,8 +12,9 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from shapezoo.errors import InputError
-from shapezoo.fields import FieldModule, FieldSpec, field_forward
-from shapezoo.sampling import SampleConfig, sample_meshes
+from shapezoo.fields import FieldModule, FieldSpec, field_forward, init_params
+from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.sampling import SampleConfig, load_samples, sample_meshes
 from shapezoo.zoo import load_zoo
 from shapezoo_cli.main import app
 
@@ -101,6 +102,32 @@ def test_killed_fit_resumes_and_keeps_finished_fields(tmp_path, samples):
     assert json.loads(res.stdout.strip().splitlines()[-1])["fitted_now"] == 4 - done
     for file, data in kept.items():
         assert (zoo / file).read_bytes() == data
+
+
+def test_template_is_fitted_first_and_every_field_starts_from_it(tmp_path, samples):
+    zoo = tmp_path / "zoo"
+    args = ("fit", samples, "--out", zoo, "--steps", "40", "--batch", "4", "--template", "pill", *TINY)
+    res = _invoke(*args)
+    assert res.exit_code == 0, res.output
+    z = load_zoo(zoo)
+    spec, config = z.spec, FitConfig(steps=40, points_per_step=256, lr=2e-3)
+    data = [load_samples(samples / f"{n}.safetensors") for n in z.names]
+    pts = torch.stack([torch.from_numpy(d["points"]) for d in data])
+    occ = torch.stack([torch.from_numpy(d["occupancy"]) for d in data])
+    nu, pill = int(data[0]["n_uniform"]), z.index("pill")
+    alone = fit_fields(spec, init_params(spec, 0), pts[pill : pill + 1], occ[pill : pill + 1], nu, ["pill"], config)
+    torch.testing.assert_close(z.init, alone.params[0], rtol=1e-5, atol=1e-6)  # the template, fitted first
+    from_template = fit_fields(spec, z.init, pts, occ, nu, z.names, config)  # every field starts from it
+    torch.testing.assert_close(z.params, from_template.params, rtol=1e-4, atol=1e-5)
+    assert z.meta["fit"]["template"] == "pill" and all(e["status"] == "ok" for e in z.entries)
+    before = (zoo / "init.safetensors").read_bytes()
+    again = _invoke(*args)
+    assert again.exit_code == 0 and json.loads(again.stdout.strip().splitlines()[-1])["fitted_now"] == 0
+    assert (zoo / "init.safetensors").read_bytes() == before
+    other = _invoke(*args[: -len(TINY) - 1], "ball", *TINY)
+    assert other.exit_code == 1 and "different 'fit'" in other.stderr
+    res = _invoke("fit", samples, "--out", tmp_path / "z2", "--template", "cube", *TINY)
+    assert res.exit_code == 1 and "template shape 'cube' is not in the samples" in res.stderr
 
 
 def test_bad_samples_fail_only_their_field(tmp_path, samples):

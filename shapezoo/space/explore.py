@@ -30,7 +30,7 @@ def fit_mesh(space: WeightSpace, path: str | Path, device: str | torch.device = 
     data = sample_shape(shape, config_from_json(SampleConfig, zoo_meta.get("samples", {}).get("config")))
     pts = torch.from_numpy(data["points"])[None].to(device)
     occ = torch.from_numpy(data["occupancy"])[None].to(device)
-    init = init_params(space.spec, config.init_seed).to(device)
+    init = (space.init if space.init is not None else init_params(space.spec, config.init_seed)).to(device)
     result = fit_fields(space.spec, init, pts, occ, int(data["n_uniform"]), [shape.name], config)
     if result.status[0] == "failed":
         raise InputError(path, "the field fitted to this mesh diverged")

@@ -18,6 +18,7 @@ SPACE_FORMAT = "shapezoo.space/1"
 SPACE_JSON = "space.json"
 MODEL_FILE = "model.safetensors"
 LATENTS_FILE = "train_latents.safetensors"
+INIT_FILE = "init.safetensors"
 
 
 @dataclass
@@ -27,6 +28,9 @@ class WeightSpace:
     spec: FieldSpec
     model: WeightAutoencoder
     meta: dict
+    init: torch.Tensor | None = None
+    """(P,) the shared initialisation of the zoo it was trained on (fields fitted for it start there); None for
+    spaces saved before it was stored (then the seeded init of the zoo's recipe)."""
 
     @property
     def latent_size(self) -> int:
@@ -122,6 +126,8 @@ def load_space_state(path: str | Path, model: torch.nn.Module) -> None:
 def save_space(path: str | Path, space: WeightSpace) -> None:
     """Write model.safetensors, then space.json (both atomic)."""
     header = {"format": SPACE_FORMAT, "spec": space.spec.to_json(), "model": asdict(space.model.config)}
+    if space.init is not None:
+        atomic_save_tensors(ensure_output_dir(path) / INIT_FILE, {"params": space.init.detach().float().cpu()})
     write_space_folder(path, space.model, header, space.meta)
 
 
@@ -136,7 +142,12 @@ def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSp
     model = build_model(spec, config)
     load_space_state(path, model)
     meta = {k: v for k, v in header.items() if k not in ("format", "spec", "model")}
-    return WeightSpace(spec, model.to(device), meta)
+    init = None
+    if (Path(path) / INIT_FILE).exists():
+        init = load_tensors(Path(path) / INIT_FILE, framework="pt")[0].get("params")
+        if init is None or init.shape != (spec.layout().size,):
+            raise InputError(Path(path) / INIT_FILE, f"needs 'params' of shape ({spec.layout().size},)")
+    return WeightSpace(spec, model.to(device), meta, init)
 
 
 def save_latents(path: str | Path, z: torch.Tensor, names: list[str], extra: dict | None = None) -> None:

@@ -322,7 +322,7 @@ def train_space(
             state["history"].append(entry)
             if state["best"] is None or val["field_iou_mean"] >= state["best"]["field_iou_mean"]:
                 state["best"] = {"epoch": epoch + 1, **val}
-                save_space(out, WeightSpace(zoo.spec, model, _meta(zoo, configs, split, state)))
+                save_space(out, WeightSpace(zoo.spec, model, _meta(zoo, configs, split, state), zoo.init))
                 if codes is not None:
                     save_latents(out / LATENTS_FILE, codes, split["train"])
             state.update(epoch=epoch + 1, step=step)
