@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from shapezoo.extract import ExtractConfig, extract_meshes
-from shapezoo.fields import init_params
 from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.io import config_from_json
 from shapezoo.meshes import load_mesh
@@ -108,7 +107,7 @@ def completion(a) -> dict:
     test = space.meta["split"]["test"]
     names = test[:: max(1, len(test) // a.shapes)][: a.shapes]  # spread over the families (the split keeps zoo order)
     fit_cfg = config_from_json(FitConfig, zoo.meta["fit"])
-    init = init_params(zoo.spec, fit_cfg.init_seed)
+    init = zoo.init  # the zoo's shared starting point (seeded, or its --template field)
     rows = []
     for n in names:
         v, f = _gt(a.meshes, n)
