@@ -53,7 +53,7 @@ class FitConfig:
     """Seed of the shared initial weight vector."""
     template: str | None = None
     """Name of a shape fitted first (from the seeded init, same recipe); every field then starts from its
-    weights. One pre-fitted starting point keeps a zoo's weights close together, which a weight space needs."""
+    weights (HyperDiffusion's recipe for zoos meant for weight-space learning)."""
     precision: Literal["auto", "fp32", "tf32"] = "auto"
     """``auto``: TF32 matmuls on CUDA, fp32 on CPU."""
     points_per_pass: int | None = None
