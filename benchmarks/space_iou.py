@@ -1,0 +1,69 @@
+"""Held-out reconstruction IoU vs the ground truth, fast: no meshes, no Chamfer (space_eval.py does both).
+
+Encodes the test fields (and 16 training fields) of a space's split with encoder + N refinement steps, decodes,
+and scores decodes and originals with the evaluation protocol's IoU (100k seeded uniform points, logit > 0 vs the
+mesh's inside test). Prints per split and per family, writes JSON.
+
+    python3 benchmarks/space_iou.py ZOO MESHES SPACE --refine 100 --out benchmarks/results/space_iou.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from shapezoo.fields import field_forward
+from shapezoo.meshes import find_meshes, load_mesh
+from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
+from shapezoo.sampling import label_points
+from shapezoo.space import load_space
+from shapezoo.space.latent import refine_latents
+from shapezoo.zoo import load_zoo
+
+
+def ious(spec, params: torch.Tensor, names: list[str], refs: dict) -> list[float]:
+    pts = uniform_points(IOU_POINTS)
+    x = torch.as_tensor(pts, dtype=torch.float32)[None]
+    out = []
+    with torch.no_grad():
+        for n, w in zip(names, params):
+            inside = field_forward(spec, w[None].float(), x).reshape(-1).numpy() > 0
+            out.append(volume_iou(inside, label_points(load_mesh(refs[n]), pts)[0]))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("zoo", type=Path)
+    ap.add_argument("meshes", type=Path)
+    ap.add_argument("space", type=Path)
+    ap.add_argument("--refine", type=int, default=100)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_iou.json"))
+    a = ap.parse_args()
+    zoo, space, refs = load_zoo(a.zoo), load_space(a.space), dict(find_meshes(a.meshes))
+    result = {"zoo": str(a.zoo), "space": str(a.space), "refine": a.refine}
+    for split, count in (("test", None), ("train", 16)):
+        names = space.meta["split"][split][:count]
+        w = torch.stack([zoo.weights(n) for n in names])
+        decoded = space.decode(refine_latents(space, w, space.encode(w), a.refine)).cpu()
+        dec, orig = ious(zoo.spec, decoded, names, refs), ious(zoo.spec, w, names, refs)
+        family = collections.defaultdict(list)
+        for n, v in zip(names, dec):
+            family[n.split("_")[0]].append(v)
+        result[split] = {
+            "n": len(names),
+            "orig_median": statistics.median(orig),
+            "decoded_median": statistics.median(dec),
+            "per_family": {f: statistics.median(v) for f, v in sorted(family.items())},
+        }
+        print(split, json.dumps(result[split]), flush=True)
+    a.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
