@@ -155,7 +155,6 @@ def decode(
     """Decode latents into a field zoo (mesh, eval and encode work on it like on any zoo)."""
     import json
 
-    from shapezoo.fields import init_params
     from shapezoo.io import load_tensors
     from shapezoo.space import load_latents, load_space
     from shapezoo.zoo import save_zoo
@@ -166,10 +165,7 @@ def decode(
     norms = json.loads(load_tensors(latents)[1].get("normalisation", "{}"))
     params = s.decode(z).cpu()
     entries = [{"name": n, "status": "ok", "normalisation": norms.get(n), "decoded_from": str(latents)} for n in names]
-    init = (
-        s.init if s.init is not None else init_params(s.spec, s.meta.get("zoo", {}).get("meta", {}).get("init_seed", 0))
-    )
-    save_zoo(out, s.spec, params, entries, init, {"decoded": {"space": str(space), "latents": str(latents)}})
+    save_zoo(out, s.spec, params, entries, s.field_init(), {"decoded": {"space": str(space), "latents": str(latents)}})
     finish(
         f"{len(names)} fields decoded into {out}",
         ["name"],

@@ -9,7 +9,7 @@ import torch
 
 from ..errors import InputError, ShapezooError
 from ..extract import ExtractConfig, extract_meshes
-from ..fields import field_forward, init_params
+from ..fields import field_forward
 from ..fit import FitConfig, fit_fields
 from ..io import config_from_json
 from ..meshes import load_mesh
@@ -30,7 +30,7 @@ def fit_mesh(space: WeightSpace, path: str | Path, device: str | torch.device = 
     data = sample_shape(shape, config_from_json(SampleConfig, zoo_meta.get("samples", {}).get("config")))
     pts = torch.from_numpy(data["points"])[None].to(device)
     occ = torch.from_numpy(data["occupancy"])[None].to(device)
-    init = (space.init if space.init is not None else init_params(space.spec, config.init_seed)).to(device)
+    init = space.field_init().to(device)
     result = fit_fields(space.spec, init, pts, occ, int(data["n_uniform"]), [shape.name], config)
     if result.status[0] == "failed":
         raise InputError(path, "the field fitted to this mesh diverged")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, ShapezooError
-from ..fields import FieldSpec
+from ..fields import FieldSpec, init_params
 from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
 from .designs import DESIGNS, ModelConfig, ParamStats, WeightAutoencoder
 
@@ -71,6 +71,12 @@ class WeightSpace:
         dev = next(self.model.parameters()).device
         self.model.eval()
         return torch.cat([self.model.decode(b.to(dev)) for b in z.split(batch)])
+
+    def field_init(self) -> torch.Tensor:
+        """(P,) where fields for this space start: the zoo's stored init, else the seeded init of its recipe."""
+        if self.init is not None:
+            return self.init
+        return init_params(self.spec, self.meta.get("zoo", {}).get("meta", {}).get("init_seed", 0))
 
     def to(self, device) -> WeightSpace:
         self.model.to(device)
