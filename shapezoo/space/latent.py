@@ -165,6 +165,7 @@ def refine_latents(
     steps: int,
     lr: float = 0.02,
     points: int = 2048,
+    pool: int = 16384,
     seed: int = 0,
 ) -> torch.Tensor:
     """Improve encoder latents (N, d) by gradient steps on the functional loss against the fields (N, P) themselves.
@@ -174,4 +175,4 @@ def refine_latents(
     """
     from .train import refine_model_latents
 
-    return refine_model_latents(space.model, space.spec, params, z, steps, lr, points, seed)
+    return refine_model_latents(space.model, space.spec, params, z, steps, lr, points, pool, seed)

@@ -173,20 +173,37 @@ def evaluate_split(
 
 
 def refine_model_latents(
-    model, spec: FieldSpec, params, z, steps: int, lr: float = 0.02, points: int = 2048, seed: int = 0, batch: int = 64
+    model,
+    spec: FieldSpec,
+    params,
+    z,
+    steps: int,
+    lr: float = 0.02,
+    points: int = 2048,
+    pool: int = 16384,
+    seed: int = 0,
+    batch: int = 64,
 ) -> torch.Tensor:
-    """Improve latents (N, d) by Adam steps on the functional loss of their decodes against the fields (N, P)."""
+    """Improve latents (N, d) by Adam steps on the functional loss of their decodes against the fields (N, P).
+
+    Each step draws ``points`` query points per field afresh from a pool of ``pool`` probe points (half uniform,
+    half near the surface): with one fixed small set the latent overfits those points (BENCHMARKS.md, weight space).
+    """
     if steps <= 0:
         return z
     dev = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    pool = max(pool, points)
     out = []
     with frozen(model):
         for pb, zb in zip(params.split(batch), z.split(batch)):
-            x, t = probe_points(spec, pb.to(dev), points // 2, points - points // 2, seed)
+            x_pool, t_pool = probe_points(spec, pb.to(dev), pool // 2, pool - pool // 2, seed)
             zb = zb.to(dev).detach().clone().requires_grad_(True)
             opt = torch.optim.Adam([zb], lr=lr)
             for _ in range(steps):
-                loss = binary_kl(field_forward(spec, model.decode(zb), x)[..., 0], t)
+                pick = torch.randint(0, pool, (len(zb), points), generator=g).to(dev)
+                x = torch.gather(x_pool, 1, pick[..., None].expand(-1, -1, 3))
+                loss = binary_kl(field_forward(spec, model.decode(zb), x)[..., 0], torch.gather(t_pool, 1, pick))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
