@@ -1,10 +1,11 @@
 """Reconstruction through a weight space, scored against the ground-truth meshes: originals vs decodes.
 
 For the held-out (test) fields of a space's split and a subset of its training fields, scores the original
-fields and each method's decodes (encoder only, encoder + latent refinement, or a decoded zoo made elsewhere)
-with the evaluation protocol (IoU on 100k points, Chamfer-L2 on surface samples). Prints a table, writes JSON.
+fields and each method's decodes (encoder only = refine 0, encoder + N latent refinement steps, or a decoded zoo
+made elsewhere) with the evaluation protocol (IoU on 100k points, Chamfer-L2 on surface samples). Prints a table,
+writes JSON after every scored group; run again with the same --out, it resumes (groups already scored are kept).
 
-    python3 benchmarks/space_eval.py ZOO MESHES --space neuron=SPACE --refine 100 400 --decoded prep=ZOO2
+    python3 benchmarks/space_eval.py ZOO MESHES --space neuron=SPACE --refine 0 100 400 --decoded prep=ZOO2
 
 On a GPU without the meshes, ``--decode-to DIR --device cuda`` only writes each method's decodes as zoos (and the
 split) to DIR; score them later on any machine with ``--decoded NAME=DIR/NAME --split-from DIR/split.json``.
@@ -22,6 +23,7 @@ import torch
 
 from shapezoo.evaluation import evaluate_zoo
 from shapezoo.extract import ExtractConfig
+from shapezoo.io import atomic_write_json
 from shapezoo.space import load_space
 from shapezoo.space.latent import refine_latents
 from shapezoo.zoo import FieldZoo, load_zoo, save_zoo
@@ -43,7 +45,7 @@ def main(argv=None) -> dict:
     ap.add_argument("meshes", type=Path, help="ground-truth meshes, named like the fields")
     ap.add_argument("--space", action="append", default=[], help="NAME=SPACE_DIR (its split defines test/train)")
     ap.add_argument("--decoded", action="append", default=[], help="NAME=ZOO of decodes made elsewhere")
-    ap.add_argument("--refine", type=int, nargs="*", default=[], help="also score encoder + N refinement steps")
+    ap.add_argument("--refine", type=int, nargs="*", default=[0], help="score encoder + N refinement steps (0: encoder)")
     ap.add_argument("--device", default="cpu", help="device for encoding, refinement and decoding")
     ap.add_argument("--decode-to", type=Path, help="write the decodes as zoos here and stop (no scoring)")
     ap.add_argument("--split-from", type=Path, help="JSON with the 'split' (when no --space is given)")
@@ -67,9 +69,8 @@ def main(argv=None) -> dict:
         methods["original"][g] = params
         for key, s in spaces.items():
             z = s.encode(params)
-            methods.setdefault(key, {})[g] = s.decode(z).cpu()
             for n in a.refine:
-                methods.setdefault(f"{key}+refine{n}", {})[g] = s.decode(refine_latents(s, params, z, n)).cpu()
+                methods.setdefault(f"{key}+refine{n}" if n else key, {})[g] = s.decode(refine_latents(s, params, z, n)).cpu()
         for key, path in (d.split("=", 1) for d in a.decoded):
             dz = load_zoo(path)
             if set(names) <= set(dz.names):  # a decoded zoo is scored on the groups it holds
@@ -83,18 +84,28 @@ def main(argv=None) -> dict:
             save_zoo(a.decode_to / m, zoo.spec, torch.cat(list(by_group.values())), entries, zoo.init, {})
         (a.decode_to / "split.json").write_text(json.dumps({"split": split}))
         return {"decoded": sorted(methods)}
+    previous = json.loads(a.out.read_text()) if a.out.exists() else {}
+    if (previous.get("zoo"), previous.get("resolution")) != (str(a.zoo), a.resolution):
+        previous = {}
     results, t0 = {}, time.perf_counter()
+    out = {"zoo": str(a.zoo), "resolution": a.resolution, "results": results}
     for m, by_group in methods.items():
         for g, params in by_group.items():
-            rows = _score(zoo, params, groups[g], a.meshes, a.resolution)
-            results.setdefault(m, {})[g] = {
-                "iou_median": _median(rows, "iou"),
-                "chamfer_l2_median": _median(rows, "chamfer_l2"),
-                "fields": len(rows),
-                "entries": rows,
-            }
+            done = previous.get("results", {}).get(m, {}).get(g)
+            if done and [r["name"] for r in done["entries"]] == groups[g]:
+                results.setdefault(m, {})[g] = done
+            else:
+                rows = _score(zoo, params, groups[g], a.meshes, a.resolution)
+                results.setdefault(m, {})[g] = {
+                    "iou_median": _median(rows, "iou"),
+                    "chamfer_l2_median": _median(rows, "chamfer_l2"),
+                    "fields": len(rows),
+                    "entries": rows,
+                }
+                a.out.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(a.out, out)
             print(
-                f"{m:22s} {g:5s} n={len(rows):3d} IoU median {results[m][g]['iou_median']:.4f}  "
+                f"{m:22s} {g:5s} n={results[m][g]['fields']:3d} IoU median {results[m][g]['iou_median']:.4f}  "
                 f"CD-L2 x1e3 median {1e3 * results[m][g]['chamfer_l2_median']:.4f}",
                 flush=True,
             )
@@ -102,14 +113,9 @@ def main(argv=None) -> dict:
         for g in results[m]:
             base = results["original"][g]["chamfer_l2_median"]
             results[m][g]["chamfer_l2_ratio_to_original"] = results[m][g]["chamfer_l2_median"] / base
-    out = {
-        "zoo": str(a.zoo),
-        "resolution": a.resolution,
-        "seconds": time.perf_counter() - t0,
-        "results": results,
-    }
+    out["seconds_this_run"] = time.perf_counter() - t0
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(out, indent=1))
+    atomic_write_json(a.out, out)
     return out
 
 
