@@ -89,6 +89,7 @@ def main(argv=None) -> dict:
         previous = {}
     results, t0 = {}, time.perf_counter()
     out = {"zoo": str(a.zoo), "resolution": a.resolution, "results": results}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
     for m, by_group in methods.items():
         for g, params in by_group.items():
             done = previous.get("results", {}).get(m, {}).get(g)
@@ -102,7 +103,6 @@ def main(argv=None) -> dict:
                     "fields": len(rows),
                     "entries": rows,
                 }
-                a.out.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_json(a.out, out)
             print(
                 f"{m:22s} {g:5s} n={results[m][g]['fields']:3d} IoU median {results[m][g]['iou_median']:.4f}  "
@@ -114,7 +114,6 @@ def main(argv=None) -> dict:
             base = results["original"][g]["chamfer_l2_median"]
             results[m][g]["chamfer_l2_ratio_to_original"] = results[m][g]["chamfer_l2_median"] / base
     out["seconds_this_run"] = time.perf_counter() - t0
-    a.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(a.out, out)
     return out
 
