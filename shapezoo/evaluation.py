@@ -14,14 +14,15 @@ from .errors import InputError, ShapezooError
 from .extract import ExtractConfig, extract_meshes
 from .fields import field_forward
 from .meshes import Shape, find_meshes, load_mesh
-from .metrics import IOU_POINTS, mesh_metrics, uniform_points, volume_iou
+from .metrics import IOU_POINTS, components, mesh_metrics, uniform_points, volume_iou
 from .sampling import inside_winding, label_points
 from .zoo import FieldZoo
 
-METRIC_KEYS = ("iou", "chamfer_l1", "chamfer_l2", "fscore", "normal_consistency")
+METRIC_KEYS = ("iou", "chamfer_l1", "chamfer_l2", "fscore", "normal_consistency", "components", "floating_area")
 UNITS = (
     "frame units (bbox centred, longest side 0.9); chamfer_l2 in squared units; "
-    "iou, fscore (tau = 0.01), normal_consistency in [0, 1]"
+    "iou, fscore (tau = 0.01), normal_consistency in [0, 1]; components: connected pieces of the mesh; "
+    "floating_area: share of the surface area outside the largest piece"
 )
 
 
@@ -31,6 +32,7 @@ def _score(
     gt_inside, _ = label_points(ref, points)
     row = {"name": name, "iou": volume_iou(pred_inside, gt_inside)}
     row.update(mesh_metrics(pred, (ref.vertices, ref.faces), device=device))
+    row.update(components(*pred))
     row["faces"] = int(len(pred[1]))
     return row
 

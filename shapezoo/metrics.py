@@ -112,6 +112,34 @@ def mesh_metrics(
     return point_metrics(p, g, pn, gn, tau, device)
 
 
+def components(vertices: np.ndarray, faces: np.ndarray) -> dict:
+    """Connected pieces of a mesh (faces joined through shared vertices) and the share of its surface area outside
+    the piece of largest area: ``floating_area`` measures blobs floating away from the main surface.
+
+    Returns:
+        {"components": int, "floating_area": float in [0, 1]} (0 and 0.0 for an empty mesh).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(faces) == 0:
+        return {"components": 0, "floating_area": 0.0}
+    n = len(vertices)
+    rows = np.concatenate([faces[:, 0], faces[:, 1]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2]])
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    tri = vertices[faces]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    face_label = np.unique(labels[faces[:, 0]], return_inverse=True)[1]
+    per_piece = np.bincount(face_label, weights=area)
+    total = float(per_piece.sum())
+    return {
+        "components": int(len(per_piece)),
+        "floating_area": float(1.0 - per_piece.max() / total) if total > 0 else 0.0,
+    }
+
+
 def volume_iou(pred_inside: np.ndarray, gt_inside: np.ndarray) -> float:
     """IoU of two boolean occupancy vectors over the same points (1.0 when both are empty)."""
     inter = np.logical_and(pred_inside, gt_inside).sum()
