@@ -37,6 +37,17 @@ def _save_curves(zoo: Path, curves: list[dict]) -> None:
     atomic_write_json(path, {"batches": previous + curves})
 
 
+def field_spec(arch: str, width: int, depth: int):
+    """The FieldSpec of the CLI's --arch/--width/--depth."""
+    from shapezoo.errors import ShapezooError
+    from shapezoo.fields import FieldSpec
+
+    activation = {"siren": "sine", "relu_pe": "relu_pe"}.get(arch)
+    if activation is None:
+        raise ShapezooError(f"unknown --arch '{arch}' (siren or relu_pe)")
+    return FieldSpec(width=width, depth=depth, activation=activation)  # type: ignore[arg-type]
+
+
 @handle_errors
 def fit(
     samples: Annotated[Path, typer.Argument(help="Samples folder made by 'shapezoo data sample'.")],
@@ -44,7 +55,9 @@ def fit(
     arch: Annotated[str, typer.Option(help="siren (sine, ω0=30) or relu_pe (ReLU + Fourier features).")] = "siren",
     width: Annotated[int, typer.Option(help="Hidden units per layer.")] = 128,
     depth: Annotated[int, typer.Option(help="Hidden layers.")] = 3,
-    steps: Annotated[int, typer.Option(help="Adam steps per field.")] = 4800,
+    steps: Annotated[
+        int, typer.Option(help="Adam steps per field (0: the recipe's, 500 from a learned init, else 4800).")
+    ] = 0,
     points_per_step: Annotated[int, typer.Option(help="Training points per field per step.")] = 1024,
     lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay).")] = 5e-4,
     target_iou: Annotated[float, typer.Option(help="Stop a field early at this training IoU (0: never).")] = 0.0,
@@ -54,21 +67,27 @@ def fit(
     template: Annotated[
         str, typer.Option(help="Shape fitted first; every field then starts from its weights (for weight spaces).")
     ] = "",
+    init: Annotated[
+        str,
+        typer.Option(
+            help="Where fields start: 'default' (the learned init bundled for this architecture, if any, else "
+            "seeded), 'seeded', or a learned init folder ('shapezoo init learn')."
+        ),
+    ] = "default",
 ):
     """Fit one occupancy field per sampled shape, BATCH fields at a time; a rerun resumes an interrupted job."""
-    from shapezoo.fields import FieldSpec
     from shapezoo.fit import FitConfig, fit_zoo
     from shapezoo.io import read_json
+    from shapezoo.learned_init import choose_init
     from shapezoo.sampling import INDEX_NAME
 
-    activation = {"siren": "sine", "relu_pe": "relu_pe"}.get(arch)
-    if activation is None:
-        from shapezoo.errors import ShapezooError
-
-        raise ShapezooError(f"unknown --arch '{arch}' (siren or relu_pe)")
-    spec = FieldSpec(width=width, depth=depth, activation=activation)  # type: ignore[arg-type]
+    spec = field_spec(arch, width, depth)
+    start = choose_init(init, spec, out, template=bool(template))
+    manifest = Path(out) / "zoo.json"
+    if not steps and manifest.exists():  # resuming: the zoo's own recipe
+        steps = read_json(manifest).get("fit", {}).get("steps", 0)
     config = FitConfig(
-        steps=steps,
+        steps=steps or FitConfig.default_steps(start is not None),
         points_per_step=points_per_step,
         lr=lr,
         target_iou=target_iou or None,
@@ -89,10 +108,11 @@ def fit(
         def on_check(record: dict) -> None:
             bar.update(task, status=f"step {record['step']} loss {record['loss']:.4f} IoU {record['iou']:.3f}")
 
-        manifest = Path(out) / "zoo.json"
         if manifest.exists():  # resuming: count the fields already stored
             bar.update(task, completed=len(read_json(manifest).get("fields", [])))
-        summary = fit_zoo(samples, out, spec, config, batch=batch, device=dev, on_batch=on_batch, on_check=on_check)
+        summary = fit_zoo(
+            samples, out, spec, config, batch=batch, device=dev, on_batch=on_batch, on_check=on_check, init=start
+        )
     _save_curves(Path(out), summary.pop("curves"))
     rows = [
         (k, summary[k].get("median", ""), summary[k].get("mean", ""), summary[k].get("min", ""))

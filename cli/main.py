@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from . import classifiers, data, fit, mesh, report, space
+from . import classifiers, data, fit, init, mesh, report, space
 
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.command("fit")(fit.fit)
 app.add_typer(fit.zoo_app, name="zoo")
+app.add_typer(init.app, name="init")
 app.command("mesh")(mesh.mesh)
 app.command("eval")(mesh.evaluate)
 app.add_typer(space.app, name="space")

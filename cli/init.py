@@ -1,0 +1,57 @@
+"""``shapezoo init``: learn a start point for every field of an architecture (meta-learned over shapes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import finish, handle_errors, progress
+from .fit import field_spec, resolve_device
+
+app = typer.Typer(help="Learned initialisations: where fields start.", no_args_is_help=True)
+
+
+@app.command("learn")
+@handle_errors
+def learn(
+    samples: Annotated[list[Path], typer.Argument(help="Samples folders of the training shapes.")],
+    out: Annotated[Path, typer.Option(help="Init folder (created, or resumed when it exists).")],
+    arch: Annotated[str, typer.Option(help="siren or relu_pe.")] = "siren",
+    width: Annotated[int, typer.Option(help="Hidden units per layer.")] = 128,
+    depth: Annotated[int, typer.Option(help="Hidden layers.")] = 3,
+    outer_steps: Annotated[int, typer.Option(help="Reptile updates of the start point.")] = 300,
+    inner_steps: Annotated[int, typer.Option(help="Fitting steps per shape inside each update.")] = 100,
+    batch: Annotated[int, typer.Option(help="Shapes fitted per update.")] = 8,
+    outer_lr: Annotated[float, typer.Option(help="Reptile step size (decays linearly to 0).")] = 1.0,
+    inner_lr: Annotated[float, typer.Option(help="Peak Adam learning rate of the inner fits.")] = 5e-4,
+    seed: Annotated[int, typer.Option(help="Seed of the starting weights and the shape draws.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+):
+    """Meta-learn one start point (first-order Reptile, the batched fitter as inner loop); a rerun resumes."""
+    from shapezoo.learned_init import InitConfig, learn_init
+
+    spec = field_spec(arch, width, depth)
+    config = InitConfig(outer_steps=outer_steps, inner_steps=inner_steps, batch=batch, outer_lr=outer_lr, seed=seed)
+    dev = resolve_device(device)
+    with progress() as bar:
+        task = bar.add_task("learning init", total=outer_steps, status="")
+
+        def on_step(entry: dict) -> None:
+            bar.update(task, completed=entry["step"], status=f"inner loss {entry['loss']:.4f} IoU {entry['iou']:.3f}")
+
+        record = learn_init(samples, out, spec, config, dev, on_step)
+    curve = record["curve"]
+    shown = sorted({*range(0, len(curve), max(1, len(curve) // 8)), len(curve) - 1}) if curve else []
+    rows = [(curve[i]["step"], curve[i]["loss"], curve[i]["iou"]) for i in shown]
+    summary = {
+        "out": str(out),
+        "spec": record["spec"],
+        "shapes": len(record["shapes"]),
+        "outer_steps": record["outer_steps_done"],
+        "complete": record["complete"],
+        "final": curve[-1] if curve else None,
+        "device": str(dev),
+    }
+    finish(f"learned init {out} ({len(record['shapes'])} shapes)", ["outer step", "inner loss", "IoU"], rows, summary)

@@ -1,0 +1,275 @@
+"""Learned initialisations: one starting point for a field architecture, meta-learned over training shapes.
+
+First-order meta-learning (Reptile, Nichol et al. 2018, "On First-Order Meta-Learning Algorithms", Alg. 2): each
+outer step fits a batch of shapes for ``inner_steps`` with the batched fitter (``fit_fields``, the same recipe a
+short fit uses) from the current start ``phi`` and moves ``phi`` towards the mean of the fitted weights,
+``phi += eps_t * (mean(theta) - phi)`` with ``eps_t`` decaying linearly to zero. The folder it writes
+(``init.safetensors`` + ``init.json``) is both the result and the checkpoint, so a killed run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError, ShapezooError
+from .fields import FieldSpec, init_params
+from .fit import FitConfig, _load_batch, fit_fields
+from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+from .sampling import INDEX_NAME
+
+INIT_FORMAT = "shapezoo.init/1"
+INIT_WEIGHTS = "init.safetensors"
+INIT_JSON = "init.json"
+ASSETS = Path(__file__).parent / "assets"
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    """The meta-learning recipe (saved in the init's JSON)."""
+
+    outer_steps: int = 300
+    """Reptile updates of the start point."""
+    inner_steps: int = 100
+    """Fitting steps per shape inside one outer step (the fitter's cosine schedule over these steps)."""
+    batch: int = 8
+    """Shapes fitted together per outer step, drawn without replacement from the training shapes."""
+    outer_lr: float = 1.0
+    """Reptile step size at the first outer step; decays linearly to 0 at the last."""
+    inner_lr: float = 5e-4
+    """Peak Adam learning rate of the inner fits (the default fitting recipe's)."""
+    points_per_step: int = 1024
+    """Training points per shape per inner step."""
+    seed: int = 0
+    """Seed of the starting weights (the seeded init) and of the shape draws."""
+    checkpoint_every: int = 10
+    """Outer steps between checkpoints (the folder is rewritten atomically)."""
+
+    def __post_init__(self):
+        for name in ("outer_steps", "inner_steps", "batch", "points_per_step", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ShapezooError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("outer_lr", "inner_lr"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ShapezooError(f"{name.replace('_', '-')} must be a positive number, got {value}")
+
+    def inner(self) -> FitConfig:
+        """The fitting recipe of the inner loop."""
+        return FitConfig(
+            steps=self.inner_steps,
+            points_per_step=self.points_per_step,
+            lr=self.inner_lr,
+            init_seed=self.seed,
+            check_every=self.inner_steps,
+        )
+
+
+@dataclass
+class LearnedInit:
+    """A start point for fields of ``spec``: ``params`` (P,) and its record (recipe, shapes, curve)."""
+
+    spec: FieldSpec
+    params: torch.Tensor
+    record: dict = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def sha256(self) -> str:
+        """Content hash of the weights (what a zoo fitted from it records)."""
+        return hashlib.sha256(self.params.float().contiguous().numpy().tobytes()).hexdigest()
+
+    def provenance(self) -> dict:
+        """What a zoo stores about where its fields started."""
+        return {"kind": "learned", "sha256": self.sha256, "shapes": len(self.record.get("shapes", []))}
+
+    def check_spec(self, spec: FieldSpec) -> None:
+        """Raise InputError (naming the init's file) unless it was learned for ``spec``."""
+        if spec != self.spec:
+            raise InputError(
+                self.source,
+                f"learned for {describe(self.spec)}; this fit uses {describe(spec)} "
+                "(match --arch/--width/--depth to the init, or choose another --init)",
+            )
+
+
+def describe(spec: FieldSpec) -> str:
+    """'siren 3->128x3->1 (first ω 18)' and the like."""
+    arch = "siren" if spec.activation == "sine" else spec.activation
+    extra = f", first ω {spec.first_omega0:g}" if spec.activation == "sine" else f", {spec.pe_freqs} octaves"
+    return f"{arch} {spec.in_dim}->{spec.width}x{spec.depth}->{spec.out_dim}{extra}"
+
+
+def load_init(path: str | Path) -> LearnedInit:
+    """Read a learned init: its folder, its ``init.safetensors`` or its ``init.json``; an unfinished run is refused."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    if not (folder / INIT_JSON).exists() and not path.exists():
+        raise InputError(path, "no learned init here (file not found)")
+    header = read_json(folder / INIT_JSON)
+    if header.get("format") != INIT_FORMAT:
+        raise InputError(folder / INIT_JSON, f"not a shapezoo learned init (format {header.get('format')!r})")
+    try:
+        spec = FieldSpec.from_json(header["spec"])
+    except (KeyError, TypeError, ShapezooError) as exc:
+        raise InputError(folder / INIT_JSON, f"invalid architecture spec ({exc})") from None
+    if not header.get("complete"):
+        done = header.get("outer_steps_done", 0)
+        total = header.get("config", {}).get("outer_steps")
+        raise InputError(folder, f"learning stopped at outer step {done} of {total}; rerun 'init learn' to finish it")
+    params = load_tensors(folder / INIT_WEIGHTS, framework="pt")[0].get("params")
+    P = spec.layout().size
+    if params is None or params.shape != (P,):
+        raise InputError(folder / INIT_WEIGHTS, f"needs 'params' of shape ({P},) for {describe(spec)}")
+    if not torch.isfinite(params).all():
+        raise InputError(folder / INIT_WEIGHTS, "initial weights contain NaN or inf")
+    return LearnedInit(spec, params.float(), header, str(folder / INIT_WEIGHTS))
+
+
+def bundled_init(spec: FieldSpec) -> LearnedInit | None:
+    """The learned init shipped with shapezoo for ``spec``, or None when there is none for that architecture."""
+    for folder in sorted(ASSETS.glob("init-*")):
+        if (folder / INIT_JSON).exists():
+            init = load_init(folder)
+            if init.spec == spec:
+                return init
+    return None
+
+
+def choose_init(choice: str, spec: FieldSpec, out: str | Path | None = None, template: bool = False):
+    """Where the fields of a fit start, from the CLI's ``--init``: ``seeded`` -> None (the seeded init),
+    ``default`` -> the bundled learned init for ``spec`` (None when there is none, with a template, or when the
+    zoo ``out`` being resumed was fitted from the seeded init), anything else -> a learned init folder, which must
+    have been learned for ``spec``."""
+    if choice == "seeded":
+        return None
+    if choice != "default":
+        init = load_init(choice)
+        init.check_spec(spec)
+        return init
+    if template:
+        return None
+    manifest = Path(out) / "zoo.json" if out is not None else None
+    if manifest is not None and manifest.exists() and read_json(manifest).get("init") is None:
+        return None
+    return bundled_init(spec)
+
+
+def _load_training_shapes(samples: list[Path]) -> tuple[list[dict], int]:
+    """Every usable sampled shape of the folders (points, occupancy, provenance) and their shared n_uniform."""
+    shapes, n_uniform, seen = [], None, {}
+    for folder in samples:
+        index = read_json(folder / INDEX_NAME)
+        listed = index.get("shapes", [])
+        if not listed:
+            raise InputError(folder / INDEX_NAME, "lists no sampled shapes")
+        loaded, failed, n_u = _load_batch(folder, listed)
+        for f in failed:
+            raise InputError(folder, f["error"])
+        for s in loaded:
+            if s["name"] in seen:
+                raise InputError(folder / INDEX_NAME, f"shape name '{s['name']}' also in {seen[s['name']]}")
+            seen[s["name"]] = folder
+            if shapes and (s["points"].shape != shapes[0]["points"].shape or n_u != n_uniform):
+                raise InputError(folder, "sample counts differ between folders; sample all with the same --points")
+            n_uniform = n_u
+            shapes.append({**s, "folder": str(folder)})
+    return shapes, int(n_uniform)
+
+
+def _draw(config: InitConfig, step: int, n: int) -> np.ndarray:
+    """The shapes of one outer step: a function of (seed, step) alone, so a resumed run draws the same."""
+    return np.sort(np.random.default_rng([config.seed, step]).choice(n, size=min(config.batch, n), replace=False))
+
+
+def learn_init(
+    samples: list[str | Path],
+    out: str | Path,
+    spec: FieldSpec,
+    config: InitConfig = InitConfig(),
+    device: str | torch.device = "cpu",
+    on_step: Callable[[dict], None] | None = None,
+) -> dict:
+    """Meta-learn a start point for fields of ``spec`` from the shapes of the samples folders into ``out``.
+
+    Resumes: a folder holding an unfinished run with the same spec, recipe and shapes continues from its last
+    checkpoint (and gives the same weights as an uninterrupted run); a finished one is returned as it is.
+    Returns the record written to ``init.json``.
+    """
+    device = torch.device(device)
+    out = ensure_output_dir(out)
+    folders = [Path(s) for s in samples]
+    shapes, n_uniform = _load_training_shapes(folders)
+    names = [s["name"] for s in shapes]
+    header = {
+        "format": INIT_FORMAT,
+        "spec": spec.to_json(),
+        "layout": spec.layout().to_json(),
+        "param_count": spec.layout().size,
+        "method": "reptile (first-order), batched fitter as the inner loop",
+        "config": asdict(config),
+        "samples": [str(f) for f in folders],
+        "shapes": [{"name": s["name"], "sha256": s["sha256"], "source": s["source"]} for s in shapes],
+    }
+    manifest = out / INIT_JSON
+    phi, curve, done = init_params(spec, config.seed), [], 0
+    if manifest.exists():
+        old = read_json(manifest)
+        for key in ("format", "spec", "config", "shapes"):
+            if old.get(key) != header[key]:
+                raise InputError(manifest, f"an init learned with a different '{key}'; use another --out")
+        phi = load_tensors(out / INIT_WEIGHTS, framework="pt")[0]["params"].float()
+        curve, done = old.get("curve", []), int(old.get("outer_steps_done", 0))
+    inner = config.inner()
+    points = torch.stack([s["points"] for s in shapes])
+    occupancy = torch.stack([s["occupancy"] for s in shapes])
+
+    def save(complete: bool) -> dict:
+        record = {**header, "outer_steps_done": done, "complete": complete, "curve": curve}
+        atomic_save_tensors(out / INIT_WEIGHTS, {"params": phi.contiguous()})
+        atomic_write_json(manifest, record)
+        return record
+
+    if not manifest.exists():
+        save(False)
+    if done >= config.outer_steps:
+        return read_json(manifest)
+    record, phi = {}, phi.to(device)
+    while done < config.outer_steps:
+        tic = time.perf_counter()
+        pick = _draw(config, done, len(shapes)).tolist()
+        result = fit_fields(
+            spec,
+            phi,
+            points[pick].to(device),
+            occupancy[pick].to(device),
+            n_uniform,
+            [names[i] for i in pick],
+            inner,
+        )
+        ok = [i for i, st in enumerate(result.status) if st == "ok"]
+        eps = config.outer_lr * (1.0 - done / config.outer_steps)
+        if ok:
+            phi = phi + eps * (result.params[ok].to(device).mean(0) - phi)
+        done += 1
+        entry = {
+            "step": done,
+            "loss": float(np.mean([result.metrics[i]["loss"] for i in ok])) if ok else float("nan"),
+            "iou": float(np.median([result.metrics[i]["iou"] for i in ok])) if ok else float("nan"),
+            "failed": len(pick) - len(ok),
+            "seconds": time.perf_counter() - tic,
+        }
+        curve.append(entry)
+        if on_step is not None:
+            on_step(entry)
+        if done % config.checkpoint_every == 0 or done == config.outer_steps:
+            phi = phi.detach().cpu()
+            record = save(done == config.outer_steps)
+            phi = phi.to(device)
+    return record

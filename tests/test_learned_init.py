@@ -1,0 +1,187 @@
+"""Learned initialisations: Reptile over a samples folder, exact resume, fits from the learned start, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from typer.testing import CliRunner
+
+from shapezoo.errors import InputError, ShapezooError
+from shapezoo.fields import FieldSpec, init_params
+from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.io import load_tensors
+from shapezoo.learned_init import InitConfig, choose_init, learn_init, load_init
+from shapezoo.metrics import components
+from shapezoo.sampling import SampleConfig, load_samples, sample_meshes
+from shapezoo.zoo import load_zoo
+from shapezoo_cli.main import app
+
+SPEC = FieldSpec(width=16, depth=2)
+TINY = InitConfig(outer_steps=4, inner_steps=10, batch=2, inner_lr=3e-3, points_per_step=256, checkpoint_every=1)
+
+
+def _meshes(folder, count: int, seed: int = 0):
+    """``count`` boxes and spheres of random size and position written as .obj files."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        size = rng.uniform(0.5, 1.0, 3)
+        if i % 2:
+            mesh = trimesh.creation.icosphere(2, radius=float(size[0]))
+        else:
+            mesh = trimesh.creation.box(extents=size)
+        mesh.apply_translation(rng.uniform(-0.5, 0.5, 3))
+        # a fixed frame box far away keeps every shape at the same scale after normalisation
+        frame = trimesh.creation.box(extents=(0.05, 0.05, 0.05))
+        frame.apply_translation((2.0, 2.0, 2.0))
+        mesh = trimesh.util.concatenate([mesh, frame]) if i % 3 == 2 else mesh
+        mesh.export(folder / f"shape_{seed}_{i:02d}.obj")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    root = tmp_path_factory.mktemp("init")
+    sample_meshes(_meshes(root / "meshes", 6), root / "samples", SampleConfig(points=2000))
+    sample_meshes(_meshes(root / "unseen", 2, seed=7), root / "unseen_samples", SampleConfig(points=2000))
+    return root
+
+
+def test_learning_resumes_after_a_kill_with_the_same_result(samples, tmp_path):
+    whole = learn_init([samples / "samples"], tmp_path / "whole", SPEC, TINY)
+    assert whole["complete"] and whole["outer_steps_done"] == 4 and len(whole["curve"]) == 4
+
+    def kill_after_two(entry):
+        if entry["step"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        learn_init([samples / "samples"], tmp_path / "killed", SPEC, TINY, on_step=kill_after_two)
+    stopped = json.loads((tmp_path / "killed" / "init.json").read_text())
+    assert stopped["outer_steps_done"] == 1 and not stopped["complete"]  # step 2's checkpoint never ran
+    with pytest.raises(InputError, match="stopped at outer step 1 of 4"):
+        load_init(tmp_path / "killed")
+    resumed = learn_init([samples / "samples"], tmp_path / "killed", SPEC, TINY)
+    assert resumed["complete"] and [c["step"] for c in resumed["curve"]] == [1, 2, 3, 4]
+    a, b = load_init(tmp_path / "whole"), load_init(tmp_path / "killed")
+    assert torch.equal(a.params, b.params)
+    assert not torch.equal(a.params, init_params(SPEC, 0))  # it moved
+    # the record names every training shape with its source hash
+    assert sorted(s["name"] for s in a.record["shapes"]) == sorted(
+        json.loads((samples / "samples" / "samples.json").read_text())["shapes"][i]["name"] for i in range(6)
+    )
+    assert all(len(s["sha256"]) == 64 for s in a.record["shapes"])
+    # a finished folder is returned as it is; another recipe on it is refused
+    assert learn_init([samples / "samples"], tmp_path / "whole", SPEC, TINY)["curve"] == whole["curve"]
+    with pytest.raises(InputError, match="different 'config'"):
+        learn_init([samples / "samples"], tmp_path / "whole", SPEC, InitConfig(outer_steps=5))
+
+
+def _unseen(samples):
+    data = [load_samples(p) for p in sorted((samples / "unseen_samples").glob("*.safetensors"))]
+    pts = torch.stack([torch.from_numpy(d["points"]) for d in data])
+    occ = torch.stack([torch.from_numpy(d["occupancy"]) for d in data])
+    return pts, occ, int(data[0]["n_uniform"]), [f"u{i}" for i in range(len(data))]
+
+
+def test_a_learned_init_fits_unseen_shapes_faster_than_the_seeded_one(samples, tmp_path):
+    config = InitConfig(outer_steps=40, inner_steps=20, batch=3, inner_lr=3e-3, points_per_step=256)
+    learn_init([samples / "samples"], tmp_path, SPEC, config)
+    learned = load_init(tmp_path)
+    pts, occ, nu, names = _unseen(samples)
+    short = FitConfig(steps=20, points_per_step=256, lr=3e-3, check_every=20)
+    from_learned = fit_fields(SPEC, learned.params, pts, occ, nu, names, short)
+    from_seeded = fit_fields(SPEC, init_params(SPEC, 0), pts, occ, nu, names, short)
+    loss = lambda r: np.mean([m["loss"] for m in r.metrics])  # noqa: E731
+    assert loss(from_learned) < 0.8 * loss(from_seeded), (loss(from_learned), loss(from_seeded))
+
+
+def test_fits_from_a_learned_init_batched_equal_independent(samples, tmp_path):
+    learn_init([samples / "samples"], tmp_path, SPEC, TINY)
+    init = load_init(tmp_path).params
+    pts, occ, nu, names = _unseen(samples)
+    config = FitConfig(steps=30, points_per_step=256, lr=3e-3, check_every=10)
+    batched = fit_fields(SPEC, init, pts, occ, nu, names, config)
+    for b in range(len(names)):
+        single = fit_fields(SPEC, init, pts[b : b + 1], occ[b : b + 1], nu, names[b : b + 1], config)
+        torch.testing.assert_close(single.params[0], batched.params[b], rtol=1e-4, atol=1e-5)
+
+
+def test_choose_init_and_architecture_checks(samples, tmp_path):
+    learn_init([samples / "samples"], tmp_path, SPEC, TINY)
+    assert choose_init("seeded", SPEC) is None
+    assert choose_init("default", FieldSpec(width=8, depth=1)) is None  # nothing bundled for this architecture
+    init = choose_init(str(tmp_path), SPEC)
+    init.check_spec(SPEC)
+    with pytest.raises(InputError, match=r"learned for siren 3->16x2->1.*this fit uses siren 3->32x2->1"):
+        init.check_spec(FieldSpec(width=32, depth=2))
+    with pytest.raises(ShapezooError, match="must be >= 1"):
+        InitConfig(outer_steps=0)
+    with pytest.raises(ShapezooError, match="positive number"):
+        InitConfig(outer_lr=float("nan"))
+
+
+def test_cli_learns_an_init_and_fits_a_zoo_from_it(samples, tmp_path):
+    runner = CliRunner()
+    args = ["--width", "16", "--depth", "2", "--device", "cpu"]
+    r = runner.invoke(
+        app,
+        ["init", "learn", str(samples / "samples"), "--out", str(tmp_path / "init"), "--outer-steps", "3"]
+        + ["--inner-steps", "5", "--batch", "2", *args],
+    )
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["complete"] and summary["shapes"] == 6
+    r = runner.invoke(
+        app,
+        ["fit", str(samples / "unseen_samples"), "--out", str(tmp_path / "zoo"), "--init", str(tmp_path / "init")]
+        + ["--steps", "20", *args],
+    )
+    assert r.exit_code == 0, r.output
+    zoo = load_zoo(tmp_path / "zoo")
+    learned = load_init(tmp_path / "init")
+    assert torch.equal(zoo.init, learned.params)
+    assert zoo.meta["init"] == {"kind": "learned", "sha256": learned.sha256, "shapes": 6}
+    assert zoo.meta["fit"]["steps"] == 20
+    # resuming with the seeded init is another start point: refused
+    r = runner.invoke(
+        app, ["fit", str(samples / "unseen_samples"), "--out", str(tmp_path / "zoo"), "--init", "seeded", *args]
+    )
+    assert r.exit_code == 1 and "different 'init'" in r.output, r.output
+    # an init of another architecture: one line, exit 1
+    r = runner.invoke(
+        app,
+        ["fit", str(samples / "unseen_samples"), "--out", str(tmp_path / "zoo2"), "--init", str(tmp_path / "init")],
+    )
+    assert r.exit_code == 1
+    assert r.output.count("\n") == 1 and "learned for siren 3->16x2->1" in r.output, r.output
+    assert "Traceback" not in r.output
+    # an unfinished or missing init folder: one line
+    r = runner.invoke(app, ["fit", str(samples / "samples"), "--out", str(tmp_path / "z3"), "--init", "nowhere"])
+    assert r.exit_code == 1 and "nowhere" in r.output and r.output.count("\n") == 1, r.output
+
+
+def test_components_counts_pieces_and_floating_area():
+    big = trimesh.creation.box(extents=(0.4, 0.4, 0.4))
+    small = trimesh.creation.box(extents=(0.1, 0.1, 0.1))
+    small.apply_translation((0.3, 0.3, 0.3))
+    one = components(np.asarray(big.vertices), np.asarray(big.faces))
+    assert one == {"components": 1, "floating_area": 0.0}
+    both = trimesh.util.concatenate([big, small])
+    two = components(np.asarray(both.vertices), np.asarray(both.faces))
+    assert two["components"] == 2
+    assert two["floating_area"] == pytest.approx(small.area / (small.area + big.area))
+    assert components(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)) == {"components": 0, "floating_area": 0.0}
+
+
+def test_init_record_is_safetensors_and_json(samples, tmp_path):
+    learn_init([samples / "samples"], tmp_path, SPEC, TINY)
+    tensors, _ = load_tensors(tmp_path / "init.safetensors", framework="pt")
+    assert set(tensors) == {"params"} and tensors["params"].shape == (SPEC.layout().size,)
+    record = json.loads((tmp_path / "init.json").read_text())
+    assert record["format"] == "shapezoo.init/1" and record["spec"] == SPEC.to_json()
+    assert record["config"]["outer_steps"] == 4
