@@ -109,39 +109,80 @@ def info(space: Annotated[Path, typer.Argument(help="Space folder.")]):
 
 @handle_errors
 def encode(
-    zoo: Annotated[Path, typer.Argument(help="Field zoo.")],
+    source: Annotated[
+        Path, typer.Argument(help="A field zoo, or a mesh file or folder of meshes (sampled and fitted first).")
+    ],
     space: Annotated[Path, typer.Option(help="Space folder.")],
     out: Annotated[Path, typer.Option(help="latents.safetensors to write.")],
     names: Annotated[str | None, typer.Option(help="Comma-separated field names (default: all usable).")] = None,
     refine: Refine = 100,
+    steps: Annotated[
+        int, typer.Option(help="Meshes only: fitting steps per shape (0: the recipe of the space's zoo).")
+    ] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
-    """Map fields to latents (encoder pass, optionally refined against each field's own function)."""
+    """Map fields to latents (encoder pass, optionally refined against each field's own function).
+
+    Meshes are sampled and fitted (batched, from the start point and with the recipe of the space's zoo) first.
+    """
     import torch
 
     from shapezoo.errors import ShapezooError
+    from shapezoo.meshes import find_meshes
     from shapezoo.space import load_space, save_latents
+    from shapezoo.space.explore import fit_meshes
     from shapezoo.space.latent import refine_latents
-    from shapezoo.zoo import load_zoo
+    from shapezoo.zoo import ZOO_JSON, load_zoo
 
     dev = resolve_device(device)
-    s, z = load_space(space, dev), load_zoo(zoo)
-    s.check_spec(z.spec, zoo)
-    wanted = parse_names(names) or [n for n in z.names if z.unusable(n) is None]
-    for n in wanted:
-        problem = z.unusable(n)
-        if problem:
-            raise ShapezooError(problem)
-    params = torch.stack([z.weights(n) for n in wanted]) if wanted else torch.zeros(0, z.spec.layout().size)
+    s = load_space(space, dev)
+    failures: list[str] = []
+    if (source / ZOO_JSON).exists():
+        z = load_zoo(source)
+        s.check_spec(z.spec, source)
+        wanted = parse_names(names) or [n for n in z.names if z.unusable(n) is None]
+        for n in wanted:
+            problem = z.unusable(n)
+            if problem:
+                raise ShapezooError(problem)
+        params = torch.stack([z.weights(n) for n in wanted]) if wanted else torch.zeros(0, z.spec.layout().size)
+        norms = {n: z.entries[z.index(n)].get("normalisation") for n in wanted}
+        fits: dict = {}
+    else:
+        items = find_meshes(source)
+        chosen = parse_names(names)
+        if chosen is not None:
+            items = [(n, p) for n, p in items if n in chosen]
+        with progress() as bar:
+            task = bar.add_task("sampling and fitting", total=None, status=f"{len(items)} meshes")
+            params, records, failed = fit_meshes(s, items, dev, steps or None)
+            bar.update(task, total=1, completed=1, status="done")
+        failures = [f["error"] for f in failed]
+        wanted = [r["name"] for r in records]
+        norms = {r["name"]: r["normalisation"] for r in records}
+        fits = {
+            r["name"]: {"source": r["source"], "fit_iou": r["fit_iou"], "fit_steps": r["fit_steps"]} for r in records
+        }
     latents = refine_latents(s, params, s.encode(params), refine)
-    norms = {n: z.entries[z.index(n)].get("normalisation") for n in wanted}
-    save_latents(out, latents, wanted, {"space": str(space), "zoo": str(zoo), "normalisation": norms})
-    summary = {"out": str(out), "latents": len(wanted), "latent_size": s.latent_size, "refine_steps": refine}
+    extra = {"space": str(space), ("zoo" if not fits else "meshes"): str(source), "normalisation": norms}
+    if fits:
+        extra["fits"] = fits
+    save_latents(out, latents, wanted, extra)
+    summary = {
+        "out": str(out),
+        "latents": len(wanted),
+        "latent_size": s.latent_size,
+        "refine_steps": refine,
+        "failed": failures,
+    }
+    if fits:
+        summary["fit_iou_median"] = float(torch.tensor([f["fit_iou"] for f in fits.values()]).median())
     finish(
         f"{len(wanted)} latents in {out}",
         ["name", "norm"],
         [(n, float(v.norm())) for n, v in zip(wanted[:10], latents)],
         summary,
+        failures=failures,
     )
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import InputError, ShapezooError
+from ..errors import ShapezooError
 from ..extract import ExtractConfig, extract_meshes
 from ..fields import field_forward
-from ..fit import FitConfig, fit_fields
+from ..fit import FitConfig, _check_data, fit_fields
 from ..io import config_from_json
 from ..meshes import load_mesh
 from ..metrics import point_metrics, surface_points, uniform_points
@@ -19,22 +20,62 @@ from .latent import GaussianPrior, interpolate, refine_latents
 from .space import WeightSpace
 
 
-def fit_mesh(space: WeightSpace, path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.Tensor, dict]:
-    """Sample a mesh file and fit a field to it with the recipe and shared initialisation of the space's zoo.
+def fit_meshes(
+    space: WeightSpace,
+    paths: list[tuple[str, Path]],
+    device: str | torch.device = "cpu",
+    steps: int | None = None,
+) -> tuple[torch.Tensor, list[dict], list[dict]]:
+    """Sample mesh files and fit one field each, all in one batch, with the sampling and fitting recipe and the
+    start point of the space's zoo (a learned init makes this a short fit).
 
-    Returns the field weights (P,) and the shape's record (name, source, normalisation).
+    Args:
+        paths: (name, file) pairs, as ``find_meshes`` lists them.
+        steps: fitting steps (default: the zoo's recipe).
+
+    Returns:
+        (n, P) weights of the fields that fitted, their records (name, source, normalisation, fit_iou), and one
+        {name, error} per file that could not be used (the others are still fitted).
     """
     zoo_meta = space.meta.get("zoo", {}).get("meta", {})
     config = config_from_json(FitConfig, zoo_meta.get("fit"))
-    shape = load_mesh(path)
-    data = sample_shape(shape, config_from_json(SampleConfig, zoo_meta.get("samples", {}).get("config")))
-    pts = torch.from_numpy(data["points"])[None].to(device)
-    occ = torch.from_numpy(data["occupancy"])[None].to(device)
+    if steps is not None:
+        config = replace(config, steps=steps)
+    sample_config = config_from_json(SampleConfig, zoo_meta.get("samples", {}).get("config"))
+    records, data, failed = [], [], []
+    for name, path in paths:
+        try:
+            shape = load_mesh(path, name=name)
+            d = sample_shape(shape, sample_config)
+            _check_data(torch.from_numpy(d["points"])[None], torch.from_numpy(d["occupancy"])[None], [str(path)])
+        except ShapezooError as exc:
+            failed.append({"name": name, "error": str(exc)})
+            continue
+        records.append(shape.record())
+        data.append(d)
+    if not data:
+        return torch.zeros(0, space.spec.layout().size), records, failed
+    pts = torch.stack([torch.from_numpy(d["points"]) for d in data]).to(device)
+    occ = torch.stack([torch.from_numpy(d["occupancy"]) for d in data]).to(device)
     init = space.field_init().to(device)
-    result = fit_fields(space.spec, init, pts, occ, int(data["n_uniform"]), [shape.name], config)
-    if result.status[0] == "failed":
-        raise InputError(path, "the field fitted to this mesh diverged")
-    return result.params[0].detach(), {**shape.record(), "fit_iou": result.metrics[0]["iou"]}
+    result = fit_fields(space.spec, init, pts, occ, int(data[0]["n_uniform"]), [r["name"] for r in records], config)
+    kept, params = [], []
+    for i, (record, status) in enumerate(zip(records, result.status)):
+        if status == "failed":
+            failed.append({"name": record["name"], "error": f"{record['source']}: the field fitted to it diverged"})
+            continue
+        kept.append({**record, "fit_iou": result.metrics[i]["iou"], "fit_steps": result.metrics[i]["steps"]})
+        params.append(result.params[i])
+    return torch.stack(params) if params else torch.zeros(0, space.spec.layout().size), kept, failed
+
+
+def fit_mesh(space: WeightSpace, path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.Tensor, dict]:
+    """One mesh file as a field of the space's zoo (``fit_meshes`` for one file); an unusable file raises."""
+    path = Path(path)
+    params, records, failed = fit_meshes(space, [(path.stem, path)], device)
+    if failed:
+        raise ShapezooError(failed[0]["error"])
+    return params[0].detach(), records[0]
 
 
 def sequence(

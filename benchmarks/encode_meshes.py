@@ -1,0 +1,88 @@
+"""Encoding meshes it never saw: today's path (sample, 4800-step fit from the seeded init, encode) against
+``shapezoo encode FOLDER`` with a space whose zoo was fitted from a learned init (sample, short fit, encode), side
+by side in one run: wall time per stage and decoded IoU vs the ground truth.
+
+Usage: python benchmarks/encode_meshes.py MESHES --space NAME=SPACE [--space NAME=SPACE ...] [--refine 100]
+       [--out JSON]
+
+Each space encodes the meshes the way ``shapezoo encode MESHES --space SPACE`` does (``fit_meshes`` with its zoo's
+sampling and fitting recipe and start point, then encoder + ``--refine`` steps) and decodes; IoU compares the
+decoded field's occupancy (and the fitted field's) with the mesh's on 100k seeded uniform points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from shapezoo.fields import field_forward
+from shapezoo.meshes import find_meshes, load_mesh
+from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
+from shapezoo.sampling import label_points
+from shapezoo.space import load_space
+from shapezoo.space.explore import fit_meshes
+from shapezoo.space.latent import refine_latents
+
+
+def _ious(spec, params: torch.Tensor, truth: list) -> list[float]:
+    x = torch.as_tensor(uniform_points(IOU_POINTS), dtype=torch.float32)[None]
+    with torch.no_grad():
+        return [
+            volume_iou(field_forward(spec, w[None].float(), x).reshape(-1).numpy() > 0, t)
+            for w, t in zip(params, truth)
+        ]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("meshes", type=Path)
+    ap.add_argument("--space", action="append", required=True, help="NAME=SPACE_DIR")
+    ap.add_argument("--refine", type=int, default=100)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/encode_meshes.json"))
+    args = ap.parse_args(argv)
+    items = find_meshes(args.meshes)
+    pts = uniform_points(IOU_POINTS)
+    truth = [label_points(load_mesh(p, name=n), pts)[0] for n, p in items]
+    result = {"meshes": str(args.meshes), "count": len(items), "threads": torch.get_num_threads(), "spaces": {}}
+    print(f"{len(items)} meshes, torch threads {torch.get_num_threads()}")
+    print(f"{'space':>10}{'fit steps':>10}{'fit s':>8}{'encode s':>9}{'total s':>8}{'fit IoU':>9}{'decoded IoU':>12}")
+    for spec_arg in args.space:
+        name, folder = spec_arg.split("=", 1)
+        space = load_space(folder)
+        t0 = time.perf_counter()
+        params, records, failed = fit_meshes(space, items)
+        t1 = time.perf_counter()
+        z = refine_latents(space, params, space.encode(params), args.refine)
+        decoded = space.decode(z).cpu()
+        t2 = time.perf_counter()
+        fit_iou = statistics.median(_ious(space.spec, params, truth))
+        dec_iou = statistics.median(_ious(space.spec, decoded, truth))
+        steps = records[0]["fit_steps"] if records else 0
+        row = {
+            "space": folder,
+            "fit_steps": steps,
+            "fit_seconds": t1 - t0,
+            "encode_seconds": t2 - t1,
+            "total_seconds": t2 - t0,
+            "fit_iou_median": fit_iou,
+            "decoded_iou_median": dec_iou,
+            "failed": failed,
+        }
+        result["spaces"][name] = row
+        print(
+            f"{name:>10}{steps:>10}{row['fit_seconds']:>8.1f}{row['encode_seconds']:>9.1f}"
+            f"{row['total_seconds']:>8.1f}{fit_iou:>9.4f}{dec_iou:>12.4f}",
+            flush=True,
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
