@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from .io import read_json
 from .runtime import available_memory, cuda_graph, precision, reuse_freed_memory
 from .sampling import INDEX_NAME, load_samples
 from .zoo import ZOO_JSON, ZooWriter, load_zoo, metric_summary
+
+if TYPE_CHECKING:
+    from .learned_init import LearnedInit
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,23 @@ class FitConfig:
     template: str | None = None
     """Name of a shape fitted first (from the seeded init, same recipe); every field then starts from its
     weights (HyperDiffusion's recipe for zoos meant for weight-space learning)."""
+    jitter_margin: float | None = 0.01
+    """Label-preserving jitter (the free-space samples drawn afresh every step): each training point moves by a
+    random offset no longer than its distance to the nearest training sample of the other label minus this margin
+    (near-surface samples stay put; the surface lies within that distance, and dense near-surface samples put it no
+    closer than the margin). Without it the field is free between the fixed uniform samples and grows floating
+    blobs there (BENCHMARKS.md, "Floaters"). None: train on the fixed samples only."""
     precision: Literal["auto", "fp32", "tf32"] = "auto"
     """``auto``: TF32 matmuls on CUDA, fp32 on CPU."""
     points_per_pass: int | None = None
     """Points (fields x points_per_step) per forward/backward pass; None: 8192 on CPU, where activations that
     stay in cache beat one huge batched matmul, and everything at once on CUDA."""
+
+    @staticmethod
+    def default_steps(learned_init: bool) -> int:
+        """Steps of the default recipe: 500 from a learned init (BENCHMARKS.md, "Learned initialisation"), else
+        4800."""
+        return 500 if learned_init else 4800
 
     def __post_init__(self):
         if self.steps < 1 or self.points_per_step < 1:
@@ -123,18 +138,26 @@ def _train_step(
     state: tuple[torch.Tensor, ...],
     x_a: torch.Tensor,
     y_a: torch.Tensor,
+    jitter_a: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> torch.Tensor:
     """One step for every running field, in place on ``state`` = (params, m, v, t, offset, bad) of the A running
     fields: BCE gradients (a pass per group of fields), then Adam with each field's own step count and cosine
-    learning rate. Returns the (A,) losses."""
+    learning rate. ``jitter_a`` = (unit-ball offsets (A, n, 3), safe radii (A, n)) moves each point by an offset
+    picked by the field's own step count. Returns the (A,) losses."""
     p_a, m_a, v_a, t_a, off_a, bad = state
     b1, b2 = config.betas
     idx = (off_a[:, None] + torch.arange(M, device=off_a.device)) % n_train
+    if jitter_a is not None:
+        pick = (idx + t_a[:, None] * _JITTER_STRIDE) % n_train
     grads, losses = [], []
     for lo in range(0, len(p_a), fields_per_pass):
         sl = slice(lo, lo + fields_per_pass)
         x = torch.gather(x_a[sl], 1, idx[sl, :, None].expand(-1, -1, 3))
         y = torch.gather(y_a[sl], 1, idx[sl])
+        if jitter_a is not None:
+            offset = torch.gather(jitter_a[0][sl], 1, pick[sl, :, None].expand(-1, -1, 3))
+            radius = torch.gather(jitter_a[1][sl], 1, idx[sl])
+            x = (x + offset * radius[..., None]).clamp_(-0.5, 0.5)
         p = p_a[sl].detach().requires_grad_(True)
         logits = field_forward(spec, p, x).squeeze(-1)
         loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(-1)
@@ -153,6 +176,39 @@ def _train_step(
         off_a.add_(M).remainder_(n_train)
         bad.logical_or_(~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1))
     return loss
+
+
+_JITTER_STRIDE = 7919
+"""Step-to-step shift of the offset each point takes (a prime, so a point meets every offset of the table)."""
+
+
+def jitter_radii(points: np.ndarray, labels: np.ndarray, margin: float) -> np.ndarray:
+    """(n,) safe jitter radius of each labelled point (n, 3): its distance to the nearest point of the other label,
+    minus ``margin``, at least 0. Moving a point less than that keeps its label wherever the other label's points
+    sample the surface densely (within ``margin``), as the near-surface samples do."""
+    from scipy.spatial import cKDTree
+
+    inside = labels > 0.5
+    radius = np.zeros(len(points), dtype=np.float32)
+    if inside.all() or not inside.any():
+        return radius
+    for side in (inside, ~inside):
+        dist, _ = cKDTree(points[~side]).query(points[side], k=1)
+        radius[side] = np.maximum(dist - margin, 0.0)
+    return radius
+
+
+def _jitter_tables(train_x: torch.Tensor, train_y: torch.Tensor, names: list[str], config: FitConfig):
+    """Per field: unit-ball offsets (B, n, 3) drawn from the field's own seed, and safe radii (B, n)."""
+    offsets, radii = [], []
+    for x, y, name in zip(train_x.cpu().numpy(), train_y.cpu().numpy(), names):
+        rng = np.random.default_rng(field_seed(config.init_seed, "jitter:" + name))
+        u = rng.normal(size=(len(x), 3))
+        u *= (rng.random(len(x)) ** (1 / 3) / np.linalg.norm(u, axis=1))[:, None]
+        offsets.append(u.astype(np.float32))
+        radii.append(jitter_radii(x, y, config.jitter_margin))
+    device = train_x.device
+    return torch.as_tensor(np.stack(offsets), device=device), torch.as_tensor(np.stack(radii), device=device)
 
 
 def pass_memory(spec: FieldSpec, points: int) -> int:
@@ -241,6 +297,7 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
     train_y = torch.gather(occupancy, 1, train_idx)
     n_train = train_x.shape[1]
     check_x, check_y = train_x[:, :4096], train_y[:, :4096]  # training points for early stopping
+    jitter = None if config.jitter_margin is None else _jitter_tables(train_x, train_y, names, config)
 
     # Optimiser state, one row per field.
     init = init.to(device=device, dtype=torch.float32)
@@ -264,8 +321,18 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
             horizon = min(config.steps - t_host[b] for b in active)
             since, changed = 0, False
 
+            jitter_a = None if jitter is None else (jitter[0][act], jitter[1][act])
             train_step = functools.partial(
-                _train_step, spec, config, M, n_train, fields_per_pass, (p_a, m_a, v_a, t_a, off_a, bad), x_a, y_a
+                _train_step,
+                spec,
+                config,
+                M,
+                n_train,
+                fields_per_pass,
+                (p_a, m_a, v_a, t_a, off_a, bad),
+                x_a,
+                y_a,
+                jitter_a,
             )
             graphs = device.type == "cuda" and USE_CUDA_GRAPHS
             run_step = cuda_graph(train_step, [p_a, m_a, v_a, t_a, off_a, bad]) if graphs else None
@@ -406,9 +473,11 @@ def fit_zoo(
     device: str | torch.device = "cpu",
     on_batch: Callable[[list[dict]], None] | None = None,
     on_check: Callable[[dict], None] | None = None,
+    init: LearnedInit | None = None,
 ) -> dict:
     """Fit every shape of a samples folder into the FieldZoo ``out``, ``batch`` fields per job.
 
+    Every field starts from ``init`` (a learned init) when given, else from the seeded init or the template.
     Resumes: fields already in ``out`` are skipped and never rewritten. Shapes with unusable samples are stored
     with status 'failed' and their error. Returns a summary (counts and metric statistics).
     """
@@ -419,22 +488,32 @@ def fit_zoo(
     shapes = index.get("shapes", [])
     if not shapes:
         raise ShapezooError(f"{samples_dir / INDEX_NAME}: lists no sampled shapes")
-    meta = {"init_seed": config.init_seed, "fit": config_json(config), "samples": {"config": index.get("config")}}
-    if config.template is not None and (Path(out) / ZOO_JSON).exists():
-        init = load_zoo(out).init  # resuming: the template was fitted when the zoo was created
+    meta = {
+        "init_seed": config.init_seed,
+        "init": None if init is None else init.provenance(),
+        "fit": config_json(config),
+        "samples": {"config": index.get("config")},
+    }
+    if init is not None:
+        if config.template is not None:
+            raise ShapezooError("--template and --init both choose where fields start; give one of them")
+        init.check_spec(spec)
+        start = init.params
+    elif config.template is not None and (Path(out) / ZOO_JSON).exists():
+        start = load_zoo(out).init  # resuming: the template was fitted when the zoo was created
     else:
-        init = _shared_init(samples_dir, shapes, spec, config, device, on_check)
-    writer = ZooWriter(out, spec, init, meta)
+        start = _shared_init(samples_dir, shapes, spec, config, device, on_check)
+    writer = ZooWriter(out, spec, start, meta)
     done = writer.done()
     curves = []
     todo = [s for s in shapes if s["name"] not in done]
-    for start in range(0, len(todo), batch):
-        loaded, entries, n_uniform = _load_batch(samples_dir, todo[start : start + batch])
-        rows = [init.expand(len(entries), -1)] if entries else []
+    for first in range(0, len(todo), batch):
+        loaded, entries, n_uniform = _load_batch(samples_dir, todo[first : first + batch])
+        rows = [start.expand(len(entries), -1)] if entries else []
         if loaded:
             result = fit_fields(
                 spec,
-                init,
+                start,
                 torch.stack([s["points"] for s in loaded]).to(device),
                 torch.stack([s["occupancy"] for s in loaded]).to(device),
                 n_uniform,

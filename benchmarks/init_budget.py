@@ -1,0 +1,127 @@
+"""Where fields start, measured: held-out IoU, floaters and throughput against the step budget, per start point.
+
+Usage: python benchmarks/init_budget.py SAMPLES --init INIT [--budgets 100 250 500 1000 4800]
+       [--starts learned seeded template] [--shapes 20] [--resolution 256] [--device cpu] [--out JSON]
+
+Every start (a learned init, the seeded init, a template: the first shape fitted from the seeded init with the same
+recipe, as ``fit --template`` does) fits the same shapes at every budget (the default recipe with ``steps`` = the
+budget: cosine decay over it). Per row: held-out IoU (uniform points, as ``fit`` reports), the meshes' connected
+components and floating area (share of the surface outside the largest piece, as ``eval`` reports), and the wall
+time of the fit. The closing table gives, per start, the cheapest budget whose median IoU reaches ``--goal`` and the
+fields per hour at that budget, measured side by side in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _fitbench import load_batch
+
+from shapezoo.extract import ExtractConfig, extract_meshes
+from shapezoo.fields import FieldSpec, init_params
+from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.learned_init import load_init
+from shapezoo.metrics import components
+
+
+def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, names, steps: int) -> torch.Tensor:
+    if kind == "learned":
+        init = load_init(init_path)
+        init.check_spec(spec)
+        return init.params
+    seeded = init_params(spec, 0)
+    if kind == "seeded":
+        return seeded
+    r = fit_fields(spec, seeded, pts[:1], occ[:1], nu, names[:1], FitConfig(steps=steps))
+    return r.params[0]
+
+
+def run(args) -> dict:
+    pts, occ, nu, names = load_batch(args.samples, args.shapes, args.device)
+    spec = FieldSpec()
+    extract = ExtractConfig(resolution=args.resolution)
+    rows = []
+    print(f"{len(names)} shapes, device {args.device}, torch threads {torch.get_num_threads()}")
+    print(
+        f"{'start':>8}{'steps':>6}{'median IoU':>11}{'min IoU':>9}{'med comp':>9}{'max comp':>9}"
+        f"{'med float%':>11}{'max float%':>11}{'s':>7}{'fields/h':>9}"
+    )
+    for kind in args.starts:
+        for steps in args.budgets:
+            start = _start(kind, spec, args.init, pts, occ, nu, names, steps)
+            t = time.perf_counter()
+            r = fit_fields(spec, start.to(args.device), pts, occ, nu, names, FitConfig(steps=steps))
+            seconds = time.perf_counter() - t
+            meshes, _ = extract_meshes(spec, r.params.to(args.device), extract, names)
+            parts = [components(v, f) for v, f in meshes]
+            ious = [m["iou"] for m in r.metrics]
+            comp = [p["components"] for p in parts]
+            floating = [p["floating_area"] for p in parts]
+            row = {
+                "start": kind,
+                "steps": steps,
+                "point_evals": steps * 1024,
+                "median_iou": float(np.median(ious)),
+                "mean_iou": float(np.mean(ious)),
+                "min_iou": float(np.min(ious)),
+                "median_components": float(np.median(comp)),
+                "max_components": int(np.max(comp)),
+                "median_floating_area": float(np.median(floating)),
+                "max_floating_area": float(np.max(floating)),
+                "seconds": seconds,
+                "fields_per_hour": 3600 * len(names) / seconds,
+                "per_shape": {n: {"iou": i, **p} for n, i, p in zip(names, ious, parts)},
+            }
+            rows.append(row)
+            print(
+                f"{kind:>8}{steps:>6}{row['median_iou']:>11.4f}{row['min_iou']:>9.4f}{row['median_components']:>9.1f}"
+                f"{row['max_components']:>9}{100 * row['median_floating_area']:>11.3f}"
+                f"{100 * row['max_floating_area']:>11.3f}{seconds:>7.1f}{row['fields_per_hour']:>9.0f}"
+            )
+    goal = {}
+    for kind in args.starts:
+        reached = [r for r in rows if r["start"] == kind and r["median_iou"] >= args.goal]
+        best = min(reached, key=lambda r: r["steps"]) if reached else None
+        goal[kind] = {"steps": best["steps"], "fields_per_hour": best["fields_per_hour"]} if best else None
+    print(f"\ncheapest budget reaching median IoU >= {args.goal}:")
+    for kind, g in goal.items():
+        print(
+            f"  {kind:>8}: " + (f"{g['steps']} steps, {g['fields_per_hour']:.0f} fields/hour" if g else "not reached")
+        )
+    result = {
+        "samples": str(args.samples),
+        "init": str(args.init),
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "resolution": args.resolution,
+        "shapes": names,
+        "goal_iou": args.goal,
+        "goal": goal,
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("samples", type=Path)
+    ap.add_argument("--init", type=Path, help="learned init folder (needed for the 'learned' start)")
+    ap.add_argument("--budgets", type=int, nargs="+", default=[100, 250, 500, 1000, 4800])
+    ap.add_argument("--starts", nargs="+", default=["learned", "seeded", "template"])
+    ap.add_argument("--shapes", type=int, default=20)
+    ap.add_argument("--resolution", type=int, default=256)
+    ap.add_argument("--goal", type=float, default=0.97)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/init_budget.json"))
+    return run(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
