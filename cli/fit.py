@@ -28,15 +28,6 @@ def resolve_device(device: str):
         raise ShapezooError(f"unknown --device '{device}' (auto, cpu, cuda, cuda:N)") from None
 
 
-def _save_curves(zoo: Path, curves: list[dict]) -> None:
-    """Append this run's training curves (per batch: step, loss, IoU) to ZOO/fit_curves.json."""
-    from shapezoo.io import atomic_write_json, read_json
-
-    path = zoo / "fit_curves.json"
-    previous = read_json(path)["batches"] if path.exists() else []
-    atomic_write_json(path, {"batches": previous + curves})
-
-
 def field_spec(arch: str, width: int, depth: int):
     """The FieldSpec of the CLI's --arch/--width/--depth."""
     from shapezoo.errors import ShapezooError
@@ -79,7 +70,7 @@ def fit(
     from shapezoo.fit import FitConfig, fit_zoo
     from shapezoo.io import read_json
     from shapezoo.learned_init import choose_init
-    from shapezoo.sampling import INDEX_NAME
+    from shapezoo.sampling import read_index
 
     spec = field_spec(arch, width, depth)
     start = choose_init(init, spec, out, template=bool(template))
@@ -95,7 +86,7 @@ def fit(
         template=template or None,
     )
     dev = resolve_device(device)
-    total = len(read_json(Path(samples) / INDEX_NAME).get("shapes", []))
+    total = len(read_index(samples)["shapes"])
     ious: list[float] = []
     with progress() as bar:
         task = bar.add_task("fitting", total=total, status="")
@@ -113,7 +104,6 @@ def fit(
         summary = fit_zoo(
             samples, out, spec, config, batch=batch, device=dev, on_batch=on_batch, on_check=on_check, init=start
         )
-    _save_curves(Path(out), summary.pop("curves"))
     rows = [
         (k, summary[k].get("median", ""), summary[k].get("mean", ""), summary[k].get("min", ""))
         for k in ("iou", "iou_near")
@@ -164,7 +154,13 @@ def info(zoo: Annotated[Path, typer.Argument(help="Zoo folder.")]):
 def export(
     zoo: Annotated[Path, typer.Argument(help="Zoo folder.")],
     name: Annotated[str, typer.Argument(help="Field name.")],
-    out: Annotated[Path, typer.Option(help="Output file: .safetensors (state_dict) or .pt (weights-only torch).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file: .safetensors (state_dict), or .pt: a torch pickle of tensors and strings only, "
+            "which torch.load(path, weights_only=True) reads without running code."
+        ),
+    ],
 ):
     """Export one field as a state_dict that loads into ``shapezoo.fields.FieldModule(spec)``."""
     import torch
@@ -173,7 +169,12 @@ def export(
     from shapezoo.io import atomic_save_tensors, atomic_write_bytes, ensure_output_dir
     from shapezoo.zoo import load_zoo
 
+    if out.is_dir():
+        raise ShapezooError(f"{out}: is a folder; --out names the file to write (.safetensors or .pt)")
     z = load_zoo(zoo)
+    problem = z.unusable(name)
+    if problem:
+        raise ShapezooError(f"{problem}; not exported")
     state = z.spec.layout().to_state_dict(z.weights(name))
     ensure_output_dir(out.parent if str(out.parent) else Path("."))
     spec_meta = {"spec": __import__("json").dumps(z.spec.to_json()), "name": name}

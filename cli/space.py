@@ -134,17 +134,25 @@ def encode(
     from shapezoo.space.latent import refine_latents
     from shapezoo.zoo import ZOO_JSON, load_zoo
 
+    if refine < 0:
+        raise ShapezooError(f"--refine must be >= 0, got {refine}")
     dev = resolve_device(device)
     s = load_space(space, dev)
     failures: list[str] = []
+    skipped: list[str] = []
     if (source / ZOO_JSON).exists():
         z = load_zoo(source)
         s.check_spec(z.spec, source)
-        wanted = parse_names(names) or [n for n in z.names if z.unusable(n) is None]
-        for n in wanted:
-            problem = z.unusable(n)
-            if problem:
-                raise ShapezooError(problem)
+        chosen = parse_names(names)
+        if chosen is None:  # every usable field; each one left out is said
+            skipped = [problem for n in z.names if (problem := z.unusable(n))]
+            wanted = [n for n in z.names if z.unusable(n) is None]
+        else:
+            wanted = chosen
+            for n in wanted:
+                problem = z.unusable(n)
+                if problem:
+                    raise ShapezooError(problem)
         params = torch.stack([z.weights(n) for n in wanted]) if wanted else torch.zeros(0, z.spec.layout().size)
         norms = {n: z.entries[z.index(n)].get("normalisation") for n in wanted}
         fits: dict = {}
@@ -173,8 +181,11 @@ def encode(
         "latents": len(wanted),
         "latent_size": s.latent_size,
         "refine_steps": refine,
+        "skipped": skipped,
         "failed": failures,
     }
+    for line in skipped:
+        typer.echo(f"warning: skipped {line}", err=True)
     if fits:
         summary["fit_iou_median"] = float(torch.tensor([f["fit_iou"] for f in fits.values()]).median())
     finish(
@@ -311,6 +322,8 @@ def _read_points(path: Path, normalise: bool):
             import trimesh
 
             geom = trimesh.load(path, process=False)
+            if not hasattr(geom, "vertices"):
+                raise InputError(path, "holds no points (an empty point cloud or mesh)")
             pts = np.asarray(geom.vertices)
             raw = geom.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
             if raw is not None and {"nx", "ny", "nz"} <= set(raw.dtype.names or ()):
@@ -396,11 +409,14 @@ def sample(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
     """Draw new members from a Gaussian fitted to the training latents; report how close each is to training."""
+    from shapezoo.errors import ShapezooError
     from shapezoo.extract import ExtractConfig, export_mesh, extract_meshes
     from shapezoo.io import ensure_output_dir
     from shapezoo.space import load_space, save_latents
     from shapezoo.space.explore import nearest_training, prior_from_space
 
+    if count < 1:
+        raise ShapezooError(f"--count must be >= 1, got {count}")
     dev = resolve_device(device)
     s = load_space(space, dev)
     prior_, train_z, train_names = prior_from_space(s, space)

@@ -19,6 +19,7 @@ from .extract import ExtractConfig, export_mesh, extract_meshes
 from .fields import FieldSpec
 from .fit import FitConfig, fit_zoo
 from .io import atomic_write_json, ensure_output_dir
+from .learned_init import bundled_init
 from .render import render_grid, render_strip, save_png
 from .report import build_report
 from .sampling import SampleConfig, sample_meshes
@@ -35,8 +36,8 @@ class DemoConfig:
     """Shapes per procedural family (5 families)."""
     points: int = 20_000
     """Occupancy samples per shape."""
-    fit_steps: int = 2400
-    """Fitting steps per field."""
+    fit_steps: int = 500
+    """Fitting steps per field (from the learned init bundled for the field architecture, where there is one)."""
     width: int = 64
     """Field width (hidden units)."""
     epochs: int = 300
@@ -135,17 +136,16 @@ def run_demo(
     done("generate")
     sample_meshes(out / "shapes", out / "samples", SampleConfig(points=config.points))
     done("sample")
+    spec = FieldSpec(width=config.width)
     fit = fit_zoo(
         out / "samples",
         out / "zoo",
-        FieldSpec(width=config.width),
+        spec,
         FitConfig(steps=config.fit_steps),
         batch=32,
         device=device,
+        init=bundled_init(spec),
     )
-    curves = fit.pop("curves")
-    if curves or not (out / "zoo" / "fit_curves.json").exists():  # a resumed fit keeps the first run's curves
-        atomic_write_json(out / "zoo" / "fit_curves.json", {"batches": curves})
     done("fit")
     zoo = load_zoo(out / "zoo")
     extract = ExtractConfig(resolution=config.resolution)

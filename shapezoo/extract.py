@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from .errors import ShapezooError
 from .fields import FieldSpec, field_forward
+from .runtime import available_memory
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,13 @@ def extract_meshes(
     """
     if params.dim() == 1:
         params = params[None]
+    need = 12 * len(params) * (config.resolution + 1) ** 3  # grid values, masks and marching cubes' copies
+    free = available_memory(params.device if params.device.type == "cuda" else torch.device("cpu"))
+    if need > free:
+        raise ShapezooError(
+            f"a {config.resolution}^3 grid for {len(params)} field(s) needs about {need / 2**30:.1f} GiB, "
+            f"{free / 2**30:.1f} GiB is free; use a smaller --resolution (or --batch)"
+        )
     grids, masks, count = grid_values(spec, params, config)
     meshes = []
     for b, grid in enumerate(grids):

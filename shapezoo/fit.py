@@ -21,9 +21,9 @@ import torch.nn.functional as F
 
 from .errors import ShapezooError
 from .fields import FieldSpec, field_forward, init_params
-from .io import read_json
+from .io import atomic_write_json, locks, read_json
 from .runtime import available_memory, cuda_graph, precision, reuse_freed_memory
-from .sampling import INDEX_NAME, load_samples
+from .sampling import INDEX_NAME, load_samples, read_index
 from .zoo import ZOO_JSON, ZooWriter, load_zoo, metric_summary
 
 if TYPE_CHECKING:
@@ -78,6 +78,14 @@ class FitConfig:
     def __post_init__(self):
         if self.steps < 1 or self.points_per_step < 1:
             raise ShapezooError(f"steps and points_per_step must be >= 1, got {self.steps}, {self.points_per_step}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ShapezooError(f"the learning rate must be a positive number, got {self.lr}")
+        if not 0.0 < self.lr_final <= 1.0:
+            raise ShapezooError(f"lr_final must be in (0, 1], got {self.lr_final}")
+        if self.target_iou is not None and not 0.0 < self.target_iou <= 1.0:
+            raise ShapezooError(f"the target IoU must be in (0, 1], got {self.target_iou}")
+        if self.jitter_margin is not None and not (math.isfinite(self.jitter_margin) and self.jitter_margin >= 0):
+            raise ShapezooError(f"jitter_margin must be >= 0 or None, got {self.jitter_margin}")
         if not 0.0 < self.holdout < 1.0:
             raise ShapezooError(f"holdout must be in (0, 1), got {self.holdout}")
 
@@ -182,10 +190,15 @@ _JITTER_STRIDE = 7919
 """Step-to-step shift of the offset each point takes (a prime, so a point meets every offset of the table)."""
 
 
+_JITTER_REACH = 0.06
+"""Distances to the other label are searched up to this far (a bounded KD-tree search is ~4x faster): no point
+moves more than ``_JITTER_REACH - margin``, which still fills the gaps between the uniform samples (~0.03 apart)."""
+
+
 def jitter_radii(points: np.ndarray, labels: np.ndarray, margin: float) -> np.ndarray:
-    """(n,) safe jitter radius of each labelled point (n, 3): its distance to the nearest point of the other label,
-    minus ``margin``, at least 0. Moving a point less than that keeps its label wherever the other label's points
-    sample the surface densely (within ``margin``), as the near-surface samples do."""
+    """(n,) safe jitter radius of each labelled point (n, 3): its distance to the nearest point of the other label
+    (at most ``_JITTER_REACH``) minus ``margin``, at least 0. Moving a point less than that keeps its label wherever
+    the other label's points sample the surface densely (within ``margin``), as the near-surface samples do."""
     from scipy.spatial import cKDTree
 
     inside = labels > 0.5
@@ -193,9 +206,9 @@ def jitter_radii(points: np.ndarray, labels: np.ndarray, margin: float) -> np.nd
     if inside.all() or not inside.any():
         return radius
     for side in (inside, ~inside):
-        dist, _ = cKDTree(points[~side]).query(points[side], k=1)
-        radius[side] = np.maximum(dist - margin, 0.0)
-    return radius
+        dist, _ = cKDTree(points[~side]).query(points[side], k=1, distance_upper_bound=_JITTER_REACH)
+        radius[side] = np.clip(dist, 0.0, _JITTER_REACH) - margin
+    return np.maximum(radius, 0.0)
 
 
 def _jitter_tables(train_x: torch.Tensor, train_y: torch.Tensor, names: list[str], config: FitConfig):
@@ -411,6 +424,20 @@ def config_json(config: FitConfig) -> dict:
     return {k: v for k, v in asdict(config).items() if k != "template" or v is not None}
 
 
+def _check_size(spec: FieldSpec, batch: int, device: torch.device) -> None:
+    """Refuse, before anything is written, an architecture whose weights and optimiser state for ``batch`` fields
+    (about 6 copies of (batch, P) float32, plus the init) do not fit in the device's free memory."""
+    P = spec.layout().size
+    need = 4 * P * (6 * batch + 1)
+    free = available_memory(device)
+    if need > free:
+        raise ShapezooError(
+            f"fields of {P:,} weights (width {spec.width}, depth {spec.depth}) need about {need / 2**30:.1f} GiB for "
+            f"a batch of {batch} on {device}, {free / 2**30:.1f} GiB is free; choose a smaller --width/--depth "
+            "or --batch"
+        )
+
+
 def _load_batch(samples_dir, shapes: list[dict]) -> tuple[list[dict], list[dict], int | None]:
     """Read the sample files of a batch; shapes with unusable samples become failed entries."""
     loaded, failed, n_uniform = [], [], None
@@ -464,6 +491,7 @@ def _shared_init(samples_dir: Path, shapes: list[dict], spec: FieldSpec, config:
     return result.params[0]
 
 
+@locks("out")
 def fit_zoo(
     samples_dir,
     out,
@@ -484,8 +512,8 @@ def fit_zoo(
     samples_dir, device = Path(samples_dir), torch.device(device)
     if batch < 1:
         raise ShapezooError(f"--batch must be >= 1, got {batch}")
-    index = read_json(samples_dir / INDEX_NAME)
-    shapes = index.get("shapes", [])
+    index = read_index(samples_dir)
+    shapes = index["shapes"]
     if not shapes:
         raise ShapezooError(f"{samples_dir / INDEX_NAME}: lists no sampled shapes")
     meta = {
@@ -503,9 +531,9 @@ def fit_zoo(
         start = load_zoo(out).init  # resuming: the template was fitted when the zoo was created
     else:
         start = _shared_init(samples_dir, shapes, spec, config, device, on_check)
+    _check_size(spec, min(batch, len(shapes)), device)
     writer = ZooWriter(out, spec, start, meta)
     done = writer.done()
-    curves = []
     todo = [s for s in shapes if s["name"] not in done]
     for first in range(0, len(todo), batch):
         loaded, entries, n_uniform = _load_batch(samples_dir, todo[first : first + batch])
@@ -522,7 +550,6 @@ def fit_zoo(
                 on_check,
             )
             rows.append(result.params)
-            curves.append({"fields": [s["name"] for s in loaded], "history": result.history})
             for s, st, m in zip(loaded, result.status, result.metrics):
                 provenance = {k: s[k] for k in ("name", "source", "sha256", "normalisation")}
                 entries.append({**provenance, "status": st, "metrics": m})
@@ -531,6 +558,8 @@ def fit_zoo(
                         f"{s['name']}: diverged (NaN/inf or exploding loss) after {m['restarts']} restarts"
                     )
         writer.append(torch.cat(rows), entries)
+        if loaded:
+            _append_curve(Path(out), {"fields": [s["name"] for s in loaded], "history": result.history})
         if on_batch is not None:
             on_batch(entries)
     fields = writer.header["fields"]
@@ -544,5 +573,16 @@ def fit_zoo(
         "iou_near": metric_summary(fields, "iou_near"),
         "point_evals_per_field": config.steps * config.points_per_step,
         "device": str(device),
-        "curves": curves,
     }
+
+
+CURVES_JSON = "fit_curves.json"
+"""The zoo's training curves: per fitted batch, its fields and the loss/IoU checks (``history``)."""
+
+
+def _append_curve(zoo: Path, curve: dict) -> None:
+    """Add one batch's curve to ZOO/fit_curves.json (atomic), after its shard is stored: a resumed run keeps every
+    earlier batch's curve."""
+    path = zoo / CURVES_JSON
+    previous = read_json(path).get("batches", []) if path.exists() else []
+    atomic_write_json(path, {"batches": previous + [curve]})

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import os
+import socket
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import InputError
 
@@ -98,3 +103,102 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def plain_name(name: Any, where: str | Path) -> str:
+    """``name`` (read from the file ``where``) checked to be usable as one file name inside a folder: a non-empty
+    string without path separators, NUL or a leading dot (so neither '..' nor a hidden file); InputError otherwise."""
+    if not isinstance(name, str) or not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+        raise InputError(where, f"invalid name {name!r} (names must be plain file names, no '/', '..' or '\\')")
+    return name
+
+
+def inside(folder: str | Path, relative: Any, where: str | Path) -> Path:
+    """``folder / relative`` for a file reference read from ``where``, refused (InputError naming ``where``) unless
+    it is a relative path that resolves inside ``folder`` (symbolic links followed)."""
+    if not isinstance(relative, str) or not relative or "\0" in relative or Path(relative).is_absolute():
+        raise InputError(where, f"invalid file reference {relative!r} (must be a relative path inside {folder})")
+    root = Path(folder).resolve()
+    target = (root / relative).resolve()
+    if target != root and root not in target.parents:
+        raise InputError(where, f"file reference {relative!r} points outside {folder}")
+    return Path(folder) / relative
+
+
+LOCK_FILE = ".shapezoo.lock"
+_held: set[Path] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def folder_lock(path: str | Path) -> Iterator[Path]:
+    """Hold the advisory lock of an output folder (``.shapezoo.lock``: the owner's PID and host) while writing it.
+
+    A second writer gets one InputError line naming the owner; a lock whose process is gone (same host) is stale
+    and taken over. Re-entrant within one process (a library call inside a command that holds it).
+    """
+    folder = ensure_output_dir(path).resolve()
+    if folder in _held:
+        yield folder
+        return
+    lock = folder / LOCK_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(3):
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lock.", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        try:
+            os.link(tmp, lock)  # atomic, and fails when the lock exists
+            break
+        except FileExistsError:
+            try:
+                owner = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                owner = {}
+            if owner.get("host") == me["host"] and isinstance(owner.get("pid"), int) and not _alive(owner["pid"]):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            raise InputError(
+                path,
+                f"another shapezoo process (pid {owner.get('pid', '?')} on {owner.get('host', '?')}) is writing "
+                f"this folder; wait for it to finish, or delete {lock} if that process is gone",
+            ) from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    else:
+        raise InputError(path, f"cannot take the folder lock {lock}")
+    _held.add(folder)
+    try:
+        yield folder
+    finally:
+        _held.discard(folder)
+        lock.unlink(missing_ok=True)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def locks(argument: str) -> Callable[[F], F]:
+    """Decorator: the function writes the folder passed as ``argument`` and holds its ``folder_lock`` meanwhile."""
+
+    def wrap(fn: F) -> F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def locked(*args, **kwargs):
+            folder = signature.bind(*args, **kwargs).arguments[argument]
+            with folder_lock(folder):
+                return fn(*args, **kwargs)
+
+        return locked  # type: ignore[return-value]
+
+    return wrap

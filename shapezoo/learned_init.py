@@ -21,8 +21,8 @@ import torch
 from .errors import InputError, ShapezooError
 from .fields import FieldSpec, init_params
 from .fit import FitConfig, _load_batch, fit_fields
-from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
-from .sampling import INDEX_NAME
+from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
+from .sampling import INDEX_NAME, read_index
 
 INIT_FORMAT = "shapezoo.init/1"
 INIT_WEIGHTS = "init.safetensors"
@@ -165,8 +165,7 @@ def _load_training_shapes(samples: list[Path]) -> tuple[list[dict], int]:
     """Every usable sampled shape of the folders (points, occupancy, provenance) and their shared n_uniform."""
     shapes, n_uniform, seen = [], None, {}
     for folder in samples:
-        index = read_json(folder / INDEX_NAME)
-        listed = index.get("shapes", [])
+        listed = read_index(folder)["shapes"]
         if not listed:
             raise InputError(folder / INDEX_NAME, "lists no sampled shapes")
         loaded, failed, n_u = _load_batch(folder, listed)
@@ -188,6 +187,7 @@ def _draw(config: InitConfig, step: int, n: int) -> np.ndarray:
     return np.sort(np.random.default_rng([config.seed, step]).choice(n, size=min(config.batch, n), replace=False))
 
 
+@locks("out")
 def learn_init(
     samples: list[str | Path],
     out: str | Path,

@@ -156,14 +156,28 @@ def find_meshes(root: str | Path) -> list[tuple[str, Path]]:
     (``synset/id/models/model.obj``) get distinct names.
 
     Raises:
-        InputError: ``root`` does not exist, or a folder holds no mesh file.
+        InputError: ``root`` does not exist, a folder holds no mesh file, or two files get the same name (``a.obj``
+            and ``a.ply``, or ``sub/b.obj`` and ``sub__b.obj``).
     """
     root = Path(root)
     if not root.exists():
         raise InputError(root, "file or folder not found")
     if root.is_file():
         return [(root.stem, root)]
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
+    # a dangling link is listed too: loading it then reports "file not found" like any unreadable file
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if (p.is_file() or (p.is_symlink() and not p.exists())) and p.suffix.lower() in MESH_SUFFIXES
+    )
     if not files:
         raise InputError(root, f"folder holds no mesh files ({', '.join(MESH_SUFFIXES)})")
-    return [("__".join(p.relative_to(root).with_suffix("").parts), p) for p in files]
+    named: dict[str, Path] = {}
+    for p in files:
+        name = "__".join(p.relative_to(root).with_suffix("").parts)
+        if name in named:
+            raise InputError(
+                p, f"has the same shape name '{name}' as {named[name]}; rename one of them (names must be unique)"
+            )
+        named[name] = p
+    return list(named.items())

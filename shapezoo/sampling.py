@@ -12,7 +12,17 @@ from typing import Literal
 import numpy as np
 
 from .errors import InputError, ShapezooError
-from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json, sha256_file
+from .io import (
+    atomic_save_tensors,
+    atomic_write_json,
+    ensure_output_dir,
+    inside,
+    load_tensors,
+    locks,
+    plain_name,
+    read_json,
+    sha256_file,
+)
 from .meshes import Shape, find_meshes, load_mesh
 
 SAMPLES_FORMAT = "shapezoo.samples/1"
@@ -159,6 +169,24 @@ def _config_key(config: SampleConfig) -> str:
     return hashlib.sha256(repr(sorted(asdict(config).items())).encode()).hexdigest()[:16]
 
 
+def read_index(folder: str | Path) -> dict:
+    """``samples.json`` of a samples folder, checked: a JSON object whose ``shapes`` is a list of entries with a
+    plain, unique ``name`` and a ``file`` inside the folder. Problems raise InputError naming the file."""
+    path = Path(folder) / INDEX_NAME
+    index = read_json(path)
+    shapes = index.get("shapes") if isinstance(index, dict) else None
+    if not isinstance(shapes, list) or not all(isinstance(e, dict) for e in shapes):
+        raise InputError(path, "needs a list 'shapes' of entries; not a samples index, or damaged")
+    seen: set[str] = set()
+    for entry in shapes:
+        name = plain_name(entry.get("name"), path)
+        if name in seen:
+            raise InputError(path, f"lists the shape name '{name}' twice")
+        seen.add(name)
+        inside(folder, entry.get("file"), path)
+    return index
+
+
 def load_samples(path: str | Path) -> dict:
     """Read one shape's sample file; returns points (n, 3) float32, occupancy (n,) uint8 and metadata."""
     tensors, meta = load_tensors(path)
@@ -170,6 +198,7 @@ def load_samples(path: str | Path) -> dict:
     return {"points": points, "occupancy": occ, **meta}
 
 
+@locks("out")
 def sample_meshes(
     source: str | Path | Iterable[tuple[str, Path]],
     out: str | Path,

@@ -16,7 +16,16 @@ import torch
 
 from .errors import InputError, ShapezooError
 from .fields import FieldModule, FieldSpec, to_module
-from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+from .io import (
+    atomic_save_tensors,
+    atomic_write_json,
+    ensure_output_dir,
+    inside,
+    load_tensors,
+    locks,
+    plain_name,
+    read_json,
+)
 
 ZOO_FORMAT = "shapezoo.fieldzoo/1"
 ZOO_JSON = "zoo.json"
@@ -155,6 +164,7 @@ class ZooWriter:
         atomic_write_json(self.path / ZOO_JSON, self.header)
 
 
+@locks("path")
 def save_zoo(path: str | Path, spec, params: torch.Tensor, entries: list[dict], init: torch.Tensor, meta: dict) -> None:
     """Write a whole zoo at once (e.g. decoded fields) as a single shard."""
     path = Path(path)
@@ -183,17 +193,31 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
     P = spec.layout().size
     if header.get("param_count") != P:
         raise InputError(manifest, f"param_count {header.get('param_count')} does not match the spec ({P})")
+    shards, fields = header.get("shards"), header.get("fields")
+    if not isinstance(shards, list) or not isinstance(fields, list) or not all(isinstance(e, dict) for e in fields):
+        raise InputError(manifest, "needs the lists 'shards' and 'fields'; the file is damaged")
+    seen: set[str] = set()
+    for e in fields:
+        name = plain_name(e.get("name"), manifest)
+        if name in seen:
+            raise InputError(manifest, f"lists the field name '{name}' twice")
+        seen.add(name)
     rows, entries = [], []
-    for i, shard in enumerate(header["shards"]):
-        tensors, _ = load_tensors(path / shard["file"], framework="pt")
+    for i, shard in enumerate(shards):
+        if not isinstance(shard, dict) or not isinstance(shard.get("count"), int):
+            raise InputError(manifest, f"shard {i} needs a 'file' and an integer 'count'")
+        file = inside(path, shard.get("file"), manifest)
+        tensors, shard_meta = load_tensors(file, framework="pt")
         params = tensors.get("params")
         if params is None or params.dim() != 2 or params.shape[1] != P or params.shape[0] != shard["count"]:
             got = None if params is None else tuple(params.shape)
-            raise InputError(
-                path / shard["file"], f"weights of shape {got} do not match the spec ({shard['count']}, {P})"
-            )
+            raise InputError(file, f"weights of shape {got} do not match the spec ({shard['count']}, {P})")
+        listed = [e for e in fields if e.get("shard") == i]
+        stored = shard_meta.get("names")
+        if stored is not None and stored.split(",") != [e["name"] for e in listed]:
+            raise InputError(manifest, f"the names it lists for shard {shard['file']} differ from the shard's own")
         rows.append(params.float())
-        entries.extend(e for e in header["fields"] if e.get("shard") == i)
+        entries.extend(listed)
     params = torch.cat(rows) if rows else torch.zeros(0, P)
     if len(entries) != params.shape[0]:
         raise InputError(manifest, f"lists {len(entries)} fields but the shards hold {params.shape[0]}")

@@ -101,6 +101,9 @@ def test_cli_defaults_match_the_library_recipe():
     from shapezoo_cli.fit import fit
 
     params = inspect.signature(fit).parameters
-    assert params["steps"].default == FitConfig.steps and params["lr"].default == FitConfig.lr
+    # --steps 0 takes the recipe's length for the start point: FitConfig's own from the seeded init
+    assert params["steps"].default == 0 and FitConfig.default_steps(learned_init=False) == FitConfig.steps
+    assert FitConfig.default_steps(learned_init=True) < FitConfig.steps
+    assert params["lr"].default == FitConfig.lr
     assert params["points_per_step"].default == FitConfig.points_per_step
     assert params["width"].default == FieldSpec.width and params["depth"].default == FieldSpec.depth

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from ..errors import InputError, ShapezooError
-from ..io import ensure_output_dir, read_json
+from ..io import ensure_output_dir, locks, read_json
 from ..space.space import LATENTS_FILE, save_latents, split_names
 from ..space.train import STATE_JSON, Schedule, learning_rate, load_checkpoint, save_checkpoint
 from ..zoo import Zoo
@@ -122,6 +122,7 @@ def _split(zoos: list[Zoo], config: SpaceTrainConfig) -> dict[str, list[str]]:
     return split_names(names, config.val, config.test, config.seed)
 
 
+@locks("out")
 def train_classifier_space(
     zoos: list[Zoo],
     data: ImageData,

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..errors import ShapezooError
 from ..fit import field_seed
+from ..io import locks
 from ..zoo import ZooWriter, load_zoo, metric_summary
 from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
 from .data import ImageData
@@ -109,6 +110,7 @@ def train_models(
     return p.detach(), last.tolist()
 
 
+@locks("out")
 def train_zoo(
     spec: ClassifierSpec,
     data: ImageData,

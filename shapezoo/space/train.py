@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError, ShapezooError
 from ..fields import FieldSpec, field_forward
-from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
 from ..zoo import FieldZoo
 from .designs import ModelConfig
 from .latent import frozen
@@ -244,6 +244,7 @@ def load_checkpoint(out: Path, model, opt, codes=None) -> None:
     opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
 
 
+@locks("out")
 def train_space(
     zoo: FieldZoo,
     out: str | Path,
