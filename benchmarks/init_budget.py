@@ -29,7 +29,7 @@ from shapezoo.learned_init import load_init
 from shapezoo.metrics import components
 
 
-def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, names, steps: int) -> torch.Tensor:
+def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, names, steps: int, margin) -> torch.Tensor:
     if kind == "learned":
         init = load_init(init_path)
         init.check_spec(spec)
@@ -37,7 +37,7 @@ def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, nam
     seeded = init_params(spec, 0)
     if kind == "seeded":
         return seeded
-    r = fit_fields(spec, seeded, pts[:1], occ[:1], nu, names[:1], FitConfig(steps=steps))
+    r = fit_fields(spec, seeded, pts[:1], occ[:1], nu, names[:1], FitConfig(steps=steps, jitter_margin=margin))
     return r.params[0]
 
 
@@ -53,9 +53,10 @@ def run(args) -> dict:
     )
     for kind in args.starts:
         for steps in args.budgets:
-            start = _start(kind, spec, args.init, pts, occ, nu, names, steps)
+            start = _start(kind, spec, args.init, pts, occ, nu, names, steps, args.jitter_margin)
             t = time.perf_counter()
-            r = fit_fields(spec, start.to(args.device), pts, occ, nu, names, FitConfig(steps=steps))
+            recipe = FitConfig(steps=steps, lr=args.lr, jitter_margin=args.jitter_margin)
+            r = fit_fields(spec, start.to(args.device), pts, occ, nu, names, recipe)
             seconds = time.perf_counter() - t
             meshes, _ = extract_meshes(spec, r.params.to(args.device), extract, names)
             parts = [components(v, f) for v, f in meshes]
@@ -99,6 +100,8 @@ def run(args) -> dict:
         "device": args.device,
         "threads": torch.get_num_threads(),
         "resolution": args.resolution,
+        "jitter_margin": args.jitter_margin,
+        "lr": args.lr,
         "shapes": names,
         "goal_iou": args.goal,
         "goal": goal,
@@ -119,6 +122,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--goal", type=float, default=0.97)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--lr", type=float, default=FitConfig.lr, help="peak learning rate of the fits")
+    ap.add_argument(
+        "--jitter-margin",
+        type=lambda v: None if v == "none" else float(v),
+        default=FitConfig.jitter_margin,
+        help="the recipe's label-preserving jitter margin ('none': no jitter)",
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/init_budget.json"))
     return run(ap.parse_args(argv))
 

@@ -52,6 +52,9 @@ def sample(
     points: Annotated[int, typer.Option(help="Samples per shape (half uniform, half near the surface).")] = 100_000,
     seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
     inside: Annotated[str, typer.Option(help="Inside test: auto, raycast (watertight) or winding.")] = "auto",
+    sigmas: Annotated[
+        str, typer.Option(help="Noise scales of the near-surface samples, comma-separated, mixed in equal parts.")
+    ] = "0.003,0.01,0.03,0.06",
 ):
     """Sample labelled occupancy points for every mesh; resumes, and skips (but reports) bad files."""
     from shapezoo.errors import ShapezooError
@@ -60,8 +63,12 @@ def sample(
 
     if inside not in ("auto", "raycast", "winding"):
         raise ShapezooError(f"--inside must be auto, raycast or winding, got '{inside}'")
+    try:
+        scales = tuple(float(v) for v in sigmas.split(","))
+    except ValueError:
+        raise ShapezooError(f"--sigmas must be comma-separated numbers, got '{sigmas}'") from None
     items = find_meshes(meshes)
-    config = SampleConfig(points=points, seed=seed, inside=inside)  # type: ignore[arg-type]
+    config = SampleConfig(points=points, seed=seed, inside=inside, sigmas=scales)  # type: ignore[arg-type]
     with progress() as bar:
         task = bar.add_task("sampling", total=len(items), status="")
 

@@ -7,11 +7,14 @@ from typing import Annotated
 
 import typer
 
+from shapezoo.io import locks
+
 from ._common import finish, handle_errors, parse_names, progress
 from .fit import resolve_device
 
 
 @handle_errors
+@locks("out")
 def mesh(
     zoo: Annotated[Path, typer.Argument(help="Zoo folder.")],
     out: Annotated[Path, typer.Option(help="Output folder for NAME.FORMAT files.")],

@@ -162,15 +162,16 @@ def choose_init(choice: str, spec: FieldSpec, out: str | Path | None = None, tem
 
 
 def _load_training_shapes(samples: list[Path]) -> tuple[list[dict], int]:
-    """Every usable sampled shape of the folders (points, occupancy, provenance) and their shared n_uniform."""
+    """Every sampled shape of the folders (points, occupancy, provenance) and their shared n_uniform; a shape whose
+    samples cannot be used stops the run (an init must know exactly what it was learned on)."""
     shapes, n_uniform, seen = [], None, {}
     for folder in samples:
         listed = read_index(folder)["shapes"]
         if not listed:
             raise InputError(folder / INDEX_NAME, "lists no sampled shapes")
         loaded, failed, n_u = _load_batch(folder, listed)
-        for f in failed:
-            raise InputError(folder, f["error"])
+        if failed:
+            raise InputError(folder, f"unusable samples: {failed[0]['error']}")
         for s in loaded:
             if s["name"] in seen:
                 raise InputError(folder / INDEX_NAME, f"shape name '{s['name']}' also in {seen[s['name']]}")

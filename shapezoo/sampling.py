@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -51,6 +52,8 @@ class SampleConfig:
             raise ShapezooError(f"points must be >= 2, got {self.points}")
         if not 0.0 <= self.uniform_fraction <= 1.0:
             raise ShapezooError(f"uniform_fraction must be in [0, 1], got {self.uniform_fraction}")
+        if not self.sigmas or not all(math.isfinite(v) and v > 0 for v in self.sigmas):
+            raise ShapezooError(f"sigmas must be positive numbers, got {self.sigmas}")
 
 
 def shape_rng(seed: int, name: str) -> np.random.Generator:

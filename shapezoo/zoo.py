@@ -32,6 +32,15 @@ ZOO_JSON = "zoo.json"
 INIT_FILE = "init.safetensors"
 
 
+SUPERSEDED = "superseded"
+"""Status of an entry replaced by a later retry of the same name (kept in its shard, never loaded)."""
+
+
+def _retryable(entry: dict) -> bool:
+    """A field that failed before fitting (unreadable or unusable input): no metrics were recorded."""
+    return entry.get("status") == "failed" and not entry.get("metrics")
+
+
 def shard_name(i: int) -> str:
     return f"weights-{i:05d}.safetensors"
 
@@ -144,14 +153,20 @@ class ZooWriter:
             atomic_write_json(manifest, self.header)
 
     def done(self) -> set[str]:
-        """Names of fields already stored (fitted or failed)."""
-        return {e["name"] for e in self.header["fields"]}
+        """Names of fields already stored: fitted, or failed while fitting. Fields whose input could not be read
+        (failed with no metrics) are not done: a rerun retries them, in case the file was mended."""
+        return {e["name"] for e in self.header["fields"] if not _retryable(e) and e.get("status") != SUPERSEDED}
 
     def append(self, params: torch.Tensor, entries: list[dict]) -> None:
-        """Store a shard: (n, P) weights and their n entries."""
+        """Store a shard: (n, P) weights and their n entries. An earlier unreadable entry of the same name is marked
+        superseded in the same atomic write of ``zoo.json`` (its row stays in its shard, unlisted by ``load_zoo``)."""
         self.spec.layout().check(params)
         if len(entries) != params.shape[0]:
             raise ShapezooError(f"{len(entries)} entries for {params.shape[0]} weight rows")
+        again = {e["name"] for e in entries}
+        for old in self.header["fields"]:
+            if old["name"] in again and _retryable(old):
+                old["status"] = SUPERSEDED
         i = len(self.header["shards"])
         name = shard_name(i)
         atomic_save_tensors(
@@ -199,6 +214,8 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
     seen: set[str] = set()
     for e in fields:
         name = plain_name(e.get("name"), manifest)
+        if e.get("status") == SUPERSEDED:
+            continue
         if name in seen:
             raise InputError(manifest, f"lists the field name '{name}' twice")
         seen.add(name)
@@ -216,8 +233,9 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
         stored = shard_meta.get("names")
         if stored is not None and stored.split(",") != [e["name"] for e in listed]:
             raise InputError(manifest, f"the names it lists for shard {shard['file']} differ from the shard's own")
-        rows.append(params.float())
-        entries.extend(listed)
+        keep = [j for j, e in enumerate(listed) if e.get("status") != SUPERSEDED]
+        rows.append(params[keep].float())
+        entries.extend(listed[j] for j in keep)
     params = torch.cat(rows) if rows else torch.zeros(0, P)
     if len(entries) != params.shape[0]:
         raise InputError(manifest, f"lists {len(entries)} fields but the shards hold {params.shape[0]}")

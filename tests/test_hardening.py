@@ -214,3 +214,53 @@ def test_space_commands_refuse_nonsense(trained, tiny_zoo, tmp_path):
     )
     r = runner.invoke(app, ["optimize", "--space", space, "--points", str(empty), "--out", str(tmp_path / "o")])
     _refused(r, "empty.ply", "no points")
+
+
+def test_cifar_binary_batches_are_read_and_pickles_refused(tmp_path):
+    import numpy as np
+
+    from shapezoo.classifiers.data import CIFAR_TEST, CIFAR_TRAIN, load_images
+    from shapezoo.errors import InputError
+
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in (*CIFAR_TRAIN, CIFAR_TEST):
+        records = rng.integers(0, 256, size=(20, 3073), dtype=np.uint8)
+        records[:, 0] = np.arange(20) % 10
+        records.tofile(folder / name)
+    data = load_images("cifar10", tmp_path)
+    assert tuple(data.train[0].shape[1:]) == (3, 32, 32) and data.classes == 10
+    assert len(data.train[0]) + len(data.val[0]) == 100 and len(data.test[0]) == 20
+    assert data.test[1].tolist() == [i % 10 for i in range(20)]
+    pickled = tmp_path / "py" / "cifar-10-batches-py"
+    pickled.mkdir(parents=True)
+    (pickled / "data_batch_1").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(InputError, match="pickled and never loaded"):
+        load_images("cifar10", tmp_path / "py")
+
+
+def test_latents_with_path_names_are_refused(tmp_path):
+    import torch
+
+    from shapezoo.errors import InputError
+    from shapezoo.space import load_latents, save_latents
+
+    save_latents(tmp_path / "z.safetensors", torch.zeros(2, 4), ["ok", "../../up"])
+    with pytest.raises(InputError, match="invalid name"):
+        load_latents(tmp_path / "z.safetensors")
+
+
+def test_a_rerun_retries_fields_whose_samples_were_missing(data, tmp_path):
+    samples = _copy_zoo(data / "s", tmp_path / "s")
+    (samples / "ball.safetensors").rename(tmp_path / "ball.safetensors")
+    zoo = tmp_path / "zoo"
+    _refused(runner.invoke(app, ["fit", str(samples), "--out", str(zoo), *TINY]), "ball.safetensors", "not found")
+    assert load_zoo(zoo).entries[load_zoo(zoo).index("ball")]["status"] == "failed"
+    (tmp_path / "ball.safetensors").rename(samples / "ball.safetensors")  # the file is back
+    r = runner.invoke(app, ["fit", str(samples), "--out", str(zoo), *TINY])
+    assert r.exit_code == 0, r.output
+    z = load_zoo(zoo)
+    assert sorted(z.names) == ["ball", "box", "pill"] and all(e["status"] == "ok" for e in z.entries)
+    assert len(z.params) == 3
+    assert json.loads(r.stdout.strip().splitlines()[-1])["fitted_now"] == 1

@@ -1,5 +1,6 @@
 """Image datasets with fixed train/val/test splits: scikit-learn's bundled digits, (Fashion-)MNIST IDX files,
-CIFAR-10 through torchvision. Nothing is downloaded; images come standardised by the training split's statistics.
+CIFAR-10 from its binary batches (never the pickled python version). Nothing is downloaded; images come
+standardised by the training split's statistics.
 """
 
 from __future__ import annotations
@@ -110,23 +111,47 @@ def load_idx_folder(name: str, root: str | Path) -> ImageData:
     return _standardise(name, (xtr[:-n_val], ytr[:-n_val]), (xtr[-n_val:], ytr[-n_val:]), (xte, yte), classes)
 
 
+CIFAR_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+CIFAR_TEST = "test_batch.bin"
+_CIFAR_RECORD = 1 + 3 * 32 * 32
+"""One record of CIFAR-10's binary version: a label byte, then 32 x 32 red, green and blue bytes (row-major)."""
+
+
+def _read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % _CIFAR_RECORD:
+        raise InputError(path, f"not a CIFAR-10 binary batch ({raw.size} bytes, not a multiple of {_CIFAR_RECORD})")
+    records = raw.reshape(-1, _CIFAR_RECORD)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise InputError(path, f"label {labels.max()} out of range 0-9; not a CIFAR-10 batch")
+    return records[:, 1:].reshape(-1, 3, 32, 32), labels
+
+
 def load_cifar10(root: str | Path) -> ImageData:
-    """CIFAR-10 through torchvision from local files only (``download=False``): train 45k / val 5k / test 10k."""
-    try:
-        from torchvision.datasets import CIFAR10
-    except ImportError:
-        raise ShapezooError("cifar10 needs torchvision (pip install torchvision) and the dataset files") from None
-    try:
-        tr, te = CIFAR10(str(root), train=True, download=False), CIFAR10(str(root), train=False, download=False)
-    except RuntimeError as exc:
-        raise InputError(root, f"CIFAR-10 files not found ({exc}); shapezoo never downloads") from None
-    xtr, xte = tr.data.transpose(0, 3, 1, 2), te.data.transpose(0, 3, 1, 2)
-    ytr, yte = np.asarray(tr.targets), np.asarray(te.targets)
-    return _standardise("cifar10", (xtr[:-5000], ytr[:-5000]), (xtr[-5000:], ytr[-5000:]), (xte, yte), 10)
+    """CIFAR-10 from the binary version's files (``cifar-10-batches-bin``, in ``root`` or below it): train 45k /
+    val 5k / test 10k. The python version's batches are pickles, which shapezoo never loads."""
+    root = Path(root)
+    folder = root / "cifar-10-batches-bin" if (root / "cifar-10-batches-bin").is_dir() else root
+    files = [folder / f for f in (*CIFAR_TRAIN, CIFAR_TEST)]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        pickled = (root / "cifar-10-batches-py").is_dir() or (root / "data_batch_1").exists()
+        hint = (
+            "; the python version (cifar-10-batches-py) is pickled and never loaded: use the binary version"
+            if pickled
+            else ""
+        )
+        raise InputError(folder, f"missing CIFAR-10 binary files {', '.join(missing)}{hint}; shapezoo never downloads")
+    train = [_read_cifar_bin(f) for f in files[:-1]]
+    xtr, ytr = np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])
+    xte, yte = _read_cifar_bin(files[-1])
+    n_val = min(5000, len(xtr) // 10)
+    return _standardise("cifar10", (xtr[:-n_val], ytr[:-n_val]), (xtr[-n_val:], ytr[-n_val:]), (xte, yte), 10)
 
 
 def load_images(name: str, root: str | Path | None = None) -> ImageData:
-    """A dataset by name: ``digits`` (bundled), ``fashion-mnist``/``mnist`` (IDX folder), ``cifar10`` (torchvision)."""
+    """A dataset by name: ``digits`` (bundled), ``fashion-mnist``/``mnist`` (IDX folder), ``cifar10`` (binary)."""
     if name == "digits":
         return load_digits()
     if name in ("fashion-mnist", "mnist"):
@@ -136,6 +161,6 @@ def load_images(name: str, root: str | Path | None = None) -> ImageData:
         return load_idx_folder(name, root)
     if name == "cifar10":
         if root is None:
-            raise ShapezooError("cifar10 needs --root, a folder with torchvision's cifar-10-batches-py")
+            raise ShapezooError("cifar10 needs --root, a folder with CIFAR-10's binary batches (cifar-10-batches-bin)")
         return load_cifar10(root)
     raise ShapezooError(f"unknown dataset '{name}' ({', '.join(DATASETS)})")

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import InputError, ShapezooError
 from ..fields import FieldSpec, init_params
-from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, plain_name, read_json
 from .designs import DESIGNS, ModelConfig, ParamStats, WeightAutoencoder
 
 SPACE_FORMAT = "shapezoo.space/1"
@@ -174,8 +174,10 @@ def load_latents(path: str | Path) -> tuple[torch.Tensor, list[str]]:
         names = json.loads(meta.get("names", "null")) or [f"z{i:04d}" for i in range(len(z))]
     except json.JSONDecodeError:
         raise InputError(path, "the 'names' metadata is not valid JSON") from None
-    if len(names) != len(z):
-        raise InputError(path, f"lists {len(names)} names for {len(z)} latents")
+    if not isinstance(names, list) or len(names) != len(z):
+        raise InputError(path, f"lists {len(names) if isinstance(names, list) else 'no'} names for {len(z)} latents")
+    for name in names:
+        plain_name(name, path)
     return z.float(), names
 
 
