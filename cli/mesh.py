@@ -40,22 +40,27 @@ def mesh(
 
     from shapezoo.errors import ShapezooError
     from shapezoo.extract import EXPORT_FORMATS, ExtractConfig, export_mesh, extract_meshes
-    from shapezoo.io import ensure_output_dir
+    from shapezoo.io import ensure_output_dir, read_json
     from shapezoo.meshes import Normalisation
     from shapezoo.zoo import load_zoo
 
     if format not in EXPORT_FORMATS:
         raise ShapezooError(f"unsupported --format '{format}' ({', '.join(EXPORT_FORMATS)})")
     z = load_zoo(zoo)
-    config = ExtractConfig(resolution=resolution, coarse=None if dense else coarse)
+    config = ExtractConfig(resolution=resolution, coarse=None if dense else coarse, min_component=min_component)
     dev = resolve_device(device)
     ensure_output_dir(out)
+    settings = {"zoo": str(Path(zoo).resolve()), "format": format, "original_frame": original_frame, **config.__dict__}
+    previous = read_json(out / "mesh.json") if (out / "mesh.json").exists() else {}
+    finished = {r["name"]: r for r in previous.get("meshes", [])} if previous.get("settings") == settings else {}
     wanted = parse_names(names) or z.names
     failures, rows, todo = [], [], []
     for name in wanted:
         problem = z.unusable(name)
         if problem:
             failures.append(problem)
+        elif name in finished and Path(finished[name]["file"]).exists():
+            rows.append(finished[name])  # a rerun with the same settings skips finished meshes
         else:
             todo.append(z.index(name))
     evals, start = 0, time.perf_counter()
@@ -79,6 +84,8 @@ def mesh(
     summary = {
         "zoo": str(zoo),
         "out": str(out),
+        "settings": settings,
+        "meshed_now": len(todo),
         "meshes": rows,
         "resolution": resolution,
         "dense": dense,

@@ -207,17 +207,22 @@ def decode(
     """Decode latents into a field zoo (mesh, eval and encode work on it like on any zoo)."""
     import json
 
-    from shapezoo.io import load_tensors
+    from shapezoo.io import load_tensors, read_json, sha256_file
     from shapezoo.space import load_latents, load_space
-    from shapezoo.zoo import save_zoo
+    from shapezoo.zoo import ZOO_JSON, save_zoo
 
     s = load_space(space, resolve_device(device))
     z, names = load_latents(latents)
     s.check_latents(z, latents)
+    source = {"space": str(space), "latents": str(latents), "sha256": sha256_file(latents)}
+    if (out / ZOO_JSON).exists() and read_json(out / ZOO_JSON).get("decoded") == source:
+        summary = {"zoo": str(out), "fields": 0, "skipped": "already holds these decodes; nothing to do"}
+        finish(f"{out}: nothing to do", ["name"], [], summary)
+        return
     norms = json.loads(load_tensors(latents)[1].get("normalisation", "{}"))
     params = s.decode(z).cpu()
     entries = [{"name": n, "status": "ok", "normalisation": norms.get(n), "decoded_from": str(latents)} for n in names]
-    save_zoo(out, s.spec, params, entries, s.field_init(), {"decoded": {"space": str(space), "latents": str(latents)}})
+    save_zoo(out, s.spec, params, entries, s.field_init(), {"decoded": source})
     finish(
         f"{len(names)} fields decoded into {out}",
         ["name"],

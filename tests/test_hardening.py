@@ -264,3 +264,31 @@ def test_a_rerun_retries_fields_whose_samples_were_missing(data, tmp_path):
     assert sorted(z.names) == ["ball", "box", "pill"] and all(e["status"] == "ok" for e in z.entries)
     assert len(z.params) == 3
     assert json.loads(r.stdout.strip().splitlines()[-1])["fitted_now"] == 1
+
+
+def test_mesh_and_decode_reruns_skip_finished_work(data, trained, tiny_zoo, tmp_path):
+    args = ["mesh", str(data / "zoo"), "--out", str(tmp_path / "m"), "--resolution", "24"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    files = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "m").glob("*.obj")}
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and json.loads(again.stdout.strip().splitlines()[-1])["meshed_now"] == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "m").glob("*.obj")} == files
+    other = runner.invoke(app, [*args[:-1], "32"])  # other settings: everything is meshed again
+    assert json.loads(other.stdout.strip().splitlines()[-1])["meshed_now"] == 3
+
+    z = tmp_path / "z.safetensors"
+    space = str(trained[0])
+    assert (
+        runner.invoke(app, ["encode", str(tiny_zoo), "--space", space, "--out", str(z), "--refine", "0"]).exit_code == 0
+    )
+    decode = ["decode", str(z), "--space", space, "--out", str(tmp_path / "dec")]
+    assert runner.invoke(app, decode).exit_code == 0
+    before = (tmp_path / "dec" / "zoo.json").read_bytes()
+    r = runner.invoke(app, decode)
+    assert r.exit_code == 0 and "nothing to do" in json.loads(r.stdout.strip().splitlines()[-1])["skipped"]
+    assert (tmp_path / "dec" / "zoo.json").read_bytes() == before
+    assert (
+        runner.invoke(app, ["encode", str(tiny_zoo), "--space", space, "--out", str(z), "--refine", "1"]).exit_code == 0
+    )
+    _refused(runner.invoke(app, decode), "already holds a zoo")  # other latents into the same folder
