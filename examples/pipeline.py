@@ -1,6 +1,6 @@
 """The main job end to end on built-in data: procedural shapes -> occupancy samples -> field zoo -> meshes -> scores.
 
-Usage: python examples/pipeline.py --out runs/pipeline [--per-family 4] [--steps 2400] [--points 100000]
+Usage: python examples/pipeline.py --out runs/pipeline [--per-family 4] [--steps 500] [--points 100000]
 Every step is the library call behind the matching `shapezoo` command; a rerun resumes finished steps.
 """
 
@@ -18,6 +18,7 @@ from shapezoo.extract import ExtractConfig, export_mesh, extract_meshes
 from shapezoo.fields import FieldSpec
 from shapezoo.fit import FitConfig, fit_zoo
 from shapezoo.io import atomic_write_json
+from shapezoo.learned_init import bundled_init
 from shapezoo.sampling import SampleConfig, sample_meshes
 from shapezoo.zoo import load_zoo
 from shapezoo_datasets import FAMILIES, generate
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=Path("runs/pipeline"))
     ap.add_argument("--per-family", type=int, default=4, help="shapes per procedural family")
     ap.add_argument("--points", type=int, default=100_000, help="occupancy samples per shape")
-    ap.add_argument("--steps", type=int, default=FitConfig.steps, help="fitting steps per field")
+    ap.add_argument("--steps", type=int, default=0, help="fitting steps per field (0: the recipe's for its start)")
     ap.add_argument("--lr", type=float, default=FitConfig.lr, help="peak learning rate")
     ap.add_argument("--width", type=int, default=FieldSpec.width)
     ap.add_argument("--resolution", type=int, default=128, help="marching-cubes grid for meshes and scores")
@@ -46,13 +47,16 @@ def main(argv: list[str] | None = None) -> dict:
     timings["sample"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    spec = FieldSpec(width=args.width)
+    init = bundled_init(spec)  # the learned start shipped for this architecture (None: the seeded init)
     fit = fit_zoo(
         out / "samples",
         out / "zoo",
-        FieldSpec(width=args.width),
-        FitConfig(steps=args.steps, lr=args.lr),
+        spec,
+        FitConfig(steps=args.steps or FitConfig.default_steps(init is not None), lr=args.lr),
         batch=32,
         device=args.device,
+        init=init,
     )
     timings["fit"] = time.perf_counter() - t
 

@@ -62,7 +62,7 @@ class FitConfig:
     random offset no longer than its distance to the nearest training sample of the other label minus this margin
     (near-surface samples stay put; the surface lies within that distance, and dense near-surface samples put it no
     closer than the margin). Without it the field is free between the fixed uniform samples and grows floating
-    blobs there (BENCHMARKS.md, "Floaters"). None: train on the fixed samples only."""
+    blobs there (BENCHMARKS.md, "Learned initialisation and floaters"). None: train on the fixed samples only."""
     precision: Literal["auto", "fp32", "tf32"] = "auto"
     """``auto``: TF32 matmuls on CUDA, fp32 on CPU."""
     points_per_pass: int | None = None
@@ -71,8 +71,8 @@ class FitConfig:
 
     @staticmethod
     def default_steps(learned_init: bool) -> int:
-        """Steps of the default recipe: 500 from a learned init (BENCHMARKS.md, "Learned initialisation"), else
-        4800."""
+        """Steps of the default recipe: 500 from a learned init, else 4800 (BENCHMARKS.md, "Learned initialisation
+        and floaters")."""
         return 500 if learned_init else 4800
 
     def __post_init__(self):

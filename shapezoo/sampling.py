@@ -41,7 +41,7 @@ class SampleConfig:
     sigmas: tuple[float, ...] = (0.003, 0.01, 0.03, 0.06)
     """Noise scales of the near-surface samples, mixed in equal parts. The wide scales supervise the band 0.02-0.1
     from the surface, which the uniform samples cover too thinly: without them fields grow hollow bubbles inside
-    thick parts and blobs beside the surface (BENCHMARKS.md, "Floaters")."""
+    thick parts and blobs beside the surface (BENCHMARKS.md, "Learned initialisation and floaters")."""
     seed: int = 0
     """Base seed; each shape's generator also mixes in the shape's name, so order does not matter."""
     inside: Literal["auto", "raycast", "winding"] = "auto"

@@ -148,6 +148,12 @@ def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSp
     model = build_model(spec, config)
     load_space_state(path, model)
     meta = {k: v for k, v in header.items() if k not in ("format", "spec", "model")}
+    split = meta.get("split", {})
+    if not isinstance(split, dict) or not all(isinstance(v, list) for v in split.values()):
+        raise InputError(Path(path) / SPACE_JSON, "'split' must map each split to a list of field names")
+    for names in split.values():
+        for name in names:
+            plain_name(name, Path(path) / SPACE_JSON)
     init = None
     if (Path(path) / INIT_FILE).exists():
         init = load_tensors(Path(path) / INIT_FILE, framework="pt")[0].get("params")
