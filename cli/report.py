@@ -29,7 +29,7 @@ def report(
 @handle_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Run folder (created; a rerun resumes).")] = Path("runs/demo"),
-    budget: Annotated[float, typer.Option(help="Scale of the job: 1 takes about 2 minutes on 2 CPU cores.")] = 1.0,
+    budget: Annotated[float, typer.Option(help="Scale of the job: 1 takes about 1 minute on 2 CPU cores.")] = 1.0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
     """generate -> sample -> fit -> mesh -> eval -> weight space -> interpolate -> renders -> report.html."""

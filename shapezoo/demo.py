@@ -1,7 +1,7 @@
 """The main job end to end on built-in procedural data, sized by one budget knob, ending in an HTML report.
 
 generate -> sample -> fit -> mesh -> eval -> train a weight space -> interpolate (latent and raw weights) ->
-renders -> a small digits classifier zoo and its space -> report. Budget 1 takes about 2 minutes on 2 CPU cores;
+renders -> a small digits classifier zoo and its space -> report. Budget 1 takes about 1 minute on 2 CPU cores;
 a rerun skips finished sampling, fitting, zoo and space training.
 """
 
