@@ -45,7 +45,9 @@ def main(argv=None) -> dict:
     ap.add_argument("meshes", type=Path, help="ground-truth meshes, named like the fields")
     ap.add_argument("--space", action="append", default=[], help="NAME=SPACE_DIR (its split defines test/train)")
     ap.add_argument("--decoded", action="append", default=[], help="NAME=ZOO of decodes made elsewhere")
-    ap.add_argument("--refine", type=int, nargs="*", default=[0], help="score encoder + N refinement steps (0: encoder)")
+    ap.add_argument(
+        "--refine", type=int, nargs="*", default=[0], help="score encoder + N refinement steps (0: encoder)"
+    )
     ap.add_argument("--device", default="cpu", help="device for encoding, refinement and decoding")
     ap.add_argument("--decode-to", type=Path, help="write the decodes as zoos here and stop (no scoring)")
     ap.add_argument("--split-from", type=Path, help="JSON with the 'split' (when no --space is given)")
@@ -70,7 +72,9 @@ def main(argv=None) -> dict:
         for key, s in spaces.items():
             z = s.encode(params)
             for n in a.refine:
-                methods.setdefault(f"{key}+refine{n}" if n else key, {})[g] = s.decode(refine_latents(s, params, z, n)).cpu()
+                methods.setdefault(f"{key}+refine{n}" if n else key, {})[g] = s.decode(
+                    refine_latents(s, params, z, n)
+                ).cpu()
         for key, path in (d.split("=", 1) for d in a.decoded):
             dz = load_zoo(path)
             if set(names) <= set(dz.names):  # a decoded zoo is scored on the groups it holds
