@@ -185,3 +185,18 @@ def test_init_record_is_safetensors_and_json(samples, tmp_path):
     record = json.loads((tmp_path / "init.json").read_text())
     assert record["format"] == "shapezoo.init/1" and record["spec"] == SPEC.to_json()
     assert record["config"]["outer_steps"] == 4
+
+
+def test_the_bundled_inits_are_the_default_for_their_architectures(tmp_path):
+    from shapezoo.learned_init import bundled_init
+
+    for spec in (FieldSpec(), FieldSpec(width=64)):
+        init = choose_init("default", spec)
+        assert init is not None and init.spec == spec and torch.isfinite(init.params).all()
+        assert init.record["complete"] and len(init.record["shapes"]) == 180  # 60 procedural + 120 CAPOD meshes
+        assert init.sha256 == bundled_init(spec).sha256
+    assert choose_init("default", FieldSpec(), template=True) is None  # a template chooses its own start
+    seeded_zoo = tmp_path / "zoo"
+    seeded_zoo.mkdir()
+    (seeded_zoo / "zoo.json").write_text(json.dumps({"init": None}))
+    assert choose_init("default", FieldSpec(), out=seeded_zoo) is None  # resuming a seeded zoo stays seeded
