@@ -2,8 +2,10 @@
 ``shapezoo encode FOLDER`` with a space whose zoo was fitted from a learned init (sample, short fit, encode), side
 by side in one run: wall time per stage and decoded IoU vs the ground truth.
 
-Usage: python benchmarks/encode_meshes.py MESHES --space NAME=SPACE [--space NAME=SPACE ...] [--refine 100]
+Usage: python benchmarks/encode_meshes.py MESHES --space NAME=SPACE[:STEPS] [--space ...] [--refine 100]
        [--out JSON]
+
+``:STEPS`` overrides the fit's length (``encode --steps``), e.g. to time today's 4800-step path with the same space.
 
 Each space encodes the meshes the way ``shapezoo encode MESHES --space SPACE`` does (``fit_meshes`` with its zoo's
 sampling and fitting recipe and start point, then encoder + ``--refine`` steps) and decodes; IoU compares the
@@ -41,7 +43,7 @@ def _ious(spec, params: torch.Tensor, truth: list) -> list[float]:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("meshes", type=Path)
-    ap.add_argument("--space", action="append", required=True, help="NAME=SPACE_DIR")
+    ap.add_argument("--space", action="append", required=True, help="NAME=SPACE_DIR[:FIT_STEPS]")
     ap.add_argument("--refine", type=int, default=100)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/encode_meshes.json"))
     args = ap.parse_args(argv)
@@ -53,9 +55,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'space':>10}{'fit steps':>10}{'fit s':>8}{'encode s':>9}{'total s':>8}{'fit IoU':>9}{'decoded IoU':>12}")
     for spec_arg in args.space:
         name, folder = spec_arg.split("=", 1)
+        folder, _, steps_arg = folder.partition(":")
         space = load_space(folder)
         t0 = time.perf_counter()
-        params, records, failed = fit_meshes(space, items)
+        params, records, failed = fit_meshes(space, items, steps=int(steps_arg) if steps_arg else None)
         t1 = time.perf_counter()
         z = refine_latents(space, params, space.encode(params), args.refine)
         decoded = space.decode(z).cpu()
