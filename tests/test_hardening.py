@@ -193,6 +193,9 @@ def test_encode_says_which_fields_it_skipped(trained, tiny_zoo, tmp_path):
         (["fit", "{s}", "--out", "{o}", "--target-iou", "5"], "target IoU"),
         (["fit", "{s}", "--out", "{o}", "--width", "8192", "--depth", "8", "--steps", "5"], "GiB"),
         (["mesh", "{zoo}", "--out", "{o}", "--resolution", "100000"], "--resolution"),
+        (["init", "learn", "{s}", "--out", "{o}", "--outer-steps", "0"], "outer-steps must be >= 1"),
+        (["init", "learn", "{s}", "--out", "{o}", "--outer-lr", "nan"], "outer-lr must be a positive number"),
+        (["fit", "{s}", "--out", "{o}", "--init", "{o}"], "no learned init here"),
     ],
 )
 def test_nonsense_options_are_refused_up_front(data, tmp_path, args, needle):
