@@ -135,6 +135,7 @@ def info(zoo: Annotated[Path, typer.Argument(help="Zoo folder.")]):
         "failed": sum(e["status"] == "failed" for e in z.entries),
         "nonfinite": z.nonfinite(),
         "init_seed": z.meta.get("init_seed"),
+        "init": z.meta.get("init"),
         "fit": z.meta.get("fit"),
         "iou": metric_summary(z.entries, "iou"),
         "iou_near": metric_summary(z.entries, "iou_near"),
