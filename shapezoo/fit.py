@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .errors import ShapezooError
 from .fields import FieldSpec, field_forward, init_params
 from .io import atomic_write_json, locks, read_json
+from .jitter import JITTER_STRIDE, jitter_tables
 from .runtime import available_memory, cuda_graph, precision, reuse_freed_memory
 from .sampling import INDEX_NAME, load_samples, read_index
 from .zoo import ZOO_JSON, ZooWriter, load_zoo, metric_summary
@@ -156,7 +157,7 @@ def _train_step(
     b1, b2 = config.betas
     idx = (off_a[:, None] + torch.arange(M, device=off_a.device)) % n_train
     if jitter_a is not None:
-        pick = (idx + t_a[:, None] * _JITTER_STRIDE) % n_train
+        pick = (idx + t_a[:, None] * JITTER_STRIDE) % n_train
     grads, losses = [], []
     for lo in range(0, len(p_a), fields_per_pass):
         sl = slice(lo, lo + fields_per_pass)
@@ -184,44 +185,6 @@ def _train_step(
         off_a.add_(M).remainder_(n_train)
         bad.logical_or_(~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1))
     return loss
-
-
-_JITTER_STRIDE = 7919
-"""Step-to-step shift of the offset each point takes (a prime, so a point meets every offset of the table)."""
-
-
-_JITTER_REACH = 0.06
-"""Distances to the other label are searched up to this far (a bounded KD-tree search is ~4x faster): no point
-moves more than ``_JITTER_REACH - margin``, which still fills the gaps between the uniform samples (~0.03 apart)."""
-
-
-def jitter_radii(points: np.ndarray, labels: np.ndarray, margin: float) -> np.ndarray:
-    """(n,) safe jitter radius of each labelled point (n, 3): its distance to the nearest point of the other label
-    (at most ``_JITTER_REACH``) minus ``margin``, at least 0. Moving a point less than that keeps its label wherever
-    the other label's points sample the surface densely (within ``margin``), as the near-surface samples do."""
-    from scipy.spatial import cKDTree
-
-    inside = labels > 0.5
-    radius = np.zeros(len(points), dtype=np.float32)
-    if inside.all() or not inside.any():
-        return radius
-    for side in (inside, ~inside):
-        dist, _ = cKDTree(points[~side]).query(points[side], k=1, distance_upper_bound=_JITTER_REACH)
-        radius[side] = np.clip(dist, 0.0, _JITTER_REACH) - margin
-    return np.maximum(radius, 0.0)
-
-
-def _jitter_tables(train_x: torch.Tensor, train_y: torch.Tensor, names: list[str], config: FitConfig):
-    """Per field: unit-ball offsets (B, n, 3) drawn from the field's own seed, and safe radii (B, n)."""
-    offsets, radii = [], []
-    for x, y, name in zip(train_x.cpu().numpy(), train_y.cpu().numpy(), names):
-        rng = np.random.default_rng(field_seed(config.init_seed, "jitter:" + name))
-        u = rng.normal(size=(len(x), 3))
-        u *= (rng.random(len(x)) ** (1 / 3) / np.linalg.norm(u, axis=1))[:, None]
-        offsets.append(u.astype(np.float32))
-        radii.append(jitter_radii(x, y, config.jitter_margin))
-    device = train_x.device
-    return torch.as_tensor(np.stack(offsets), device=device), torch.as_tensor(np.stack(radii), device=device)
 
 
 def pass_memory(spec: FieldSpec, points: int) -> int:
@@ -310,7 +273,10 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
     train_y = torch.gather(occupancy, 1, train_idx)
     n_train = train_x.shape[1]
     check_x, check_y = train_x[:, :4096], train_y[:, :4096]  # training points for early stopping
-    jitter = None if config.jitter_margin is None else _jitter_tables(train_x, train_y, names, config)
+    jitter = None
+    if config.jitter_margin is not None:
+        seeds = [field_seed(config.init_seed, "jitter:" + n) for n in names]
+        jitter = jitter_tables(train_x, train_y, seeds, config.jitter_margin)
 
     # Optimiser state, one row per field.
     init = init.to(device=device, dtype=torch.float32)
