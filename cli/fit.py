@@ -67,10 +67,11 @@ def fit(
     ] = "default",
 ):
     """Fit one occupancy field per sampled shape, BATCH fields at a time; a rerun resumes an interrupted job."""
-    from shapezoo.fit import FitConfig, fit_zoo
+    from shapezoo.fit import FitConfig
     from shapezoo.io import read_json
     from shapezoo.learned_init import choose_init
     from shapezoo.sampling import read_index
+    from shapezoo.zoo_fit import fit_zoo
 
     spec = field_spec(arch, width, depth)
     start = choose_init(init, spec, out, template=bool(template))

@@ -145,8 +145,9 @@ def encode(
         s.check_spec(z.spec, source)
         chosen = parse_names(names)
         if chosen is None:  # every usable field; each one left out is said
-            skipped = [problem for n in z.names if (problem := z.unusable(n))]
-            wanted = [n for n in z.names if z.unusable(n) is None]
+            problems = {n: z.unusable(n) for n in z.names}
+            skipped = [p for p in problems.values() if p]
+            wanted = [n for n, p in problems.items() if p is None]
         else:
             wanted = chosen
             for n in wanted:

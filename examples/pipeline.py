@@ -16,11 +16,12 @@ import torch
 from shapezoo.evaluation import evaluate_zoo
 from shapezoo.extract import ExtractConfig, export_mesh, extract_meshes
 from shapezoo.fields import FieldSpec
-from shapezoo.fit import FitConfig, fit_zoo
+from shapezoo.fit import FitConfig
 from shapezoo.io import atomic_write_json
 from shapezoo.learned_init import bundled_init
 from shapezoo.sampling import SampleConfig, sample_meshes
 from shapezoo.zoo import load_zoo
+from shapezoo.zoo_fit import fit_zoo
 from shapezoo_datasets import FAMILIES, generate
 
 

@@ -17,7 +17,7 @@ import torch
 from .evaluation import evaluate_zoo
 from .extract import ExtractConfig, export_mesh, extract_meshes
 from .fields import FieldSpec
-from .fit import FitConfig, fit_zoo
+from .fit import FitConfig
 from .io import atomic_write_json, ensure_output_dir
 from .learned_init import bundled_init
 from .render import render_grid, render_strip, save_png
@@ -26,6 +26,7 @@ from .sampling import SampleConfig, sample_meshes
 from .space import ModelConfig, TrainConfig, load_space, train_space
 from .space.explore import sequence, sequence_metrics
 from .zoo import load_zoo
+from .zoo_fit import fit_zoo
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ import functools
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -20,15 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ShapezooError
-from .fields import FieldSpec, field_forward, init_params
-from .io import atomic_write_json, locks, read_json
+from .fields import FieldSpec, field_forward
 from .jitter import JITTER_STRIDE, jitter_tables
 from .runtime import available_memory, cuda_graph, precision, reuse_freed_memory
-from .sampling import INDEX_NAME, load_samples, read_index
-from .zoo import ZOO_JSON, ZooWriter, load_zoo, metric_summary
 
 if TYPE_CHECKING:
-    from .learned_init import LearnedInit
+    pass
 
 
 @dataclass(frozen=True)
@@ -199,7 +195,7 @@ def _out_of_memory(fields: int, config: FitConfig, device: torch.device) -> Shap
     )
 
 
-def _check_data(points: torch.Tensor, occupancy: torch.Tensor, names: list[str]) -> None:
+def check_samples(points: torch.Tensor, occupancy: torch.Tensor, names: list[str]) -> None:
     if points.dim() != 3 or points.shape[-1] != 3 or occupancy.shape != points.shape[:2] or len(names) != len(points):
         raise ShapezooError(
             f"fit expects points (B, N, 3), occupancy (B, N) and B names; got "
@@ -236,7 +232,7 @@ def fit_fields(
         occupancy: (B, N) labels in {0, 1}.
         names: B field names; they seed each field's data order and hold-out split.
     """
-    _check_data(points, occupancy, names)
+    check_samples(points, occupancy, names)
     device, B, N = points.device, points.shape[0], points.shape[1]
     spec.layout().check(init)
     M = min(config.points_per_step, int(round(N * (1 - config.holdout))))
@@ -383,172 +379,3 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
 def _forward_chunked(spec: FieldSpec, params: torch.Tensor, x: torch.Tensor, fields: int) -> torch.Tensor:
     """(B, P), (B, N, 3) -> (B, N) logits, ``fields`` fields per pass."""
     return torch.cat([field_forward(spec, p, xx).squeeze(-1) for p, xx in zip(params.split(fields), x.split(fields))])
-
-
-def config_json(config: FitConfig) -> dict:
-    """The recipe as JSON (stored in the zoo); no ``template`` key when there is none, as in zoos made before it."""
-    return {k: v for k, v in asdict(config).items() if k != "template" or v is not None}
-
-
-def _check_size(spec: FieldSpec, batch: int, device: torch.device) -> None:
-    """Refuse, before anything is written, an architecture whose weights and optimiser state for ``batch`` fields
-    (about 6 copies of (batch, P) float32, plus the init) do not fit in the device's free memory."""
-    P = spec.layout().size
-    need = 4 * P * (6 * batch + 1)
-    free = available_memory(device)
-    if need > free:
-        raise ShapezooError(
-            f"fields of {P:,} weights (width {spec.width}, depth {spec.depth}) need about {need / 2**30:.1f} GiB for "
-            f"a batch of {batch} on {device}, {free / 2**30:.1f} GiB is free; choose a smaller --width/--depth "
-            "or --batch"
-        )
-
-
-def _load_batch(samples_dir, shapes: list[dict]) -> tuple[list[dict], list[dict], int | None]:
-    """Read the sample files of a batch; shapes with unusable samples become failed entries."""
-    loaded, failed, n_uniform = [], [], None
-    for s in shapes:
-        entry = {
-            "name": s["name"],
-            "source": s.get("source"),
-            "sha256": s.get("sha256"),
-            "normalisation": s.get("normalisation"),
-        }
-        try:
-            data = load_samples(samples_dir / s["file"])
-            pts, occ = torch.from_numpy(data["points"]), torch.from_numpy(data["occupancy"])
-            _check_data(pts[None], occ[None], [s["name"]])
-            if loaded and (pts.shape != loaded[0]["points"].shape or int(data["n_uniform"]) != n_uniform):
-                raise ShapezooError(
-                    f"{s['name']}: sample count differs from the rest of the batch; resample "
-                    "all shapes with the same --points"
-                )
-            n_uniform = int(data["n_uniform"])
-            loaded.append({**entry, "points": pts, "occupancy": occ})
-        except ShapezooError as exc:
-            failed.append({**entry, "status": "failed", "error": str(exc), "metrics": {}})
-    return loaded, failed, n_uniform
-
-
-def _shared_init(samples_dir: Path, shapes: list[dict], spec: FieldSpec, config: FitConfig, device, on_check):
-    """The seeded initial weights, or (with ``config.template``) the template shape's field fitted from them."""
-    init = init_params(spec, config.init_seed)
-    if config.template is None:
-        return init
-    chosen = [s for s in shapes if s["name"] == config.template]
-    if not chosen:
-        raise ShapezooError(f"{samples_dir / INDEX_NAME}: template shape '{config.template}' is not in the samples")
-    loaded, failed, n_uniform = _load_batch(samples_dir, chosen)
-    if failed:
-        raise ShapezooError(f"template {failed[0]['error']}")
-    s = loaded[0]
-    result = fit_fields(
-        spec,
-        init,
-        s["points"][None].to(device),
-        s["occupancy"][None].to(device),
-        n_uniform,
-        [s["name"]],
-        config,
-        on_check,
-    )
-    if result.status[0] != "ok":
-        raise ShapezooError(f"template {config.template}: fitting diverged; choose another --template")
-    return result.params[0]
-
-
-@locks("out")
-def fit_zoo(
-    samples_dir,
-    out,
-    spec: FieldSpec,
-    config: FitConfig = FitConfig(),
-    batch: int = 32,
-    device: str | torch.device = "cpu",
-    on_batch: Callable[[list[dict]], None] | None = None,
-    on_check: Callable[[dict], None] | None = None,
-    init: LearnedInit | None = None,
-) -> dict:
-    """Fit every shape of a samples folder into the FieldZoo ``out``, ``batch`` fields per job.
-
-    Every field starts from ``init`` (a learned init) when given, else from the seeded init or the template.
-    Resumes: fields already in ``out`` are skipped and never rewritten. Shapes with unusable samples are stored
-    with status 'failed' and their error. Returns a summary (counts and metric statistics).
-    """
-    samples_dir, device = Path(samples_dir), torch.device(device)
-    if batch < 1:
-        raise ShapezooError(f"--batch must be >= 1, got {batch}")
-    index = read_index(samples_dir)
-    shapes = index["shapes"]
-    if not shapes:
-        raise ShapezooError(f"{samples_dir / INDEX_NAME}: lists no sampled shapes")
-    meta = {
-        "init_seed": config.init_seed,
-        "init": None if init is None else init.provenance(),
-        "fit": config_json(config),
-        "samples": {"config": index.get("config")},
-    }
-    if init is not None:
-        if config.template is not None:
-            raise ShapezooError("--template and --init both choose where fields start; give one of them")
-        init.check_spec(spec)
-        start = init.params
-    elif config.template is not None and (Path(out) / ZOO_JSON).exists():
-        start = load_zoo(out).init  # resuming: the template was fitted when the zoo was created
-    else:
-        start = _shared_init(samples_dir, shapes, spec, config, device, on_check)
-    _check_size(spec, min(batch, len(shapes)), device)
-    writer = ZooWriter(out, spec, start, meta)
-    done = writer.done()
-    todo = [s for s in shapes if s["name"] not in done]
-    for first in range(0, len(todo), batch):
-        loaded, entries, n_uniform = _load_batch(samples_dir, todo[first : first + batch])
-        rows = [start.expand(len(entries), -1)] if entries else []
-        if loaded:
-            result = fit_fields(
-                spec,
-                start,
-                torch.stack([s["points"] for s in loaded]).to(device),
-                torch.stack([s["occupancy"] for s in loaded]).to(device),
-                n_uniform,
-                [s["name"] for s in loaded],
-                config,
-                on_check,
-            )
-            rows.append(result.params)
-            for s, st, m in zip(loaded, result.status, result.metrics):
-                provenance = {k: s[k] for k in ("name", "source", "sha256", "normalisation")}
-                entries.append({**provenance, "status": st, "metrics": m})
-                if st == "failed":
-                    entries[-1]["error"] = (
-                        f"{s['name']}: diverged (NaN/inf or exploding loss) after {m['restarts']} restarts"
-                    )
-        writer.append(torch.cat(rows), entries)
-        if loaded:
-            _append_curve(Path(out), {"fields": [s["name"] for s in loaded], "history": result.history})
-        if on_batch is not None:
-            on_batch(entries)
-    fields = writer.header["fields"]
-    return {
-        "zoo": str(out),
-        "fields": len(fields),
-        "fitted_now": len(todo),
-        "ok": sum(e["status"] == "ok" for e in fields),
-        "failed": [{"name": e["name"], "error": e["error"]} for e in fields if e["status"] == "failed"],
-        "iou": metric_summary(fields, "iou"),
-        "iou_near": metric_summary(fields, "iou_near"),
-        "point_evals_per_field": config.steps * config.points_per_step,
-        "device": str(device),
-    }
-
-
-CURVES_JSON = "fit_curves.json"
-"""The zoo's training curves: per fitted batch, its fields and the loss/IoU checks (``history``)."""
-
-
-def _append_curve(zoo: Path, curve: dict) -> None:
-    """Add one batch's curve to ZOO/fit_curves.json (atomic), after its shard is stored: a resumed run keeps every
-    earlier batch's curve."""
-    path = zoo / CURVES_JSON
-    previous = read_json(path).get("batches", []) if path.exists() else []
-    atomic_write_json(path, {"batches": previous + [curve]})

@@ -20,9 +20,10 @@ import torch
 
 from .errors import InputError, ShapezooError
 from .fields import FieldSpec, init_params
-from .fit import FitConfig, _load_batch, fit_fields
+from .fit import FitConfig, fit_fields
 from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
 from .sampling import INDEX_NAME, read_index
+from .zoo_fit import load_sample_batch
 
 INIT_FORMAT = "shapezoo.init/1"
 INIT_WEIGHTS = "init.safetensors"
@@ -169,7 +170,7 @@ def _load_training_shapes(samples: list[Path]) -> tuple[list[dict], int]:
         listed = read_index(folder)["shapes"]
         if not listed:
             raise InputError(folder / INDEX_NAME, "lists no sampled shapes")
-        loaded, failed, n_u = _load_batch(folder, listed)
+        loaded, failed, n_u = load_sample_batch(folder, listed)
         if failed:
             raise InputError(folder, f"unusable samples: {failed[0]['error']}")
         for s in loaded:

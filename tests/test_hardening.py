@@ -122,7 +122,8 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(data, tmp_path):
 
 def test_resumed_fit_keeps_every_batch_curve(data, tmp_path):
     from shapezoo.fields import FieldSpec
-    from shapezoo.fit import FitConfig, fit_zoo
+    from shapezoo.fit import FitConfig
+    from shapezoo.zoo_fit import fit_zoo
 
     spec, config = FieldSpec(width=8, depth=1), FitConfig(steps=5, points_per_step=64, check_every=5)
 

@@ -11,7 +11,7 @@ import torch
 from ..errors import ShapezooError
 from ..extract import ExtractConfig, extract_meshes
 from ..fields import field_forward
-from ..fit import FitConfig, _check_data, fit_fields
+from ..fit import FitConfig, check_samples, fit_fields
 from ..io import config_from_json
 from ..meshes import load_mesh
 from ..metrics import point_metrics, surface_points, uniform_points
@@ -47,7 +47,7 @@ def fit_meshes(
         try:
             shape = load_mesh(path, name=name)
             d = sample_shape(shape, sample_config)
-            _check_data(torch.from_numpy(d["points"])[None], torch.from_numpy(d["occupancy"])[None], [str(path)])
+            check_samples(torch.from_numpy(d["points"])[None], torch.from_numpy(d["occupancy"])[None], [str(path)])
         except ShapezooError as exc:
             failed.append({"name": name, "error": str(exc)})
             continue
