@@ -37,9 +37,9 @@ from shapezoo.classifiers.explore import (
 from shapezoo.classifiers.space import SpaceConfig, load_classifier_space
 from shapezoo.classifiers.train import SpaceTrainConfig, train_classifier_space
 from shapezoo.classifiers.zoo import ZooConfig, hyperparameters, model_names, train_models, train_zoo
+from shapezoo.core.latents import LATENTS_FILE
+from shapezoo.core.zoo import load_zoo
 from shapezoo.space import load_latents
-from shapezoo.space.space import LATENTS_FILE
-from shapezoo.zoo import load_zoo
 
 
 def _zoo(spec: ClassifierSpec, data, work: Path, config: ZooConfig):

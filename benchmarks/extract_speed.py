@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from scipy.spatial import cKDTree
 
+from shapezoo.core.zoo import load_zoo
 from shapezoo.extract import ExtractConfig, extract_meshes
-from shapezoo.zoo import load_zoo
 
 
 def run(spec, params, config):

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
+from shapezoo.core.zoo import load_zoo
 from shapezoo.fields import field_forward
 from shapezoo.space import load_space, losses, probe_points
 from shapezoo.space.latent import refine_latents
-from shapezoo.zoo import load_zoo
 
 
 def main(argv=None) -> dict:

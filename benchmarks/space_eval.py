@@ -21,12 +21,13 @@ from pathlib import Path
 
 import torch
 
+from shapezoo.core.zoo import load_zoo, save_zoo
 from shapezoo.evaluation import evaluate_zoo
 from shapezoo.extract import ExtractConfig
+from shapezoo.fields import FieldZoo
 from shapezoo.io import atomic_write_json
 from shapezoo.space import load_space
 from shapezoo.space.latent import refine_latents
-from shapezoo.zoo import FieldZoo, load_zoo, save_zoo
 
 
 def _score(zoo: FieldZoo, params: torch.Tensor, names: list[str], meshes: Path, res: int) -> list[dict]:

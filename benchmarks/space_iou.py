@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 
+from shapezoo.core.zoo import load_zoo
 from shapezoo.fields import field_forward
 from shapezoo.meshes import find_meshes, load_mesh
 from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
 from shapezoo.sampling import label_points
 from shapezoo.space import load_space
 from shapezoo.space.latent import refine_latents
-from shapezoo.zoo import load_zoo
 
 
 def ious(spec, params: torch.Tensor, names: list[str], refs: dict) -> list[float]:

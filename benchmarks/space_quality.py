@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from shapezoo.core.zoo import load_zoo
 from shapezoo.space import ModelConfig, TrainConfig, train_space
-from shapezoo.zoo import load_zoo
 
 
 def main(argv=None) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shapezoo.core.zoo import load_zoo
 from shapezoo.extract import ExtractConfig, extract_meshes
 from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.io import config_from_json
@@ -28,7 +29,6 @@ from shapezoo.metrics import point_metrics, surface_points
 from shapezoo.space import Evidence, OptimizeConfig, load_space, optimize_latent
 from shapezoo.space.explore import prior_from_space
 from shapezoo.space.latent import refine_latents
-from shapezoo.zoo import load_zoo
 from shapezoo_datasets.families import build
 
 EXTRACT = ExtractConfig(resolution=128, coarse=64)

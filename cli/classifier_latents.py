@@ -31,7 +31,7 @@ def load_data(meta: dict, root: Path | None, device):
 
 
 def load_classifier_zoo(path: Path):
-    from shapezoo.zoo import load_zoo
+    from shapezoo.core.zoo import load_zoo
 
     return load_zoo(path, kind="classifier")
 
@@ -106,8 +106,8 @@ def decode(
 ):
     """Decode latents into a classifier zoo (with each model's test accuracy)."""
     from shapezoo.classifiers.archs import accuracy, init_params, parse_arch
+    from shapezoo.core.zoo import save_zoo
     from shapezoo.space import load_latents
-    from shapezoo.zoo import save_zoo
 
     _, s, data = space_and_data(space, root, device)
     z, names = load_latents(latents)
@@ -206,10 +206,10 @@ def optimize(
     """Optimise a latent for accuracy on the training images; keeps the best by validation accuracy."""
     from shapezoo.classifiers.archs import init_params, parse_arch
     from shapezoo.classifiers.explore import LatentOptConfig, optimize_latent
+    from shapezoo.core.latents import LATENTS_FILE
+    from shapezoo.core.zoo import save_zoo
     from shapezoo.errors import ShapezooError
     from shapezoo.space import load_latents, save_latents
-    from shapezoo.space.space import LATENTS_FILE
-    from shapezoo.zoo import save_zoo
 
     _, s, data = space_and_data(space, root, device)
     zoos = [load_classifier_zoo(zoo)] if zoo is not None else []

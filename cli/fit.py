@@ -124,7 +124,8 @@ def fit(
 @handle_errors
 def info(zoo: Annotated[Path, typer.Argument(help="Zoo folder.")]):
     """Print the zoo's spec, field counts and metric summary."""
-    from shapezoo.zoo import load_zoo, metric_summary
+    from shapezoo.core.measure import metric_summary
+    from shapezoo.core.zoo import load_zoo
 
     z = load_zoo(zoo)
     summary = {
@@ -167,9 +168,9 @@ def export(
     """Export one field as a state_dict that loads into ``shapezoo.fields.FieldModule(spec)``."""
     import torch
 
+    from shapezoo.core.zoo import load_zoo
     from shapezoo.errors import ShapezooError
     from shapezoo.io import atomic_save_tensors, atomic_write_bytes, ensure_output_dir
-    from shapezoo.zoo import load_zoo
 
     if out.is_dir():
         raise ShapezooError(f"{out}: is a folder; --out names the file to write (.safetensors or .pt)")

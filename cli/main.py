@@ -31,7 +31,11 @@ app.add_typer(classifiers.app, name="classifiers")
 
 
 def main() -> None:
-    """Console-script entry."""
+    """Console-script entry; the process keeps freed buffers for reuse (a process-wide choice the library leaves
+    to its caller: 2-3x faster CPU fitting, ``shapezoo.runtime.reuse_freed_memory``)."""
+    from shapezoo.runtime import reuse_freed_memory
+
+    reuse_freed_memory()
     app()
 
 

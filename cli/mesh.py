@@ -38,11 +38,11 @@ def mesh(
     import time
     import warnings
 
+    from shapezoo.core.zoo import load_zoo
     from shapezoo.errors import ShapezooError
     from shapezoo.extract import EXPORT_FORMATS, ExtractConfig, export_mesh, extract_meshes
     from shapezoo.io import ensure_output_dir, read_json
     from shapezoo.meshes import Normalisation
-    from shapezoo.zoo import load_zoo
 
     if format not in EXPORT_FORMATS:
         raise ShapezooError(f"unsupported --format '{format}' ({', '.join(EXPORT_FORMATS)})")
@@ -117,10 +117,10 @@ def evaluate(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
     """Score fields (or mesh files) against reference meshes: IoU, Chamfer-L1/L2, F-score, normal consistency."""
+    from shapezoo.core.zoo import load_zoo
     from shapezoo.errors import ShapezooError
     from shapezoo.evaluation import evaluate_meshes, evaluate_zoo
     from shapezoo.extract import ExtractConfig
-    from shapezoo.zoo import load_zoo
 
     if reference is None or (zoo is None) == (pred is None):
         raise ShapezooError("give --reference MESHES and exactly one of ZOO or --pred DIR")

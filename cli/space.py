@@ -45,8 +45,8 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
     """Train an encoder/decoder of field weights with a functional loss; keeps the best validation checkpoint."""
+    from shapezoo.core.zoo import load_zoo
     from shapezoo.space import ModelConfig, TrainConfig, train_space
-    from shapezoo.zoo import load_zoo
 
     z = load_zoo(zoo)
     model = ModelConfig(design=design, latent=latent, trunk=trunk)  # type: ignore[arg-type]
@@ -127,12 +127,12 @@ def encode(
     """
     import torch
 
+    from shapezoo.core.zoo import ZOO_JSON, load_zoo
     from shapezoo.errors import ShapezooError
     from shapezoo.meshes import find_meshes
     from shapezoo.space import load_space, save_latents
     from shapezoo.space.explore import fit_meshes
     from shapezoo.space.latent import refine_latents
-    from shapezoo.zoo import ZOO_JSON, load_zoo
 
     if refine < 0:
         raise ShapezooError(f"--refine must be >= 0, got {refine}")
@@ -208,9 +208,9 @@ def decode(
     """Decode latents into a field zoo (mesh, eval and encode work on it like on any zoo)."""
     import json
 
+    from shapezoo.core.zoo import ZOO_JSON, save_zoo
     from shapezoo.io import load_tensors, read_json, sha256_file
     from shapezoo.space import load_latents, load_space
-    from shapezoo.zoo import ZOO_JSON, save_zoo
 
     s = load_space(space, resolve_device(device))
     z, names = load_latents(latents)
@@ -264,11 +264,11 @@ def interpolate(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ):
     """Walk from A to B through the latent space (or raw weights) and mesh every step."""
+    from shapezoo.core.zoo import load_zoo
     from shapezoo.extract import ExtractConfig, export_mesh
     from shapezoo.io import ensure_output_dir
     from shapezoo.space import load_space
     from shapezoo.space.explore import sequence, sequence_metrics
-    from shapezoo.zoo import load_zoo
 
     dev = resolve_device(device)
     s = load_space(space, dev)

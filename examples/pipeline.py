@@ -13,14 +13,15 @@ from pathlib import Path
 
 import torch
 
+from shapezoo.core.zoo import load_zoo
 from shapezoo.evaluation import evaluate_zoo
 from shapezoo.extract import ExtractConfig, export_mesh, extract_meshes
 from shapezoo.fields import FieldSpec
 from shapezoo.fit import FitConfig
 from shapezoo.io import atomic_write_json
 from shapezoo.learned_init import bundled_init
+from shapezoo.runtime import reuse_freed_memory
 from shapezoo.sampling import SampleConfig, sample_meshes
-from shapezoo.zoo import load_zoo
 from shapezoo.zoo_fit import fit_zoo
 from shapezoo_datasets import FAMILIES, generate
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--resolution", type=int, default=128, help="marching-cubes grid for meshes and scores")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
+    reuse_freed_memory()  # process-wide: CPU fitting 2-3x faster (the CLI does the same)
     out, timings = args.out, {}
 
     t = time.perf_counter()

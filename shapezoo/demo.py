@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .core.zoo import load_zoo
 from .evaluation import evaluate_zoo
 from .extract import ExtractConfig, export_mesh, extract_meshes
 from .fields import FieldSpec
@@ -25,7 +26,6 @@ from .report import build_report
 from .sampling import SampleConfig, sample_meshes
 from .space import ModelConfig, TrainConfig, load_space, train_space
 from .space.explore import sequence, sequence_metrics
-from .zoo import load_zoo
 from .zoo_fit import fit_zoo
 
 

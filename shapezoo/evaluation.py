@@ -12,11 +12,10 @@ import torch
 
 from .errors import InputError, ShapezooError
 from .extract import ExtractConfig, extract_meshes
-from .fields import field_forward
+from .fields import FieldZoo, field_forward
 from .meshes import Shape, find_meshes, load_mesh
 from .metrics import IOU_POINTS, components, mesh_metrics, uniform_points, volume_iou
 from .sampling import inside_winding, label_points
-from .zoo import FieldZoo
 
 METRIC_KEYS = ("iou", "chamfer_l1", "chamfer_l2", "fscore", "normal_consistency", "components", "floating_area")
 UNITS = (

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
+from .core.spec import register_kind
+from .core.zoo import Zoo
 from .errors import ShapezooError
 from .weights import ParamLayout
 
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """An occupancy field MLP: ``in_dim -> width x depth hidden layers -> out_dim`` logits."""
+    """An occupancy field MLP: ``in_dim -> width x depth hidden layers -> out_dim`` logits (a NetworkSpec)."""
 
+    zoo_kind: ClassVar[str] = "field"
     in_dim: int = 3
     """Input coordinates (3 for shapes)."""
     width: int = 128
@@ -56,6 +59,14 @@ class FieldSpec:
             entries += [(f"layers.{i}.weight", (d[i + 1], d[i])), (f"layers.{i}.bias", (d[i + 1],))]
         return ParamLayout(tuple(entries))
 
+    def forward(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``field_forward`` of this architecture."""
+        return field_forward(self, params, x)
+
+    def module(self, flat: torch.Tensor) -> FieldModule:
+        """``to_module`` of this architecture."""
+        return to_module(self, flat)
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -92,7 +103,8 @@ def encode_input(spec: FieldSpec, x: torch.Tensor) -> torch.Tensor:
 
 
 class _SinFn(torch.autograd.Function):
-    """sin with a backward that reuses its saved input in place (cos_ then mul_): no extra activation buffers."""
+    """sin whose backward computes cos of the saved input into a fresh buffer, multiplied by the incoming gradient
+    in place: one temporary per layer, and the saved input stays intact for a second backward."""
 
     @staticmethod
     def forward(ctx, z):
@@ -102,7 +114,7 @@ class _SinFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
-        return z.cos_().mul_(grad)
+        return torch.cos(z).mul_(grad)
 
 
 def field_forward(spec: FieldSpec, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -172,3 +184,13 @@ def to_module(spec: FieldSpec, flat: torch.Tensor) -> FieldModule:
     module = FieldModule(spec)
     module.load_state_dict(spec.layout().to_state_dict(flat.detach().float().cpu()))
     return module
+
+
+@dataclass
+class FieldZoo(Zoo):
+    """Fitted occupancy fields (entries also carry the source mesh and its sha256)."""
+
+    spec: FieldSpec
+
+
+register_kind("field", FieldSpec, FieldZoo)

@@ -8,7 +8,6 @@ step count is exactly B independent optimisers; fields never influence each othe
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,10 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .core.measure import set_iou
+from .core.training import adam_step_
+from .core.zoo import member_seed
 from .errors import ShapezooError
 from .fields import FieldSpec, field_forward
 from .jitter import JITTER_STRIDE, jitter_tables
-from .runtime import available_memory, cuda_graph, precision, reuse_freed_memory
+from .runtime import available_memory, cuda_graph, precision
 
 if TYPE_CHECKING:
     pass
@@ -101,11 +103,6 @@ class FitResult:
     """Per check: step, mean training loss and IoU over active fields."""
 
 
-def field_seed(seed: int, name: str) -> int:
-    """A per-field seed from a base seed and the field's name, independent of batch composition."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little") >> 1
-
-
 def split_holdout(n: int, n_uniform: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, held-out) of one shape's samples; both keep the uniform / near-surface proportions.
 
@@ -118,14 +115,6 @@ def split_holdout(n: int, n_uniform: int, holdout: float, seed: int) -> tuple[np
         k = int(round((hi - lo) * holdout))
         parts.append((perm[k:], perm[:k]))
     return np.concatenate([parts[0][0], parts[1][0]]), np.concatenate([parts[0][1], parts[1][1]])
-
-
-def iou(logits: torch.Tensor, occupancy: torch.Tensor) -> torch.Tensor:
-    """(B, N) logits and (B, N) {0,1} labels -> (B,) IoU of the predicted and true inside sets (1 if both empty)."""
-    pred, true = logits > 0, occupancy > 0.5
-    inter = (pred & true).sum(-1).float()
-    union = (pred | true).sum(-1).float()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
 USE_CUDA_GRAPHS = True
@@ -150,7 +139,6 @@ def _train_step(
     learning rate. ``jitter_a`` = (unit-ball offsets (A, n, 3), safe radii (A, n)) moves each point by an offset
     picked by the field's own step count. Returns the (A,) losses."""
     p_a, m_a, v_a, t_a, off_a, bad = state
-    b1, b2 = config.betas
     idx = (off_a[:, None] + torch.arange(M, device=off_a.device)) % n_train
     if jitter_a is not None:
         pick = (idx + t_a[:, None] * JITTER_STRIDE) % n_train
@@ -174,10 +162,7 @@ def _train_step(
         tt = t_a.to(torch.float32)[:, None]
         cosine = 0.5 * (1 + torch.cos(math.pi * (tt - 1) / config.steps))
         lr = config.lr * (config.lr_final + (1 - config.lr_final) * cosine)
-        m_a.mul_(b1).add_(grad, alpha=1 - b1)
-        v_a.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (v_a / (1 - b2**tt)).sqrt_().add_(config.eps)
-        p_a.addcdiv_(m_a * (lr / (1 - b1**tt)), denom, value=-1.0)
+        adam_step_(p_a, grad, m_a, v_a, tt, lr, config.betas, config.eps)
         off_a.add_(M).remainder_(n_train)
         bad.logical_or_(~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1))
     return loss
@@ -225,6 +210,9 @@ def fit_fields(
 ) -> FitResult:
     """Fit B fields to their occupancy samples on the device of ``points``.
 
+    On CPU, call ``shapezoo.runtime.reuse_freed_memory()`` once in your process first (the CLI does): without it
+    each step page-faults its activations in again, 2-3x slower. The library leaves that process-wide choice to you.
+
     Args:
         init: (P,) shared initial weights (also where a diverged field restarts).
         start: optional (B, P) starting weights (warm start); default ``init`` for every field.
@@ -241,8 +229,6 @@ def fit_fields(
     need = pass_memory(spec, min(B, fields_per_pass) * M) + 3 * 4 * B * (spec.layout().size + 3 * N)
     if need > available_memory(device):
         raise _out_of_memory(B, config, device)
-    if device.type == "cpu":
-        reuse_freed_memory()
     try:
         return _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fields_per_pass, on_check)
     except torch.OutOfMemoryError:
@@ -259,7 +245,7 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
 
     # Data: per field a fixed hold-out split and a shuffled training order, walked cyclically.
     train_idx, held_idx = zip(
-        *(split_holdout(N, n_uniform, config.holdout, field_seed(config.init_seed, n)) for n in names)
+        *(split_holdout(N, n_uniform, config.holdout, member_seed(config.init_seed, n)) for n in names)
     )
     train_idx = torch.as_tensor(np.stack(train_idx), device=device)
     held_idx = torch.as_tensor(np.stack(held_idx), device=device)
@@ -271,7 +257,7 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
     check_x, check_y = train_x[:, :4096], train_y[:, :4096]  # training points for early stopping
     jitter = None
     if config.jitter_margin is not None:
-        seeds = [field_seed(config.init_seed, "jitter:" + n) for n in names]
+        seeds = [member_seed(config.init_seed, "jitter:" + n) for n in names]
         jitter = jitter_tables(train_x, train_y, seeds, config.jitter_margin)
 
     # Optimiser state, one row per field.
@@ -328,7 +314,9 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
                 horizon, since = horizon - since, 0
                 if checking:
                     with torch.no_grad():
-                        check_iou = iou(_forward_chunked(spec, p_a, check_x[act], fields_per_pass), check_y[act])
+                        check_iou = set_iou(
+                            _forward_chunked(spec, p_a, check_x[act], fields_per_pass) > 0, check_y[act] > 0.5
+                        )
                     finite = loss[torch.isfinite(loss)]
                     record = {
                         "step": step,
@@ -357,8 +345,8 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
             hy = torch.gather(occupancy, 1, held_idx)
             logits = _forward_chunked(spec, params, hx, fields_per_pass)
             held_loss = F.binary_cross_entropy_with_logits(logits, hy, reduction="none").mean(-1)
-            iou_uniform = iou(logits[:, :n_held_uniform], hy[:, :n_held_uniform])
-            iou_near = iou(logits[:, n_held_uniform:], hy[:, n_held_uniform:])
+            iou_uniform = set_iou(logits[:, :n_held_uniform] > 0, hy[:, :n_held_uniform] > 0.5)
+            iou_near = set_iou(logits[:, n_held_uniform:] > 0, hy[:, n_held_uniform:] > 0.5)
     metrics = [
         {
             "iou": float(iou_uniform[b]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .core.measure import set_iou
 from .sampling import sample_surface, shape_rng
 
 CHAMFER_POINTS = 30_000
@@ -142,9 +143,7 @@ def components(vertices: np.ndarray, faces: np.ndarray) -> dict:
 
 def volume_iou(pred_inside: np.ndarray, gt_inside: np.ndarray) -> float:
     """IoU of two boolean occupancy vectors over the same points (1.0 when both are empty)."""
-    inter = np.logical_and(pred_inside, gt_inside).sum()
-    union = np.logical_or(pred_inside, gt_inside).sum()
-    return float(inter / union) if union else 1.0
+    return float(set_iou(torch.as_tensor(pred_inside), torch.as_tensor(gt_inside), torch.float64))
 
 
 def uniform_points(count: int = IOU_POINTS, seed: int = 0) -> np.ndarray:

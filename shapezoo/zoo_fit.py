@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .core.measure import metric_summary
+from .core.zoo import ZOO_JSON, ZooWriter, load_zoo
 from .errors import ShapezooError
 from .fields import FieldSpec, init_params
 from .fit import FitConfig, check_samples, fit_fields
 from .io import atomic_write_json, locks, read_json
 from .runtime import available_memory
 from .sampling import INDEX_NAME, load_samples, read_index
-from .zoo import ZOO_JSON, ZooWriter, load_zoo, metric_summary
 
 if TYPE_CHECKING:
     from .learned_init import LearnedInit

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shapezoo.core.zoo import save_zoo
 from shapezoo.fields import FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.sampling import SampleConfig
 from shapezoo.space import ModelConfig, TrainConfig
-from shapezoo.zoo import save_zoo
 
 SPEC = FieldSpec(width=16, depth=3)
 FIT = FitConfig(steps=150, points_per_step=256, lr=3e-3, check_every=50)

@@ -7,7 +7,7 @@ import json
 
 from typer.testing import CliRunner
 
-from shapezoo.zoo import load_zoo
+from shapezoo.core.zoo import load_zoo
 from shapezoo_cli.main import app
 
 

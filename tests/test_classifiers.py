@@ -35,8 +35,8 @@ from shapezoo.classifiers.explore import (
 from shapezoo.classifiers.space import SpaceConfig, build_space_model, load_classifier_space
 from shapezoo.classifiers.train import SpaceTrainConfig, distill_kl, train_classifier_space
 from shapezoo.classifiers.zoo import ZooConfig, train_zoo
+from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError, ShapezooError
-from shapezoo.zoo import load_zoo
 
 
 def reference_forward(spec: ClassifierSpec, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

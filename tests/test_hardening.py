@@ -13,8 +13,8 @@ import pytest
 import trimesh
 from typer.testing import CliRunner
 
+from shapezoo.core.zoo import load_zoo
 from shapezoo.io import LOCK_FILE, folder_lock
-from shapezoo.zoo import load_zoo
 from shapezoo_cli.main import app
 
 runner = CliRunner()

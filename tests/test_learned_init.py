@@ -10,6 +10,7 @@ import torch
 import trimesh
 from typer.testing import CliRunner
 
+from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError, ShapezooError
 from shapezoo.fields import FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
@@ -17,7 +18,6 @@ from shapezoo.io import load_tensors
 from shapezoo.learned_init import InitConfig, choose_init, learn_init, load_init
 from shapezoo.metrics import components
 from shapezoo.sampling import SampleConfig, load_samples, sample_meshes
-from shapezoo.zoo import load_zoo
 from shapezoo_cli.main import app
 
 SPEC = FieldSpec(width=16, depth=2)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from space_zoo import QUICK, SMALL, SPEC
 
+from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError, ShapezooError
 from shapezoo.fields import FieldSpec, field_forward
 from shapezoo.space import (
@@ -26,7 +27,6 @@ from shapezoo.space import (
 )
 from shapezoo.space.explore import sequence
 from shapezoo.space.latent import refine_latents
-from shapezoo.zoo import load_zoo
 
 
 def _permute_hidden(spec: FieldSpec, flat: torch.Tensor, seed: int) -> torch.Tensor:

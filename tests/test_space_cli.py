@@ -8,10 +8,10 @@ import torch
 import trimesh
 from typer.testing import CliRunner
 
+from shapezoo.core.zoo import load_zoo, save_zoo
 from shapezoo.fields import FieldSpec, init_params
 from shapezoo.space import load_space
 from shapezoo.space.latent import refine_latents
-from shapezoo.zoo import load_zoo, save_zoo
 from shapezoo_cli.main import app
 
 runner = CliRunner()

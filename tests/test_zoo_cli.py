@@ -11,11 +11,11 @@ import trimesh
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError
 from shapezoo.fields import FieldModule, FieldSpec, field_forward, init_params
 from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.sampling import SampleConfig, load_samples, sample_meshes
-from shapezoo.zoo import load_zoo
 from shapezoo_cli.main import app
 
 runner = CliRunner()

@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.spec import register_kind
 from ..errors import ShapezooError
 from ..weights import ParamLayout
 
@@ -30,7 +32,10 @@ DEFAULT_WIDTH = {"mlp": 32, "lenet": 8, "cnn": 8, "resnet": 8}
 
 @dataclass(frozen=True)
 class ClassifierSpec:
-    """One classifier architecture: ``kind`` at ``width`` for images of ``in_shape`` (C, H, W) and ``classes``."""
+    """One classifier architecture: ``kind`` at ``width`` for images of ``in_shape`` (C, H, W) and ``classes``
+    (a NetworkSpec of zoo kind ``classifier``)."""
+
+    zoo_kind: ClassVar[str] = "classifier"
 
     kind: str = "lenet"
     width: int = 8
@@ -78,6 +83,14 @@ class ClassifierSpec:
 
     def with_width(self, width: int) -> ClassifierSpec:
         return ClassifierSpec(self.kind, width, self.in_shape, self.classes)
+
+    def forward(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``classifier_forward`` of this architecture: (B, P) models on images (N, C, H, W) -> (B, N, classes)."""
+        return classifier_forward(self, params, x)
+
+    def module(self, flat: torch.Tensor) -> ClassifierModule:
+        """One model (P,) as a ``ClassifierModule``."""
+        return ClassifierModule(self, flat)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -218,3 +231,6 @@ def accuracy(
     for x, y in zip(images.split(chunk), labels.split(chunk)):
         correct += (classifier_forward(spec, params, x).argmax(-1) == y).sum(-1)
     return correct / max(1, len(labels))
+
+
+register_kind("classifier", ClassifierSpec)

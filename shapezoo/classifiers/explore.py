@@ -10,9 +10,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..core.latents import frozen, interpolate
+from ..core.zoo import Zoo
 from ..errors import ShapezooError
-from ..space.latent import frozen, interpolate
-from ..zoo import Zoo
 from .archs import ClassifierSpec, accuracy, classifier_forward
 from .data import ImageData
 from .space import ClassifierSpace

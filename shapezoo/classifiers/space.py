@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..core.nets import mlp
+from ..core.spaces import SPACE_JSON, load_space_state, read_space_header, write_space_folder
 from ..errors import InputError, ShapezooError
-from ..space.designs import _mlp
-from ..space.space import SPACE_JSON, load_space_state, read_space_header, write_space_folder
 from .archs import ClassifierSpec, superset_index
 
 SPACE_FORMAT = "shapezoo.classifier-space/1"
@@ -55,8 +55,8 @@ class ClassifierAutoencoder(nn.Module):
         h, width = config.hidden, {k: config.basis or sizes[k] for k in self.kinds}
         self.enc_in = nn.ModuleDict({k: nn.Linear(width[k], h) for k in self.kinds})
         self.arch_embed = nn.Embedding(len(archs), h)
-        self.encoder = _mlp([h, h, config.latent])
-        self.trunk = _mlp([config.latent, h, h])
+        self.encoder = mlp([h, h, config.latent])
+        self.trunk = mlp([config.latent, h, h])
         self.heads = nn.ModuleDict({k: nn.Linear(h, width[k]) for k in self.kinds})
         for head in self.heads.values():
             nn.init.normal_(head.weight, std=0.1 / math.sqrt(h))

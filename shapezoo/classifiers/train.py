@@ -5,7 +5,6 @@ the ordering has architectures without instances, the interpolation loss that te
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -17,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 
-from ..errors import InputError, ShapezooError
-from ..io import ensure_output_dir, locks, read_json
-from ..space.space import LATENTS_FILE, save_latents, split_names
-from ..space.train import STATE_JSON, Schedule, learning_rate, load_checkpoint, save_checkpoint
-from ..zoo import Zoo
+from ..core.latents import LATENTS_FILE, save_latents, split_names
+from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, save_checkpoint
+from ..core.zoo import Zoo
+from ..errors import ShapezooError
+from ..io import ensure_output_dir, locks
 from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
 from .data import ImageData
 from .space import (
@@ -146,13 +145,7 @@ def train_classifier_space(
             raise ShapezooError(f"the zoo of {z.spec.name} was trained on other images than {data.name}")
     split = _split(zoos, config)
     configs = {"model": asdict(model_config), "train": asdict(config), "archs": [a.name for a in archs]}
-    state_path = out / STATE_JSON
-    if state_path.exists():
-        state = read_json(state_path)
-        if state.get("configs") != json.loads(json.dumps(configs)) or state.get("split") != split:
-            raise InputError(out, "holds a space trained with other options or other zoos; use another --out")
-    else:
-        state = {"configs": configs, "split": split, "epoch": 0, "step": 0, "history": [], "best": None}
+    state = open_state(out, configs, split, "other zoos")
 
     members = {k: set(v) for k, v in split.items()}
     params: dict[str, dict[int, torch.Tensor]] = {k: {} for k in split}

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..core.measure import metric_summary
+from ..core.training import adam_step_
+from ..core.zoo import ZooWriter, load_zoo, member_seed
 from ..errors import ShapezooError
-from ..fit import field_seed
 from ..io import locks
-from ..zoo import ZooWriter, load_zoo, metric_summary
 from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
 from .data import ImageData
 
@@ -60,7 +61,7 @@ def model_names(spec: ClassifierSpec, count: int) -> list[str]:
 
 def hyperparameters(config: ZooConfig, name: str) -> dict:
     """A model's seed, training length and learning rate, from the base seed and its name alone."""
-    seed = field_seed(config.seed, name)
+    seed = member_seed(config.seed, name)
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(2, generator=g, dtype=torch.float64).tolist()
     (s0, s1), (l0, l1) = config.steps, config.lr
@@ -88,7 +89,6 @@ def train_models(
     stop = torch.tensor([h["steps"] for h in hparams], device=dev)
     gens = [torch.Generator(device="cpu").manual_seed(h["seed"]) for h in hparams]
     last = torch.zeros(B, device=dev)
-    b1, b2, eps = 0.9, 0.999, 1e-8
     for t in range(1, int(stop.max()) + 1):
         idx = torch.stack([torch.randint(0, n, (config.images,), generator=g) for g in gens]).to(dev)
         p.requires_grad_(True)
@@ -100,10 +100,7 @@ def train_models(
             active = (t <= stop)[:, None].float()
             if config.weight_decay:
                 grad = grad + config.weight_decay * p
-            m.mul_(b1).add_(grad, alpha=1 - b1)
-            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            step = (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
-            p -= active * lr * step
+            adam_step_(p, grad, m, v, t, active * lr)
             last = torch.where(active[:, 0] > 0, loss.detach(), last)
             if not torch.isfinite(p).all():
                 raise ShapezooError(f"classifier training diverged at step {t}; lower --lr")

@@ -1,8 +1,9 @@
 """The latent space of fields: weight autoencoders, their training, and latent operations."""
 
+from ..core.latents import interpolate, load_latents, save_latents, split_names
 from .designs import DESIGNS, ModelConfig, ParamStats, PrepGrid, WeightAutoencoder
-from .latent import Evidence, GaussianPrior, OptimizeConfig, interpolate, optimize_latent
-from .space import WeightSpace, build_model, load_latents, load_space, save_latents, save_space, split_names
+from .latent import Evidence, GaussianPrior, OptimizeConfig, optimize_latent
+from .space import WeightSpace, build_model, load_space, save_space
 from .train import TrainConfig, binary_kl, evaluate_split, losses, probe_points, train_space
 
 __all__ = [

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.nets import mlp
 from ..fields import FieldSpec
 
 Design = Literal["neuron", "prep"]
@@ -65,15 +66,6 @@ class ParamStats(nn.Module):
         return {k: (v - self.tensor_mean[i]) / self.tensor_std[i] for i, (k, v) in enumerate(w.items())}
 
 
-def _mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.GELU())
-    return nn.Sequential(*layers)
-
-
 class _OutputAffine(nn.Module):
     """Per-parameter ``shift + scale * y``, initialised to the zoo mean and std."""
 
@@ -99,13 +91,13 @@ class NeuronEncoder(nn.Module):
         self.spec, d, L = spec, config.hidden, spec.depth
         dims = spec.dims
         feats = [5 + (dims[0] if k == 0 else 0) + (dims[-1] if k == L - 1 else 0) for k in range(L)]
-        self.embed = nn.ModuleList(_mlp([f, d, d]) for f in feats)
+        self.embed = nn.ModuleList(mlp([f, d, d]) for f in feats)
         self.fwd = nn.ModuleList(nn.ModuleList(nn.Linear(d, d) for _ in range(L)) for _ in range(config.rounds))
         self.bwd = nn.ModuleList(nn.ModuleList(nn.Linear(d, d) for _ in range(L)) for _ in range(config.rounds))
-        self.update = nn.ModuleList(nn.ModuleList(_mlp([3 * d, d, d]) for _ in range(L)) for _ in range(config.rounds))
+        self.update = nn.ModuleList(nn.ModuleList(mlp([3 * d, d, d]) for _ in range(L)) for _ in range(config.rounds))
         self.norm = nn.ModuleList(nn.ModuleList(nn.LayerNorm(d) for _ in range(L)) for _ in range(config.rounds))
-        self.readout = nn.ModuleList(_mlp([d, d]) for _ in range(L))
-        self.head = _mlp([2 * d * L + dims[-1], 2 * config.latent, config.latent])
+        self.readout = nn.ModuleList(mlp([d, d]) for _ in range(L))
+        self.head = mlp([2 * d * L + dims[-1], 2 * config.latent, config.latent])
 
     def forward(self, w: dict[str, torch.Tensor]) -> torch.Tensor:
         """Normalised per-tensor weights {name: (B, *shape)} -> (B, latent)."""
@@ -144,7 +136,7 @@ class NeuronDecoder(nn.Module):
     def __init__(self, spec: FieldSpec, config: ModelConfig, stats: ParamStats):
         super().__init__()
         width = config.trunk or config.latent
-        self.trunk = _mlp([config.latent, config.trunk, config.trunk]) if config.trunk else None
+        self.trunk = mlp([config.latent, config.trunk, config.trunk]) if config.trunk else None
         self.heads = nn.ModuleList()
         for fan_in, fan_out in zip(spec.dims[:-1], spec.dims[1:]):
             head = nn.Linear(width, fan_out * (fan_in + 1))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.latents import interpolate
 from ..errors import ShapezooError
 from ..extract import ExtractConfig, extract_meshes
 from ..fields import field_forward
@@ -16,7 +17,7 @@ from ..io import config_from_json
 from ..meshes import load_mesh
 from ..metrics import point_metrics, surface_points, uniform_points
 from ..sampling import SampleConfig, sample_shape
-from .latent import GaussianPrior, interpolate, refine_latents
+from .latent import GaussianPrior, refine_latents
 from .space import WeightSpace
 
 

@@ -1,42 +1,18 @@
-"""Moving through a weight space: interpolation, a Gaussian prior over latents, and latent optimisation."""
+"""Moving through a weight space of fields: a Gaussian prior over latents, and latent optimisation."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
+from ..core.latents import frozen
 from ..errors import ShapezooError
 from ..fields import field_forward
 from .space import WeightSpace
-
-
-def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, mode: Literal["lerp", "slerp"] = "lerp") -> torch.Tensor:
-    """``steps`` points from ``a`` to ``b`` (both (d,)), endpoints included -> (steps, d).
-
-    ``slerp`` follows the great circle between the directions and interpolates the norms linearly; it keeps
-    midpoints at a typical norm when latents concentrate on a shell.
-    """
-    if steps < 2:
-        raise ShapezooError(f"--steps must be >= 2, got {steps}")
-    t = torch.linspace(0, 1, steps, dtype=a.dtype, device=a.device)[:, None]
-    if mode == "lerp":
-        return (1 - t) * a + t * b
-    if mode != "slerp":
-        raise ShapezooError(f"unknown interpolation mode '{mode}' (lerp or slerp)")
-    na, nb = a.norm(), b.norm()
-    ua, ub = a / na.clamp_min(1e-12), b / nb.clamp_min(1e-12)
-    omega = torch.arccos((ua * ub).sum().clamp(-1 + 1e-7, 1 - 1e-7))
-    if omega < 1e-4:
-        return (1 - t) * a + t * b
-    dirs = (torch.sin((1 - t) * omega) * ua + torch.sin(t * omega) * ub) / torch.sin(omega)
-    out = dirs * ((1 - t) * na + t * nb)
-    out[0], out[-1] = a, b
-    return out
+from .train import refine_model_latents
 
 
 @dataclass
@@ -90,20 +66,6 @@ class Evidence:
             parts += [points - offset * n, points + offset * n]
             targets += [torch.ones(len(points)), torch.zeros(len(points))]
         return cls(torch.cat(parts).float(), torch.cat(targets).float())
-
-
-@contextmanager
-def frozen(model: torch.nn.Module):
-    """Eval mode and no parameter gradients while latents are optimised through the decoder."""
-    model.eval()
-    flags = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, f in zip(model.parameters(), flags):
-            p.requires_grad_(f)
 
 
 @dataclass(frozen=True)
@@ -173,6 +135,4 @@ def refine_latents(
     The encoder is amortised (one pass) and predicts the training codes; latent optimisation against the field's
     own function does the rest, most for fields unlike the training zoo.
     """
-    from .train import refine_model_latents
-
     return refine_model_latents(space.model, space.spec, params, z, steps, lr, points, pool, seed)

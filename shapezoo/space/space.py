@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from ..core.latents import LATENTS_FILE, load_latents
+from ..core.spaces import SPACE_JSON, load_space_state, read_space_header, write_space_folder
 from ..errors import InputError, ShapezooError
 from ..fields import FieldSpec, init_params
-from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, plain_name, read_json
+from ..io import atomic_save_tensors, ensure_output_dir, load_tensors
 from .designs import DESIGNS, ModelConfig, ParamStats, WeightAutoencoder
 
 SPACE_FORMAT = "shapezoo.space/1"
-SPACE_JSON = "space.json"
-MODEL_FILE = "model.safetensors"
-LATENTS_FILE = "train_latents.safetensors"
 INIT_FILE = "init.safetensors"
 
 
@@ -100,35 +97,6 @@ def build_model(spec: FieldSpec, config: ModelConfig, params: torch.Tensor | Non
     return WeightAutoencoder(spec, config, ParamStats(spec, params))
 
 
-def write_space_folder(path: str | Path, model: torch.nn.Module, header: dict, meta: dict) -> None:
-    """Write model.safetensors (``model``'s state), then space.json (``header`` + the ``meta`` keys it lacks);
-    both atomic. Shared by field and classifier spaces."""
-    path = ensure_output_dir(path)
-    atomic_save_tensors(path / MODEL_FILE, {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
-    atomic_write_json(path / SPACE_JSON, {**header, **{k: v for k, v in meta.items() if k not in header}})
-
-
-def read_space_header(path: str | Path, space_format: str, what: str) -> dict:
-    """space.json of a space folder, checked to be of ``space_format``; problems raise InputError naming the file."""
-    path = Path(path)
-    if not path.is_dir():
-        raise InputError(path, "space folder not found")
-    header = read_json(path / SPACE_JSON)
-    if header.get("format") != space_format:
-        raise InputError(path / SPACE_JSON, f"not a shapezoo {what} (format {header.get('format')!r})")
-    return header
-
-
-def load_space_state(path: str | Path, model: torch.nn.Module) -> None:
-    """Load model.safetensors of a space folder into ``model``; a mismatch raises InputError naming the file."""
-    state, _ = load_tensors(Path(path) / MODEL_FILE, framework="pt")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise InputError(Path(path) / MODEL_FILE, f"weights do not match space.json ({first})") from None
-
-
 def save_space(path: str | Path, space: WeightSpace) -> None:
     """Write model.safetensors, then space.json (both atomic)."""
     header = {"format": SPACE_FORMAT, "spec": space.spec.to_json(), "model": asdict(space.model.config)}
@@ -148,52 +116,9 @@ def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSp
     model = build_model(spec, config)
     load_space_state(path, model)
     meta = {k: v for k, v in header.items() if k not in ("format", "spec", "model")}
-    split = meta.get("split", {})
-    if not isinstance(split, dict) or not all(isinstance(v, list) for v in split.values()):
-        raise InputError(Path(path) / SPACE_JSON, "'split' must map each split to a list of field names")
-    for names in split.values():
-        for name in names:
-            plain_name(name, Path(path) / SPACE_JSON)
     init = None
     if (Path(path) / INIT_FILE).exists():
         init = load_tensors(Path(path) / INIT_FILE, framework="pt")[0].get("params")
         if init is None or init.shape != (spec.layout().size,):
             raise InputError(Path(path) / INIT_FILE, f"needs 'params' of shape ({spec.layout().size},)")
     return WeightSpace(spec, model.to(device), meta, init)
-
-
-def save_latents(path: str | Path, z: torch.Tensor, names: list[str], extra: dict | None = None) -> None:
-    """latents.safetensors: ``z`` (N, d) float32; names (and any extra JSON) in the metadata."""
-    if len(names) != len(z):
-        raise ShapezooError(f"{len(names)} names for {len(z)} latents")
-    meta = {"names": json.dumps(names), **{k: json.dumps(v) for k, v in (extra or {}).items()}}
-    atomic_save_tensors(path, {"z": z.detach().float().cpu().contiguous()}, meta)
-
-
-def load_latents(path: str | Path) -> tuple[torch.Tensor, list[str]]:
-    """(z (N, d), names) from a latents file; a bad file raises InputError."""
-    tensors, meta = load_tensors(path, framework="pt")
-    z = tensors.get("z")
-    if z is None or z.dim() != 2:
-        raise InputError(path, "holds no 'z' tensor of shape (N, d)")
-    try:
-        names = json.loads(meta.get("names", "null")) or [f"z{i:04d}" for i in range(len(z))]
-    except json.JSONDecodeError:
-        raise InputError(path, "the 'names' metadata is not valid JSON") from None
-    if not isinstance(names, list) or len(names) != len(z):
-        raise InputError(path, f"lists {len(names) if isinstance(names, list) else 'no'} names for {len(z)} latents")
-    for name in names:
-        plain_name(name, path)
-    return z.float(), names
-
-
-def split_names(names: list[str], val: float, test: float, seed: int) -> dict[str, list[str]]:
-    """Deterministic train/val/test split by shape name (independent of order)."""
-    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise ShapezooError(f"validation ({val}) and test ({test}) fractions must be in [0, 1) and sum below 1")
-    key = sorted(names, key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).hexdigest())
-    n_test, n_val = round(test * len(key)), round(val * len(key))
-    if len(key) - n_test - n_val < 1:
-        raise ShapezooError(f"{len(names)} fields leave none for training after the validation/test split")
-    split = {"test": key[:n_test], "val": key[n_test : n_test + n_val], "train": key[n_test + n_val :]}
-    return {k: sorted(v, key=names.index) for k, v in split.items()}

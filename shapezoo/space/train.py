@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -12,36 +11,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, ShapezooError
-from ..fields import FieldSpec, field_forward
-from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
-from ..zoo import FieldZoo
+from ..core.latents import LATENTS_FILE, frozen, save_latents, split_names
+from ..core.measure import set_iou
+from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, save_checkpoint
+from ..errors import ShapezooError
+from ..fields import FieldSpec, FieldZoo, field_forward
+from ..io import ensure_output_dir, locks
 from .designs import ModelConfig
-from .latent import frozen
-from .space import LATENTS_FILE, WeightSpace, build_model, save_latents, save_space, split_names
-
-STATE_JSON = "train_state.json"
-CHECKPOINT = "checkpoint.safetensors"
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """What every weight-space trainer shares: the AdamW schedule, the split of the zoo, validation cadence."""
-
-    lr: float = 1e-3
-    """Peak AdamW learning rate (linear warm-up, then cosine to ``lr * lr_final``)."""
-    lr_final: float = 0.05
-    warmup: int = 100
-    """Warm-up steps."""
-    val: float = 0.1
-    """Share of the zoo for validation (chooses the checkpoint kept)."""
-    test: float = 0.2
-    """Share of the zoo held out entirely (reported, never seen in training or selection)."""
-    eval_every: int = 10
-    """Validate and checkpoint every this many epochs."""
-    grad_clip: float = 1.0
-    seed: int = 0
-    """Seed of the split, the model and the data order."""
+from .space import WeightSpace, build_model, load_space, save_space
 
 
 @dataclass(frozen=True)
@@ -162,7 +139,7 @@ def evaluate_split(
             out = field_forward(spec, space_model.decode(zb), xb)[..., 0]
         kl.append(binary_kl(out, tb) * len(zb))
         a, b = out[:, :n_uniform] > 0, tb[:, :n_uniform] > 0
-        ious.append((a & b).sum(1) / (a | b).sum(1).clamp_min(1))
+        ious.append(set_iou(a, b))
     iou = torch.cat(ious).cpu()
     return {
         "functional": float(sum(kl) / len(params)),
@@ -211,39 +188,6 @@ def refine_model_latents(
     return torch.cat(out)
 
 
-def learning_rate(config: Schedule, step: int, total: int) -> float:
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    t = (step - config.warmup) / max(1, total - config.warmup)
-    return config.lr * (config.lr_final + (1 - config.lr_final) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
-
-
-def save_checkpoint(out: Path, model, opt, state: dict, codes=None) -> None:
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if codes is not None:
-        tensors["codes"] = codes.detach().cpu().contiguous()
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
-    atomic_save_tensors(out / CHECKPOINT, tensors)
-    atomic_write_json(out / STATE_JSON, state)
-
-
-def load_checkpoint(out: Path, model, opt, codes=None) -> None:
-    tensors, _ = load_tensors(out / CHECKPOINT, framework="pt")
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    if codes is not None:
-        with torch.no_grad():
-            codes.copy_(tensors["codes"])
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v
-    sd = opt.state_dict()
-    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
-
-
 @locks("out")
 def train_space(
     zoo: FieldZoo,
@@ -264,13 +208,7 @@ def train_space(
         raise ShapezooError(f"a weight space needs at least 2 usable fields; the zoo has {len(usable)}")
     split = split_names(usable, config.val, config.test, config.seed)
     configs = {"model": asdict(model_config), "train": asdict(config)}
-    state_path = out / STATE_JSON
-    if state_path.exists():
-        state = read_json(state_path)
-        if state.get("configs") != json.loads(json.dumps(configs)) or state.get("split") != split:
-            raise InputError(out, "holds a space trained with other options or another zoo; use another --out")
-    else:
-        state = {"configs": configs, "split": split, "epoch": 0, "step": 0, "history": [], "best": None}
+    state = open_state(out, configs, split, "another zoo")
 
     idx = {k: torch.tensor([zoo.index(n) for n in v], dtype=torch.long) for k, v in split.items()}
     params = {k: zoo.params[v].to(device) for k, v in idx.items()}
@@ -348,9 +286,6 @@ def train_space(
             if on_eval is not None:
                 on_eval(entry)
     seconds = time.perf_counter() - started
-
-    from .space import load_space
-
     best = load_space(out, device)
     results = {
         k: evaluate_split(

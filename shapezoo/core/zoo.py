@@ -1,22 +1,23 @@
 """Zoos on disk: many trained networks of one architecture (zoo.json + safetensors shards), written atomically.
 
-Field zoos hold occupancy fields (FieldSpec); classifier zoos (shapezoo.classifiers) use the same format with
-``kind: classifier`` and a ClassifierSpec.
+Every modality uses the same format; ``kind`` in zoo.json (``field``, ``classifier``, or any kind registered
+with ``core.spec.register_kind``) says which NetworkSpec reads the architecture. The format tag
+``shapezoo.fieldzoo/1`` names the container for every kind (it predates the classifier zoos; kept so existing
+zoos stay readable).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .errors import InputError, ShapezooError
-from .fields import FieldModule, FieldSpec, to_module
-from .io import (
+from ..errors import InputError, ShapezooError
+from ..io import (
     atomic_save_tensors,
     atomic_write_json,
     ensure_output_dir,
@@ -26,6 +27,7 @@ from .io import (
     plain_name,
     read_json,
 )
+from .spec import NetworkSpec, kind_classes
 
 ZOO_FORMAT = "shapezoo.fieldzoo/1"
 ZOO_JSON = "zoo.json"
@@ -41,6 +43,11 @@ def _retryable(entry: dict) -> bool:
     return entry.get("status") == "failed" and not entry.get("metrics")
 
 
+def member_seed(seed: int, name: str) -> int:
+    """A per-member seed from a base seed and the member's name, independent of batch composition."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little") >> 1
+
+
 def shard_name(i: int) -> str:
     return f"weights-{i:05d}.safetensors"
 
@@ -49,7 +56,7 @@ def shard_name(i: int) -> str:
 class Zoo:
     """Networks of one architecture: ``params`` (N, P) with one entry per row (name, status, metrics, ...)."""
 
-    spec: Any
+    spec: NetworkSpec
     params: torch.Tensor
     entries: list[dict]
     init: torch.Tensor
@@ -83,34 +90,32 @@ class Zoo:
         bad = ~torch.isfinite(self.params).all(dim=1)
         return [n for n, b in zip(self.names, bad.tolist()) if b]
 
+    def module(self, name: str) -> torch.nn.Module:
+        """One member as a ready-to-use ``nn.Module``."""
+        return self.spec.module(self.weights(name))
 
-@dataclass
-class FieldZoo(Zoo):
-    """Fitted occupancy fields (entries also carry the source mesh and its sha256)."""
+    def select(self, names: list[str] | None) -> tuple[list[str], list[str]]:
+        """(chosen, skipped): ``names`` (each must be usable, else ShapezooError), or with None every usable
+        member, and one line per member left out saying why."""
+        if names is None:
+            problems = {n: self.unusable(n) for n in self.names}
+            return [n for n, p in problems.items() if p is None], [p for p in problems.values() if p]
+        for n in names:
+            if problem := self.unusable(n):
+                raise ShapezooError(problem)
+        return list(names), []
 
-    spec: FieldSpec
-
-    def module(self, name: str) -> FieldModule:
-        """One field as a ready-to-use ``nn.Module``."""
-        return to_module(self.spec, self.weights(name))
-
-
-def _kind(spec) -> str:
-    return "field" if isinstance(spec, FieldSpec) else "classifier"
-
-
-def _spec_from_json(kind: str, data: dict):
-    if kind == "classifier":
-        from .classifiers.archs import ClassifierSpec
-
-        return ClassifierSpec.from_json(data)
-    return FieldSpec.from_json(data)
+    def stack(self, names: list[str]) -> torch.Tensor:
+        """(len(names), P) weights of the named members."""
+        if not names:
+            return torch.zeros(0, self.spec.layout().size)
+        return torch.stack([self.weights(n) for n in names])
 
 
-def _header(spec, meta: dict) -> dict:
+def _header(spec: NetworkSpec, meta: dict) -> dict:
     return {
         "format": ZOO_FORMAT,
-        "kind": _kind(spec),
+        "kind": spec.zoo_kind,
         "spec": spec.to_json(),
         "layout": spec.layout().to_json(),
         "param_count": spec.layout().size,
@@ -127,7 +132,7 @@ class ZooWriter:
     valid zoo of the shards it finished; finished shards are never rewritten.
     """
 
-    def __init__(self, path: str | Path, spec, init: torch.Tensor, meta: dict):
+    def __init__(self, path: str | Path, spec: NetworkSpec, init: torch.Tensor, meta: dict):
         self.path = ensure_output_dir(path)
         self.spec = spec
         meta = json.loads(json.dumps(meta))  # compare as stored (tuples become lists)
@@ -180,7 +185,9 @@ class ZooWriter:
 
 
 @locks("path")
-def save_zoo(path: str | Path, spec, params: torch.Tensor, entries: list[dict], init: torch.Tensor, meta: dict) -> None:
+def save_zoo(
+    path: str | Path, spec: NetworkSpec, params: torch.Tensor, entries: list[dict], init: torch.Tensor, meta: dict
+) -> None:
     """Write a whole zoo at once (e.g. decoded fields) as a single shard."""
     path = Path(path)
     if (path / ZOO_JSON).exists():
@@ -189,8 +196,8 @@ def save_zoo(path: str | Path, spec, params: torch.Tensor, entries: list[dict], 
 
 
 def load_zoo(path: str | Path, kind: str = "field") -> Any:
-    """Read and validate a zoo of ``kind`` (field or classifier); any mismatch raises InputError naming the file
-    and the problem. Returns a FieldZoo for fields, a Zoo of ClassifierSpec for classifiers."""
+    """Read and validate a zoo of ``kind`` (field, classifier or a registered kind); any mismatch raises InputError
+    naming the file and the problem. Returns the kind's zoo class (a FieldZoo for fields, else a Zoo)."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "zoo folder not found")
@@ -201,8 +208,9 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
     found = header.get("kind", "field")
     if found != kind:
         raise InputError(manifest, f"holds a {found} zoo; this needs a {kind} zoo")
+    spec_cls, zoo_cls = kind_classes(kind)
     try:
-        spec = _spec_from_json(kind, header["spec"])
+        spec = spec_cls.from_json(header["spec"])
     except (KeyError, TypeError, ValueError, ShapezooError) as exc:
         raise InputError(manifest, f"invalid architecture spec ({exc})") from None
     P = spec.layout().size
@@ -244,16 +252,4 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
     if init is None or init.shape != (P,):
         raise InputError(path / INIT_FILE, f"initial weights do not match the spec ({P} parameters)")
     meta = {k: v for k, v in header.items() if k not in ("format", "spec", "layout", "param_count", "shards", "fields")}
-    return (FieldZoo if kind == "field" else Zoo)(spec, params, entries, init.float(), meta)
-
-
-def metric_summary(entries: list[dict], key: str) -> dict:
-    """mean / median / min / max of one metric over the entries that have it."""
-    vals = sorted(
-        e["metrics"][key] for e in entries if key in e.get("metrics", {}) and math.isfinite(e["metrics"][key])
-    )
-    if not vals:
-        return {}
-    n = len(vals)
-    median = vals[n // 2] if n % 2 else 0.5 * (vals[n // 2 - 1] + vals[n // 2])
-    return {"mean": sum(vals) / n, "median": median, "min": vals[0], "max": vals[-1], "count": n}
+    return (zoo_cls or Zoo)(spec, params, entries, init.float(), meta)

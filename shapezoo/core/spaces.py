@@ -1,0 +1,48 @@
+"""Space folders on disk, for every modality: model.safetensors (the autoencoder's state) and space.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, plain_name, read_json
+
+SPACE_JSON = "space.json"
+MODEL_FILE = "model.safetensors"
+
+
+def write_space_folder(path: str | Path, model: torch.nn.Module, header: dict, meta: dict) -> None:
+    """Write model.safetensors (``model``'s state), then space.json (``header`` + the ``meta`` keys it lacks);
+    both atomic."""
+    path = ensure_output_dir(path)
+    atomic_save_tensors(path / MODEL_FILE, {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    atomic_write_json(path / SPACE_JSON, {**header, **{k: v for k, v in meta.items() if k not in header}})
+
+
+def read_space_header(path: str | Path, space_format: str, what: str) -> dict:
+    """space.json of a space folder, checked to be of ``space_format``; problems raise InputError naming the file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(path, "space folder not found")
+    header = read_json(path / SPACE_JSON)
+    if header.get("format") != space_format:
+        raise InputError(path / SPACE_JSON, f"not a shapezoo {what} (format {header.get('format')!r})")
+    split = header.get("split", {})
+    if not isinstance(split, dict) or not all(isinstance(v, list) for v in split.values()):
+        raise InputError(path / SPACE_JSON, "'split' must map each split to a list of member names")
+    for names in split.values():
+        for name in names:
+            plain_name(name, path / SPACE_JSON)
+    return header
+
+
+def load_space_state(path: str | Path, model: torch.nn.Module) -> None:
+    """Load model.safetensors of a space folder into ``model``; a mismatch raises InputError naming the file."""
+    state, _ = load_tensors(Path(path) / MODEL_FILE, framework="pt")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise InputError(Path(path) / MODEL_FILE, f"weights do not match space.json ({first})") from None
