@@ -99,7 +99,7 @@ def run_classifiers(out: Path, models: int, epochs: int, device: str | torch.dev
     result = evaluate_classifiers(space, zoo, data)
     atomic_write_json(out / "eval.json", result)
     acc = {r["name"]: r["accuracy_original"] for r in result["models"]}
-    a, b = min(acc, key=acc.get), max(acc, key=acc.get)
+    a, b = min(acc, key=lambda n: acc[n]), max(acc, key=lambda n: acc[n])
     path = interpolation_path(space, (spec, zoo.weights(a)), (spec, zoo.weights(b)), data, steps=9)
     path.pop("latents")
     atomic_write_json(out / "interpolation.json", {"a": a, "b": b, **path})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,23 +113,25 @@ def grid_values(spec: FieldSpec, params: torch.Tensor, config: ExtractConfig):
     pts = grid_points(r, device)
     grids = [v.reshape(r + 1, r + 1, r + 1) for v in evaluate(spec, params, [pts] * B, config.chunk)]
     count = B * len(pts)
-    masks = [None] * B
+    masks: list[torch.Tensor | None] = [None] * B
     while r < config.resolution:
         fine = 2 * r
-        queries = []
+        queries, round_masks = [], []
         for b in range(B):
             cells = _sign_change_cells(grids[b], config.level)
             if r == config.start:
                 cells = F.max_pool3d(cells.float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
             fine_cells = cells.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
             pad = F.pad(fine_cells.float()[None, None], (1, 1, 1, 1, 1, 1))
-            masks[b] = F.max_pool3d(pad, 2, stride=1)[0, 0] > 0  # grid points touching an active fine cell
+            mask = F.max_pool3d(pad, 2, stride=1)[0, 0] > 0  # grid points touching an active fine cell
+            masks[b] = mask
+            round_masks.append(mask)
             grids[b] = F.interpolate(grids[b][None, None], size=(fine + 1,) * 3, mode="trilinear", align_corners=True)[
                 0, 0
             ]
-            queries.append(masks[b].nonzero().to(params.dtype) / fine - 0.5)
+            queries.append(mask.nonzero().to(params.dtype) / fine - 0.5)
         for b, v in enumerate(evaluate(spec, params, queries, config.chunk)):
-            grids[b][masks[b]] = v
+            grids[b][round_masks[b]] = v
             count += len(v)
         r = fine
     return grids, masks, count
@@ -166,7 +169,7 @@ def _drop_small_components(vertices: np.ndarray, faces: np.ndarray, share: float
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     parts = mesh.split(only_watertight=False)
     keep = [p for p in parts if len(p.faces) >= share * len(faces)]
-    merged = trimesh.util.concatenate(keep) if keep else trimesh.Trimesh()
+    merged: Any = trimesh.util.concatenate(keep) if keep else trimesh.Trimesh()
     return np.asarray(merged.vertices), np.asarray(merged.faces, dtype=np.int64)
 
 
@@ -223,4 +226,6 @@ def export_mesh(vertices: np.ndarray, faces: np.ndarray, path, normalisation=Non
     if normalisation is not None:
         vertices = normalisation.to_original(vertices)
     data = trimesh.Trimesh(vertices, faces, process=False).export(file_type=fmt)
+    if isinstance(data, dict):
+        raise ShapezooError(f"{path}: trimesh exported '{fmt}' as several files; choose another format")
     atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode())

@@ -187,10 +187,8 @@ def to_module(spec: FieldSpec, flat: torch.Tensor) -> FieldModule:
 
 
 @dataclass
-class FieldZoo(Zoo):
+class FieldZoo(Zoo[FieldSpec]):
     """Fitted occupancy fields (entries also carry the source mesh and its sha256)."""
-
-    spec: FieldSpec
 
 
 register_kind("field", FieldSpec, FieldZoo)

@@ -75,10 +75,14 @@ def atomic_save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str
     """Save numpy arrays or torch tensors as safetensors, atomically (never pickle)."""
     first = next(iter(tensors.values()))
     if hasattr(first, "detach"):
-        from safetensors.torch import save
+        from safetensors.torch import save as save_torch
+
+        data = save_torch(tensors, metadata=metadata)
     else:
-        from safetensors.numpy import save
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+        from safetensors.numpy import save as save_numpy
+
+        data = save_numpy(tensors, metadata=metadata)
+    atomic_write_bytes(path, data)
 
 
 def load_tensors(path: str | Path, framework: str = "np") -> tuple[dict, dict[str, str]]:

@@ -22,8 +22,7 @@ from .errors import InputError, ShapezooError
 from .fields import FieldSpec, init_params
 from .fit import FitConfig, fit_fields
 from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
-from .sampling import INDEX_NAME, read_index
-from .zoo_fit import load_sample_batch
+from .sampling import INDEX_NAME, load_sample_batch, read_index
 
 INIT_FORMAT = "shapezoo.init/1"
 INIT_WEIGHTS = "init.safetensors"
@@ -165,7 +164,9 @@ def choose_init(choice: str, spec: FieldSpec, out: str | Path | None = None, tem
 def _load_training_shapes(samples: list[Path]) -> tuple[list[dict], int]:
     """Every sampled shape of the folders (points, occupancy, provenance) and their shared n_uniform; a shape whose
     samples cannot be used stops the run (an init must know exactly what it was learned on)."""
-    shapes, n_uniform, seen = [], None, {}
+    shapes: list[dict] = []
+    seen: dict[str, Path] = {}
+    n_uniform = 0
     for folder in samples:
         listed = read_index(folder)["shapes"]
         if not listed:
@@ -181,7 +182,7 @@ def _load_training_shapes(samples: list[Path]) -> tuple[list[dict], int]:
                 raise InputError(folder, "sample counts differ between folders; sample all with the same --points")
             n_uniform = n_u
             shapes.append({**s, "folder": str(folder)})
-    return shapes, int(n_uniform)
+    return shapes, n_uniform
 
 
 def _draw(config: InitConfig, step: int, n: int) -> np.ndarray:

@@ -36,7 +36,8 @@ class Normalisation:
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalisation:
-        return cls(center=tuple(float(c) for c in d["center"]), scale=float(d["scale"]))
+        x, y, z = (float(c) for c in d["center"])
+        return cls(center=(x, y, z), scale=float(d["scale"]))
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def normalisation_for(vertices: np.ndarray) -> Normalisation:
     """Centre of the bounding box, scale so the longest side becomes FRAME_EXTENT."""
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     extent = float((hi - lo).max())
-    return Normalisation(center=tuple(float(c) for c in (lo + hi) / 2), scale=FRAME_EXTENT / extent)
+    x, y, z = (float(c) for c in (lo + hi) / 2)
+    return Normalisation(center=(x, y, z), scale=FRAME_EXTENT / extent)
 
 
 def load_mesh(path: str | Path, name: str | None = None) -> Shape:

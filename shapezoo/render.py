@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ def render_mesh(
         raise ShapezooError(f"unknown view '{view}' ({', '.join(VIEWS)})")
     fig = Figure(figsize=(size / 100, size / 100), dpi=100)
     canvas = FigureCanvasAgg(fig)
-    ax = fig.add_axes((0, 0, 1, 1), projection="3d")
+    ax: Any = fig.add_axes((0, 0, 1, 1), projection="3d")  # an Axes3D (matplotlib types it as 2-D Axes)
     ax.set_axis_off()
     ax.set_box_aspect((1, 1, 1))
     for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
@@ -84,8 +85,8 @@ def render_grid(
     size: int = 256,
 ) -> np.ndarray:
     """A zoo overview: one tile per mesh, ``cols`` per row."""
-    labels = list(labels) if labels is not None else [None] * len(meshes)
-    return grid([render_mesh(v, f, view, size, lab) for (v, f), lab in zip(meshes, labels)], cols)
+    tags: list[str | None] = list(labels) if labels is not None else [None] * len(meshes)
+    return grid([render_mesh(v, f, view, size, lab) for (v, f), lab in zip(meshes, tags)], cols)
 
 
 def render_strip(

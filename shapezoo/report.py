@@ -13,6 +13,7 @@ import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def _load_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import trimesh
 
     try:
-        m = trimesh.load(path, process=False, force="mesh")
+        m: Any = trimesh.load(path, process=False, force="mesh")
     except (ValueError, IndexError):  # an empty mesh file (a step with no surface)
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
     return np.asarray(m.vertices), np.asarray(m.faces)
@@ -313,12 +314,14 @@ def _classifier_section(folder: Path, info: dict) -> str:
     path = folder / "interpolation.json"
     if path.exists():
         r = read_json(path)
-        series = {"latent path": (r["t"], [100 * a for a in r["accuracy_latent"]])}
+        series: dict[str, tuple[Sequence[float], Sequence[float]]] = {
+            "latent path": (r["t"], [100 * a for a in r["accuracy_latent"]])
+        }
         if "accuracy_raw" in r:
             series["raw-weight path"] = (r["t"], [100 * a for a in r["accuracy_raw"]])
         parts.append(svg_lines(series, f"Test accuracy from {r['a']} to {r['b']}", "t", "accuracy %"))
         raw = r.get("accuracy_raw", [None] * len(r["t"]))
-        rows = [
+        rows: list[tuple] = [
             (f"{t:.2f}", arch, 100 * a, "-" if b is None else 100 * b)
             for t, arch, a, b in zip(r["t"], r["arch_latent"], r["accuracy_latent"], raw)
         ]

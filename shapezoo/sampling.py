@@ -8,11 +8,13 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from .errors import InputError, ShapezooError
+from .fit import check_samples
 from .io import (
     atomic_save_tensors,
     atomic_write_json,
@@ -225,7 +227,7 @@ def sample_meshes(
         old = read_json(index_path)
         if old.get("config_key") == key:
             previous = {e["name"]: e for e in old.get("shapes", [])}
-    index = {
+    index: dict[str, Any] = {
         "format": SAMPLES_FORMAT,
         "config": asdict(config),
         "config_key": key,
@@ -273,3 +275,32 @@ def sample_meshes(
 
 def _same_hash(path: Path, sha256: str) -> bool:
     return path.exists() and sha256_file(path) == sha256
+
+
+def load_sample_batch(samples_dir: Path, shapes: list[dict]) -> tuple[list[dict], list[dict], int]:
+    """Read the sample files of a batch: (loaded shapes, failed entries for shapes with unusable samples, the
+    loaded shapes' shared count of uniform samples, 0 when none loaded)."""
+    loaded: list[dict] = []
+    failed: list[dict] = []
+    n_uniform = 0
+    for s in shapes:
+        entry = {
+            "name": s["name"],
+            "source": s.get("source"),
+            "sha256": s.get("sha256"),
+            "normalisation": s.get("normalisation"),
+        }
+        try:
+            data = load_samples(samples_dir / s["file"])
+            pts, occ = torch.from_numpy(data["points"]), torch.from_numpy(data["occupancy"])
+            check_samples(pts[None], occ[None], [s["name"]])
+            if loaded and (pts.shape != loaded[0]["points"].shape or int(data["n_uniform"]) != n_uniform):
+                raise ShapezooError(
+                    f"{s['name']}: sample count differs from the rest of the batch; resample "
+                    "all shapes with the same --points"
+                )
+            n_uniform = int(data["n_uniform"])
+            loaded.append({**entry, "points": pts, "occupancy": occ})
+        except ShapezooError as exc:
+            failed.append({**entry, "status": "failed", "error": str(exc), "metrics": {}})
+    return loaded, failed, n_uniform

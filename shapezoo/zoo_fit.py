@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,13 +16,11 @@ from .core.measure import metric_summary
 from .core.zoo import ZOO_JSON, ZooWriter, load_zoo
 from .errors import ShapezooError
 from .fields import FieldSpec, init_params
-from .fit import FitConfig, check_samples, fit_fields
+from .fit import FitConfig, fit_fields
 from .io import atomic_write_json, locks, read_json
+from .learned_init import LearnedInit
 from .runtime import available_memory
-from .sampling import INDEX_NAME, load_samples, read_index
-
-if TYPE_CHECKING:
-    from .learned_init import LearnedInit
+from .sampling import INDEX_NAME, load_sample_batch, read_index
 
 
 def config_json(config: FitConfig) -> dict:
@@ -43,32 +40,6 @@ def _check_size(spec: FieldSpec, batch: int, device: torch.device) -> None:
             f"a batch of {batch} on {device}, {free / 2**30:.1f} GiB is free; choose a smaller --width/--depth "
             "or --batch"
         )
-
-
-def load_sample_batch(samples_dir, shapes: list[dict]) -> tuple[list[dict], list[dict], int | None]:
-    """Read the sample files of a batch; shapes with unusable samples become failed entries."""
-    loaded, failed, n_uniform = [], [], None
-    for s in shapes:
-        entry = {
-            "name": s["name"],
-            "source": s.get("source"),
-            "sha256": s.get("sha256"),
-            "normalisation": s.get("normalisation"),
-        }
-        try:
-            data = load_samples(samples_dir / s["file"])
-            pts, occ = torch.from_numpy(data["points"]), torch.from_numpy(data["occupancy"])
-            check_samples(pts[None], occ[None], [s["name"]])
-            if loaded and (pts.shape != loaded[0]["points"].shape or int(data["n_uniform"]) != n_uniform):
-                raise ShapezooError(
-                    f"{s['name']}: sample count differs from the rest of the batch; resample "
-                    "all shapes with the same --points"
-                )
-            n_uniform = int(data["n_uniform"])
-            loaded.append({**entry, "points": pts, "occupancy": occ})
-        except ShapezooError as exc:
-            failed.append({**entry, "status": "failed", "error": str(exc), "metrics": {}})
-    return loaded, failed, n_uniform
 
 
 def _shared_init(samples_dir: Path, shapes: list[dict], spec: FieldSpec, config: FitConfig, device, on_check):

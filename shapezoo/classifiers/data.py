@@ -33,7 +33,8 @@ class ImageData:
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train[0].shape[1:])
+        c, h, w = self.train[0].shape[1:]
+        return int(c), int(h), int(w)
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in ("train", "val", "test"):

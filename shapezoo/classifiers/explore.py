@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -45,12 +45,13 @@ def interpolation_path(
     path = interpolate(za, zb, steps, mode)
     images, labels = data.split(split)
     arch = space.model.arch_logits(path).argmax(-1).tolist()
-    acc_latent, names = [], []
+    acc_latent: list[float] = []
+    names: list[str] = []
     for z, k in zip(path, arch):
         spec = space.archs[k]
         acc_latent.append(float(accuracy(spec, space.model.decode(k, z[None]), images, labels)[0]))
         names.append(spec.name)
-    out = {
+    out: dict[str, Any] = {
         "t": torch.linspace(0, 1, steps).tolist(),
         "mode": mode,
         "latents": path.cpu(),
@@ -217,7 +218,7 @@ def encode_models(
 @torch.no_grad()
 def evaluate_zoo(
     space: ClassifierSpace,
-    zoo: Zoo,
+    zoo: Zoo[ClassifierSpec],
     data: ImageData,
     split: str = "test",
     refine: int = 0,

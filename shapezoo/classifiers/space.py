@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -57,10 +58,11 @@ class ClassifierAutoencoder(nn.Module):
         self.arch_embed = nn.Embedding(len(archs), h)
         self.encoder = mlp([h, h, config.latent])
         self.trunk = mlp([config.latent, h, h])
-        self.heads = nn.ModuleDict({k: nn.Linear(h, width[k]) for k in self.kinds})
-        for head in self.heads.values():
+        heads = {k: nn.Linear(h, width[k]) for k in self.kinds}
+        for head in heads.values():
             nn.init.normal_(head.weight, std=0.1 / math.sqrt(h))
             nn.init.zeros_(head.bias)
+        self.heads = nn.ModuleDict(heads)
         self.arch_head = nn.Linear(h, len(archs))
         for k in self.kinds:
             self.register_buffer(f"mean_{k}", torch.zeros(sizes[k]))
@@ -72,8 +74,9 @@ class ClassifierAutoencoder(nn.Module):
                 self.register_buffer(f"basis_{k}", torch.zeros(config.basis, sizes[k]))
             self.skip_enc = nn.ModuleDict({k: nn.Linear(config.basis, config.latent, bias=False) for k in self.kinds})
             self.skip_dec = nn.ModuleDict({k: nn.Linear(config.latent, config.basis, bias=False) for k in self.kinds})
-            nn.init.zeros_(self.encoder[-1].weight)  # z starts as the whitened principal coordinates
-            nn.init.zeros_(self.encoder[-1].bias)
+            last = cast(nn.Linear, self.encoder[-1])
+            nn.init.zeros_(last.weight)  # z starts as the whitened principal coordinates
+            nn.init.zeros_(last.bias)
 
     def index(self, arch: int) -> torch.Tensor:
         return getattr(self, f"index_{arch}")
@@ -119,8 +122,8 @@ class ClassifierAutoencoder(nn.Module):
                 enc, dec = torch.zeros(d, self.config.basis), torch.zeros(self.config.basis, d)
                 enc[range(q), range(q)] = 1 / sigma[:q]
                 dec[range(q), range(q)] = sigma[:q]
-                self.skip_enc[k].weight.data.copy_(enc)
-                self.skip_dec[k].weight.data.copy_(dec)
+                cast(nn.Linear, self.skip_enc[k]).weight.data.copy_(enc)
+                cast(nn.Linear, self.skip_dec[k]).weight.data.copy_(dec)
 
     def _principal_directions(
         self, kind: str, params: dict[int, torch.Tensor], mean, std

@@ -114,8 +114,8 @@ def evaluate_models(
     }
 
 
-def _split(zoos: list[Zoo], config: SpaceTrainConfig) -> dict[str, list[str]]:
-    names = [n for z in zoos for n in z.names if z.unusable(n) is None]
+def _split(zoos: list[Zoo[ClassifierSpec]], config: SpaceTrainConfig) -> dict[str, list[str]]:
+    names = [n for zoo in zoos for n in zoo.names if zoo.unusable(n) is None]
     if len(set(names)) != len(names):
         raise ShapezooError("model names repeat across the zoos (train each architecture's zoo once)")
     return split_names(names, config.val, config.test, config.seed)
@@ -123,7 +123,7 @@ def _split(zoos: list[Zoo], config: SpaceTrainConfig) -> dict[str, list[str]]:
 
 @locks("out")
 def train_classifier_space(
-    zoos: list[Zoo],
+    zoos: list[Zoo[ClassifierSpec]],
     data: ImageData,
     out: str | Path,
     archs: list[ClassifierSpec] | None = None,
@@ -135,14 +135,14 @@ def train_classifier_space(
     architectures and may list ones without a zoo (unseen: built by the interpolation loss). Resumes from
     ``out``'s checkpoint when the same options are given again; saves the best space by validation."""
     out, device = ensure_output_dir(out), data.train[0].device
-    archs = list(archs) if archs else list(dict.fromkeys(z.spec for z in zoos))
-    for z in zoos:
-        if z.spec not in archs:
+    archs = list(archs) if archs else list(dict.fromkeys(zoo.spec for zoo in zoos))
+    for zoo in zoos:
+        if zoo.spec not in archs:
             raise ShapezooError(
-                f"the zoo of {z.spec.name} is not in the architecture ordering {[a.name for a in archs]}"
+                f"the zoo of {zoo.spec.name} is not in the architecture ordering {[a.name for a in archs]}"
             )
-        if z.spec.in_shape != data.in_shape or z.spec.classes != data.classes:
-            raise ShapezooError(f"the zoo of {z.spec.name} was trained on other images than {data.name}")
+        if zoo.spec.in_shape != data.in_shape or zoo.spec.classes != data.classes:
+            raise ShapezooError(f"the zoo of {zoo.spec.name} was trained on other images than {data.name}")
     split = _split(zoos, config)
     configs = {"model": asdict(model_config), "train": asdict(config), "archs": [a.name for a in archs]}
     state = open_state(out, configs, split, "other zoos")
@@ -150,15 +150,15 @@ def train_classifier_space(
     members = {k: set(v) for k, v in split.items()}
     params: dict[str, dict[int, torch.Tensor]] = {k: {} for k in split}
     names: dict[str, dict[int, list[str]]] = {k: {} for k in split}
-    for z in zoos:
-        a = archs.index(z.spec)
+    for zoo in zoos:
+        a = archs.index(zoo.spec)
         for k in split:
-            chosen = [n for n in z.names if n in members[k]]
+            chosen = [n for n in zoo.names if n in members[k]]
             names[k][a] = chosen
-            params[k][a] = z.params[[z.index(n) for n in chosen]].to(device)
+            params[k][a] = zoo.params[[zoo.index(n) for n in chosen]].to(device)
     torch.manual_seed(config.seed)
     model = build_space_model(archs, model_config)
-    inits = {archs.index(z.spec): z.init for z in zoos}
+    inits = {archs.index(zoo.spec): zoo.init for zoo in zoos}
     model.set_statistics(
         {a: p.cpu() for a, p in params["train"].items()},
         {a: inits[a] if a in inits else init_params(s, 0) for a, s in enumerate(archs)},
@@ -330,7 +330,7 @@ def _meta(zoos, data, configs, split, state) -> dict:
         "train": configs["train"],
         "data": zoos[0].meta.get("data", {"name": data.name}),
         "split": split,
-        "zoos": {z.spec.name: {"models": len(z.names), "recipe": z.meta.get("recipe")} for z in zoos},
+        "zoos": {zoo.spec.name: {"models": len(zoo.names), "recipe": zoo.meta.get("recipe")} for zoo in zoos},
         "history": state["history"],
         "best": state["best"],
     }

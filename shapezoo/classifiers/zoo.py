@@ -136,7 +136,10 @@ def train_zoo(
     for lo in range(0, len(names), config.batch):
         job = names[lo : lo + config.batch]
         params, losses = train_models(spec, init, data, [hp[n] for n in job], config)
-        acc = {s: accuracy(spec, params, *(t[:EVAL_IMAGES] for t in data.split(s))).tolist() for s in ("train", "val")}
+        acc = {}
+        for s in ("train", "val"):
+            images, labels = data.split(s)
+            acc[s] = accuracy(spec, params, images[:EVAL_IMAGES], labels[:EVAL_IMAGES]).tolist()
         acc["test"] = accuracy(spec, params, *data.test).tolist()
         entries = [
             {

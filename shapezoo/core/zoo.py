@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 
@@ -28,6 +28,8 @@ from ..io import (
     read_json,
 )
 from .spec import NetworkSpec, kind_classes
+
+S = TypeVar("S", bound=NetworkSpec)
 
 ZOO_FORMAT = "shapezoo.fieldzoo/1"
 ZOO_JSON = "zoo.json"
@@ -53,10 +55,10 @@ def shard_name(i: int) -> str:
 
 
 @dataclass
-class Zoo:
+class Zoo(Generic[S]):
     """Networks of one architecture: ``params`` (N, P) with one entry per row (name, status, metrics, ...)."""
 
-    spec: NetworkSpec
+    spec: S
     params: torch.Tensor
     entries: list[dict]
     init: torch.Tensor
@@ -208,6 +210,7 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
     found = header.get("kind", "field")
     if found != kind:
         raise InputError(manifest, f"holds a {found} zoo; this needs a {kind} zoo")
+    spec_cls: Any
     spec_cls, zoo_cls = kind_classes(kind)
     try:
         spec = spec_cls.from_json(header["spec"])
@@ -227,7 +230,8 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
         if name in seen:
             raise InputError(manifest, f"lists the field name '{name}' twice")
         seen.add(name)
-    rows, entries = [], []
+    rows: list[torch.Tensor] = []
+    entries: list[dict] = []
     for i, shard in enumerate(shards):
         if not isinstance(shard, dict) or not isinstance(shard.get("count"), int):
             raise InputError(manifest, f"shard {i} needs a 'file' and an integer 'count'")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +40,11 @@ class ModelConfig:
 
 class ParamStats(nn.Module):
     """Zoo statistics: per-parameter mean/std (decoder init, weight loss) and per-tensor mean/std (encoder input)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    tensor_mean: torch.Tensor
+    tensor_std: torch.Tensor
 
     def __init__(self, spec: FieldSpec, params: torch.Tensor | None = None):
         super().__init__()
@@ -92,10 +97,13 @@ class NeuronEncoder(nn.Module):
         dims = spec.dims
         feats = [5 + (dims[0] if k == 0 else 0) + (dims[-1] if k == L - 1 else 0) for k in range(L)]
         self.embed = nn.ModuleList(mlp([f, d, d]) for f in feats)
-        self.fwd = nn.ModuleList(nn.ModuleList(nn.Linear(d, d) for _ in range(L)) for _ in range(config.rounds))
-        self.bwd = nn.ModuleList(nn.ModuleList(nn.Linear(d, d) for _ in range(L)) for _ in range(config.rounds))
-        self.update = nn.ModuleList(nn.ModuleList(mlp([3 * d, d, d]) for _ in range(L)) for _ in range(config.rounds))
-        self.norm = nn.ModuleList(nn.ModuleList(nn.LayerNorm(d) for _ in range(L)) for _ in range(config.rounds))
+        # rounds x layers of modules (ModuleList of ModuleLists; typed Any: torch types an item as a plain Module)
+        self.fwd: Any = nn.ModuleList(nn.ModuleList(nn.Linear(d, d) for _ in range(L)) for _ in range(config.rounds))
+        self.bwd: Any = nn.ModuleList(nn.ModuleList(nn.Linear(d, d) for _ in range(L)) for _ in range(config.rounds))
+        self.update: Any = nn.ModuleList(
+            nn.ModuleList(mlp([3 * d, d, d]) for _ in range(L)) for _ in range(config.rounds)
+        )
+        self.norm: Any = nn.ModuleList(nn.ModuleList(nn.LayerNorm(d) for _ in range(L)) for _ in range(config.rounds))
         self.readout = nn.ModuleList(mlp([d, d]) for _ in range(L))
         self.head = mlp([2 * d * L + dims[-1], 2 * config.latent, config.latent])
 
@@ -217,9 +225,10 @@ class PrepDecoder(nn.Module):
         blocks: list[nn.Module] = []
         for a, b in zip(chans[:-1], chans[1:]):
             blocks += [nn.Upsample(scale_factor=2), nn.Conv2d(a, b, 3, padding=1), nn.GELU()]
-        self.convs = nn.Sequential(*blocks, nn.Conv2d(c, 1, 1))
-        nn.init.normal_(self.convs[-1].weight, std=0.01)
-        nn.init.zeros_(self.convs[-1].bias)
+        last = nn.Conv2d(c, 1, 1)
+        nn.init.normal_(last.weight, std=0.01)
+        nn.init.zeros_(last.weight.new_zeros(0) if last.bias is None else last.bias)
+        self.convs = nn.Sequential(*blocks, last)
         self.affine = _OutputAffine(stats)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -232,7 +241,8 @@ class WeightAutoencoder(nn.Module):
 
     def __init__(self, spec: FieldSpec, config: ModelConfig, stats: ParamStats):
         super().__init__()
-        self.spec, self.config, self.stats = spec, config, stats
+        self.spec, self.config = spec, config
+        self.stats: ParamStats = stats
         if config.design == "neuron":
             self.encoder: nn.Module = NeuronEncoder(spec, config)
             self.decoder: nn.Module = NeuronDecoder(spec, config, stats)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -84,7 +85,7 @@ def sequence(
     a: torch.Tensor,
     b: torch.Tensor,
     steps: int,
-    mode: str = "lerp",
+    mode: Literal["lerp", "slerp"] = "lerp",
     weights: bool = False,
     refine: int = 0,
 ) -> torch.Tensor:

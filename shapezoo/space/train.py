@@ -274,7 +274,7 @@ def train_space(
             )
             # Select by the validation field IoU: the KL term keeps rising from overconfident logits (overfitting of
             # calibration) while the decoded shapes still improve (BENCHMARKS.md, weight space).
-            val = entry.get("val", entry.get("train_eval"))
+            val: dict = entry["val"] if "val" in entry else entry["train_eval"]
             state["history"].append(entry)
             if state["best"] is None or val["field_iou_mean"] >= state["best"]["field_iou_mean"]:
                 state["best"] = {"epoch": epoch + 1, **val}
