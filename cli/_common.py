@@ -6,9 +6,17 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+Root = Annotated[Path | None, typer.Option(help="Dataset folder (default: the one recorded in the zoo/space).")]
+
+
+def pct(x: float | None) -> str:
+    """An accuracy in [0, 1] as a percentage with one decimal, '-' when unknown."""
+    return "-" if x is None else f"{100 * x:.1f}"
 
 
 def parse_names(names: str | None) -> list[str] | None:
@@ -64,17 +72,14 @@ def finish(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     summary: dict,
-    summary_path: Path | None = None,
     failures: Sequence[str] = (),
 ) -> None:
-    """Print a short table and the JSON summary (also written to ``summary_path``).
+    """Print a short table and the JSON summary (the library has written every file already).
 
     Each failure is printed as its own ``error:`` line, and the command then exits 1.
     """
     from rich.console import Console
     from rich.table import Table
-
-    from shapezoo.io import atomic_write_json
 
     table = Table(title=title)
     for c in columns:
@@ -82,8 +87,6 @@ def finish(
     for r in rows:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r))
     Console(stderr=True).print(table)
-    if summary_path is not None:
-        atomic_write_json(summary_path, summary)
     typer.echo(json.dumps(summary))
     for line in failures:
         typer.echo(f"error: {line}", err=True)

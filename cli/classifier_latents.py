@@ -1,5 +1,4 @@
-"""``shapezoo classifiers encode | decode | interpolate | optimize | eval``: moving through a classifier space,
-and the loaders the classifier commands share."""
+"""``shapezoo classifiers encode | decode | interpolate | optimize | eval``: moving through a classifier space."""
 
 from __future__ import annotations
 
@@ -8,11 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ._common import finish, handle_errors, parse_names, progress
-from .fit import resolve_device
+from ._common import Device, Root, finish, handle_errors, parse_names, pct, progress
 
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-Root = Annotated[Path | None, typer.Option(help="Dataset folder (default: the one recorded in the zoo/space).")]
 Refine = Annotated[
     int,
     typer.Option(
@@ -20,43 +16,6 @@ Refine = Annotated[
         "on training images; 300 keeps held-out accuracy within a point in BENCHMARKS.md)."
     ),
 ]
-
-
-def load_data(meta: dict, root: Path | None, device):
-    """The image dataset a zoo or space was made with (its name and folder are recorded in ``meta['data']``)."""
-    from shapezoo.classifiers.data import load_images
-
-    info = meta.get("data") or {"name": "digits"}
-    return load_images(info["name"], root or info.get("root")).to(device)
-
-
-def load_classifier_zoo(path: Path):
-    from shapezoo.core.zoo import load_zoo
-
-    return load_zoo(path, kind="classifier")
-
-
-def space_and_zoo(space: Path, zoo: Path, device: str):
-    """(device, space, zoo), with the zoo's architecture checked against the space's."""
-    from shapezoo.classifiers.space import load_classifier_space
-
-    dev = resolve_device(device)
-    s, z = load_classifier_space(space, dev), load_classifier_zoo(zoo)
-    s.arch_index(z.spec, zoo)
-    return dev, s, z
-
-
-def space_and_data(space: Path, root: Path | None, device: str):
-    """(device, space, the images the space was trained with)."""
-    from shapezoo.classifiers.space import load_classifier_space
-
-    dev = resolve_device(device)
-    s = load_classifier_space(space, dev)
-    return dev, s, load_data(s.meta, root, dev)
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
 
 
 @handle_errors
@@ -70,26 +29,21 @@ def encode(
     device: Device = "auto",
 ):
     """Map a zoo's models to latents (encoder pass, optionally refined against each model's own predictions)."""
-    import torch
+    from shapezoo.classifiers.data import images_for
+    from shapezoo.classifiers.jobs import encode_zoo
+    from shapezoo.classifiers.space import load_classifier_space
+    from shapezoo.core.zoo import load_zoo
+    from shapezoo.runtime import resolve_device
 
-    from shapezoo.classifiers.explore import encode_models
-    from shapezoo.errors import ShapezooError
-    from shapezoo.space import save_latents
-
-    dev, s, z = space_and_zoo(space, zoo, device)
-    wanted = parse_names(names) or [n for n in z.names if z.unusable(n) is None]
-    for n in wanted:
-        if problem := z.unusable(n):
-            raise ShapezooError(problem)
-    params = torch.stack([z.weights(n) for n in wanted]) if wanted else torch.zeros(0, z.spec.layout().size)
-    data = load_data(s.meta, root, dev) if refine else None
-    latents = encode_models(s, z.spec, params, data, refine) if refine else s.encode(z.spec, params)
-    save_latents(out, latents, wanted, {"space": str(space), "zoo": str(zoo), "arch": z.spec.name, "refine": refine})
+    dev = resolve_device(device)
+    s, z = load_classifier_space(space, dev), load_zoo(zoo, kind="classifier")
+    data = images_for(s.meta, root, dev) if refine else None
+    latents, summary = encode_zoo(s, space, z, zoo, out, parse_names(names), refine, data)
     finish(
-        f"{len(wanted)} latents in {out}",
-        ["name", "norm"],
-        [(n, float(v.norm())) for n, v in zip(wanted[:10], latents)],
-        {"out": str(out), "latents": len(wanted), "latent_size": s.latent_size, "arch": z.spec.name},
+        f"{summary['latents']} latents in {out}",
+        ["latent", "norm"],
+        [(i, float(v.norm())) for i, v in enumerate(latents[:10])],
+        summary,
     )
 
 
@@ -105,47 +59,21 @@ def decode(
     device: Device = "auto",
 ):
     """Decode latents into a classifier zoo (with each model's test accuracy)."""
-    from shapezoo.classifiers.archs import accuracy, init_params, parse_arch
-    from shapezoo.core.zoo import save_zoo
-    from shapezoo.space import load_latents
+    from shapezoo.classifiers.data import images_for
+    from shapezoo.classifiers.jobs import decode_latents
+    from shapezoo.classifiers.space import load_classifier_space
+    from shapezoo.runtime import resolve_device
 
-    _, s, data = space_and_data(space, root, device)
-    z, names = load_latents(latents)
-    s.check_latents(z, latents)
-    spec0 = s.archs[0]
-    target = parse_arch(arch, spec0.in_shape, spec0.classes) if arch else None
-    spec, params = s.decode(z, target)
-    acc = accuracy(spec, params, *data.test).tolist()
-    entries = [
-        {"name": n, "arch": spec.name, "status": "ok", "decoded_from": str(latents), "metrics": {"accuracy_test": a}}
-        for n, a in zip(names, acc)
-    ]
-    save_zoo(
-        out,
-        spec,
-        params.cpu(),
-        entries,
-        init_params(spec, 0),
-        {"data": s.meta.get("data"), "decoded": {"space": str(space), "latents": str(latents)}},
-    )
+    dev = resolve_device(device)
+    s = load_classifier_space(space, dev)
+    summary = decode_latents(s, space, latents, out, images_for(s.meta, root, dev), arch)
+    acc = summary["accuracy_test"]
     finish(
-        f"{len(names)} x {spec.name} decoded into {out}",
-        ["name", "test acc %"],
-        [(n, pct(a)) for n, a in zip(names[:10], acc)],
-        {"zoo": str(out), "arch": spec.name, "models": len(names), "accuracy_test": acc},
+        f"{summary['models']} x {summary['arch']} decoded into {out}",
+        ["model", "test acc %"],
+        [(i, pct(a)) for i, a in enumerate(acc[:10])],
+        summary,
     )
-
-
-def _lookup(name: str, zoos):
-    """(spec, (P,)) of a model named in one of the zoos."""
-    from shapezoo.errors import ShapezooError
-
-    for z in zoos:
-        if name in z.names:
-            if problem := z.unusable(name):
-                raise ShapezooError(problem)
-            return z.spec, z.weights(name)
-    raise ShapezooError(f"no model named '{name}' in the given zoo(s)")
 
 
 @handle_errors
@@ -161,28 +89,23 @@ def interpolate(
     device: Device = "auto",
 ):
     """Test accuracy along the latent path from A to B (and along raw weights when they share an architecture)."""
-    from shapezoo.classifiers.explore import interpolation_path
-    from shapezoo.io import atomic_save_tensors, ensure_output_dir
+    from shapezoo.classifiers.data import images_for
+    from shapezoo.classifiers.jobs import interpolate_models
+    from shapezoo.classifiers.space import load_classifier_space
+    from shapezoo.core.zoo import load_zoo
+    from shapezoo.runtime import resolve_device
 
-    _, s, data = space_and_data(space, root, device)
-    zoos = [load_classifier_zoo(p) for p in zoo]
-    for z, p in zip(zoos, zoo):
-        s.arch_index(z.spec, p)
-    ea, eb = _lookup(a, zoos), _lookup(b, zoos)
-    result = interpolation_path(s, ea, eb, data, steps, mode)  # type: ignore[arg-type]
-    ensure_output_dir(out)
-    atomic_save_tensors(out / "path.safetensors", {"z": result.pop("latents").contiguous()})
-    summary = {"a": a, "b": b, **result}
+    dev = resolve_device(device)
+    s = load_classifier_space(space, dev)
+    zoos = [load_zoo(p, kind="classifier") for p in zoo]
+    summary = interpolate_models(s, a, b, zoos, zoo, images_for(s.meta, root, dev), out, steps, mode)  # type: ignore[arg-type]
+    raw = summary.get("accuracy_raw")
     rows = [
-        (i, f"{t:.3f}", arch, pct(acc), pct(result["accuracy_raw"][i]) if "accuracy_raw" in result else "-")
-        for i, (t, arch, acc) in enumerate(zip(result["t"], result["arch_latent"], result["accuracy_latent"]))
+        (i, f"{t:.3f}", arch, pct(acc), pct(raw[i]) if raw else "-")
+        for i, (t, arch, acc) in enumerate(zip(summary["t"], summary["arch_latent"], summary["accuracy_latent"]))
     ]
     finish(
-        f"{a} -> {b} ({mode}), {steps} steps",
-        ["step", "t", "arch", "latent acc %", "raw-weight acc %"],
-        rows,
-        summary,
-        out / "interpolation.json",
+        f"{a} -> {b} ({mode}), {steps} steps", ["step", "t", "arch", "latent acc %", "raw-weight acc %"], rows, summary
     )
 
 
@@ -204,63 +127,38 @@ def optimize(
     device: Device = "auto",
 ):
     """Optimise a latent for accuracy on the training images; keeps the best by validation accuracy."""
-    from shapezoo.classifiers.archs import init_params, parse_arch
-    from shapezoo.classifiers.explore import LatentOptConfig, optimize_latent
-    from shapezoo.core.latents import LATENTS_FILE
-    from shapezoo.core.zoo import save_zoo
-    from shapezoo.errors import ShapezooError
-    from shapezoo.space import load_latents, save_latents
+    from shapezoo.classifiers.data import images_for
+    from shapezoo.classifiers.explore import LatentOptConfig
+    from shapezoo.classifiers.jobs import optimize_model
+    from shapezoo.classifiers.space import load_classifier_space
+    from shapezoo.core.zoo import load_zoo
+    from shapezoo.runtime import resolve_device
 
-    _, s, data = space_and_data(space, root, device)
-    zoos = [load_classifier_zoo(zoo)] if zoo is not None else []
-    if (start != "mean" or teacher) and not zoos:
-        raise ShapezooError("--start NAME and --teacher need --zoo")
-    spec = parse_arch(arch, data.in_shape, data.classes) if arch else None
-    if start == "mean":
-        train_z, _ = load_latents(Path(space) / LATENTS_FILE)
-        z0 = train_z.mean(0)
-        spec = spec or s.archs[0]
-    else:
-        sa, pa = _lookup(start, zoos)
-        z0, spec = s.encode(sa, pa[None])[0].cpu(), spec or sa
-    t = _lookup(teacher, zoos) if teacher else None
-    config = LatentOptConfig(steps=steps, lr=lr)
+    dev = resolve_device(device)
+    s = load_classifier_space(space, dev)
+    zoos = [load_zoo(zoo, kind="classifier")] if zoo is not None else []
     with progress() as bar:
         task = bar.add_task("optimising", total=steps, status="")
-        result = optimize_latent(
+        summary = optimize_model(
             s,
-            spec,
-            z0,
-            data,
-            config,
-            t,
+            space,
+            out,
+            images_for(s.meta, root, dev),
+            start,
+            zoos,
+            arch,
+            teacher,
+            LatentOptConfig(steps=steps, lr=lr),
             lambda e: bar.update(task, completed=e["step"], status=f"val acc {100 * e['accuracy_val']:.1f}%"),
         )
-    name = f"optimized-{start}"
-    save_zoo(
-        out / "zoo",
-        spec,
-        result["params"][None],
-        [{"name": name, "arch": spec.name, "status": "ok", "metrics": {"accuracy_test": result["accuracy_test_end"]}}],
-        init_params(spec, 0),
-        {"data": s.meta.get("data"), "optimized": {"space": str(space), "start": start, "teacher": teacher}},
-    )
-    save_latents(out / "latent.safetensors", result["z"][None], [name])
-    summary = {
-        "start": start,
-        "arch": spec.name,
-        "teacher": teacher,
-        **{k: v for k, v in result.items() if k not in ("z", "params")},
-    }
     finish(
-        f"optimised latent ({result['objective']}) in {out}",
+        f"optimised latent ({summary['objective']}) in {out}",
         ["", "test acc %", "val acc %"],
         [
-            ("start", pct(result["accuracy_test_start"]), pct(result["accuracy_val_start"])),
-            ("optimised", pct(result["accuracy_test_end"]), pct(result["accuracy_val_end"])),
+            ("start", pct(summary["accuracy_test_start"]), pct(summary["accuracy_val_start"])),
+            ("optimised", pct(summary["accuracy_test_end"]), pct(summary["accuracy_val_end"])),
         ],
         summary,
-        out / "optimize.json",
     )
 
 
@@ -275,10 +173,17 @@ def evaluate(
     device: Device = "auto",
 ):
     """Original vs decoded (encode -> decode) accuracy per model; summary per role in the space's training."""
-    from shapezoo.classifiers.explore import evaluate_zoo
+    from shapezoo.classifiers.data import images_for
+    from shapezoo.classifiers.jobs import evaluate_to_file
+    from shapezoo.classifiers.space import load_classifier_space
+    from shapezoo.core.zoo import load_zoo
+    from shapezoo.runtime import resolve_device
 
-    dev, s, z = space_and_zoo(space, zoo, device)
-    result = evaluate_zoo(s, z, load_data(s.meta, root, dev), split, refine)
+    dev = resolve_device(device)
+    s = load_classifier_space(space, dev)
+    result = evaluate_to_file(
+        s, load_zoo(zoo, kind="classifier"), zoo, images_for(s.meta, root, dev), out, split, refine
+    )
     rows = [(r["name"], r["role"], pct(r["accuracy_original"]), pct(r["accuracy_decoded"])) for r in result["models"]]
     rows += [
         (
@@ -289,4 +194,4 @@ def evaluate(
         )
         for role, v in result["summary"].items()
     ]
-    finish(f"{zoo} through {space} ({split} images)", ["name", "role", "original %", "decoded %"], rows, result, out)
+    finish(f"{zoo} through {space} ({split} images)", ["name", "role", "original %", "decoded %"], rows, result)

@@ -9,9 +9,7 @@ from typing import Annotated
 import typer
 
 from . import classifier_latents as latents
-from ._common import finish, handle_errors, parse_names, progress
-from .classifier_latents import Device, Root, load_classifier_zoo, load_data, pct
-from .fit import resolve_device
+from ._common import Device, Root, finish, handle_errors, parse_names, pct, progress
 
 app = typer.Typer(
     help="Image-classifier zoos and their weight spaces (the paper's classification setting).", no_args_is_help=True
@@ -42,6 +40,7 @@ def zoo(
     from shapezoo.classifiers.archs import parse_arch
     from shapezoo.classifiers.data import load_images
     from shapezoo.classifiers.zoo import ZooConfig, train_zoo
+    from shapezoo.runtime import resolve_device
 
     dev = resolve_device(device)
     images_data = load_images(data, root).to(dev)
@@ -81,7 +80,6 @@ def zoo(
             )
         ],
         summary,
-        Path(out) / "train_summary.json",
     )
 
 
@@ -114,19 +112,16 @@ def train(
     device: Device = "auto",
 ):
     """Learn one latent space of the zoos' models with the distillation loss; keeps the best validation checkpoint."""
-    import json
-
     from shapezoo.classifiers.archs import parse_arch
+    from shapezoo.classifiers.data import images_for
     from shapezoo.classifiers.space import SpaceConfig
     from shapezoo.classifiers.train import SpaceTrainConfig, train_classifier_space
-    from shapezoo.errors import ShapezooError
+    from shapezoo.core.zoo import load_zoo
+    from shapezoo.runtime import resolve_device
 
     dev = resolve_device(device)
-    loaded = [load_classifier_zoo(z) for z in zoos]
-    infos = {json.dumps(z.meta.get("data"), sort_keys=True) for z in loaded}
-    if len(infos) != 1:
-        raise ShapezooError("the zoos were trained on different datasets")
-    data = load_data(loaded[0].meta, root, dev)
+    loaded = [load_zoo(z, kind="classifier") for z in zoos]
+    data = images_for(loaded[0].meta, root, dev)
     order = [parse_arch(a, data.in_shape, data.classes) for a in parse_names(archs)] if archs else None
     config = SpaceTrainConfig(
         epochs=epochs,
@@ -163,7 +158,6 @@ def train(
         ["models", "arch", "|acc gap| pt", "Spearman", "arch head acc"],
         rows,
         summary,
-        Path(out) / "train_summary.json",
     )
 
 
@@ -172,24 +166,10 @@ def train(
 def info(space: Annotated[Path, typer.Argument(help="Space folder.")]):
     """Print a space's architectures, sizes, data and results."""
     import json
-    from dataclasses import asdict
 
     from shapezoo.classifiers.space import load_classifier_space
 
-    s = load_classifier_space(space)
-    typer.echo(
-        json.dumps(
-            {
-                "archs": [a.name for a in s.archs],
-                "latent": s.latent_size,
-                "model": asdict(s.model.config),
-                "data": s.meta.get("data"),
-                "best": s.meta.get("best"),
-                "results": s.meta.get("results"),
-            },
-            indent=1,
-        )
-    )
+    typer.echo(json.dumps(load_classifier_space(space).info(), indent=1))
 
 
 for _name in ("encode", "decode", "interpolate", "optimize"):

@@ -23,24 +23,14 @@ def generate(
     seed: Annotated[int, typer.Option(help="Seed of the first shape; shape i uses seed + i.")] = 0,
 ):
     """Generate COUNT watertight shapes of a procedural FAMILY, each with its parameters saved beside it."""
-    from shapezoo_datasets.families import generate as run
+    from shapezoo_datasets.families import generate_run
 
-    out = out or Path(family)
-    records = run(family, count, out, seed=seed)
-    rows = [(r["name"], r["faces"], r["watertight"]) for r in records[:10]]
-    summary = {
-        "family": family,
-        "count": len(records),
-        "seed": seed,
-        "out": str(out),
-        "shapes": [r["name"] for r in records],
-    }
+    records, summary = generate_run(family, count, out or Path(family), seed=seed)
     finish(
         f"{family}: {len(records)} shapes",
         ["name", "faces", "watertight"],
-        rows,
+        [(r["name"], r["faces"], r["watertight"]) for r in records[:10]],
         summary,
-        Path(out) / "generate.json",
     )
 
 

@@ -7,36 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ._common import finish, handle_errors, progress
+from ._common import Device, finish, handle_errors, progress
 
 zoo_app = typer.Typer(help="Inspect and export field zoos.", no_args_is_help=True)
-
-
-def resolve_device(device: str):
-    """'auto' -> cuda when available, else cpu; an unavailable CUDA request is a clear error."""
-    import torch
-
-    from shapezoo.errors import ShapezooError
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ShapezooError(f"--device {device} requested but CUDA is not available on this machine")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ShapezooError(f"unknown --device '{device}' (auto, cpu, cuda, cuda:N)") from None
-
-
-def field_spec(arch: str, width: int, depth: int):
-    """The FieldSpec of the CLI's --arch/--width/--depth."""
-    from shapezoo.errors import ShapezooError
-    from shapezoo.fields import FieldSpec
-
-    activation = {"siren": "sine", "relu_pe": "relu_pe"}.get(arch)
-    if activation is None:
-        raise ShapezooError(f"unknown --arch '{arch}' (siren or relu_pe)")
-    return FieldSpec(width=width, depth=depth, activation=activation)  # type: ignore[arg-type]
 
 
 @handle_errors
@@ -53,7 +26,7 @@ def fit(
     lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay).")] = 5e-4,
     target_iou: Annotated[float, typer.Option(help="Stop a field early at this training IoU (0: never).")] = 0.0,
     batch: Annotated[int, typer.Option(help="Fields fitted together in one job.")] = 32,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Device = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the shared initialisation.")] = 0,
     template: Annotated[
         str, typer.Option(help="Shape fitted first; every field then starts from its weights (for weight spaces).")
@@ -67,19 +40,16 @@ def fit(
     ] = "default",
 ):
     """Fit one occupancy field per sampled shape, BATCH fields at a time; a rerun resumes an interrupted job."""
+    from shapezoo.fields import FieldSpec
     from shapezoo.fit import FitConfig
-    from shapezoo.io import read_json
     from shapezoo.learned_init import choose_init
-    from shapezoo.sampling import read_index
+    from shapezoo.runtime import resolve_device
     from shapezoo.zoo_fit import fit_zoo
 
-    spec = field_spec(arch, width, depth)
+    spec = FieldSpec.from_arch(arch, width, depth)
     start = choose_init(init, spec, out, template=bool(template))
-    manifest = Path(out) / "zoo.json"
-    if not steps and manifest.exists():  # resuming: the zoo's own recipe
-        steps = read_json(manifest).get("fit", {}).get("steps", 0)
     config = FitConfig(
-        steps=steps or FitConfig.default_steps(start is not None),
+        steps=steps,
         points_per_step=points_per_step,
         lr=lr,
         target_iou=target_iou or None,
@@ -87,10 +57,9 @@ def fit(
         template=template or None,
     )
     dev = resolve_device(device)
-    total = len(read_index(samples)["shapes"])
     ious: list[float] = []
     with progress() as bar:
-        task = bar.add_task("fitting", total=total, status="")
+        task = bar.add_task("fitting", total=None, status="")
 
         def on_batch(entries: list[dict]) -> None:
             ious.extend(e["metrics"]["iou"] for e in entries if e["status"] == "ok")
@@ -100,10 +69,17 @@ def fit(
         def on_check(record: dict) -> None:
             bar.update(task, status=f"step {record['step']} loss {record['loss']:.4f} IoU {record['iou']:.3f}")
 
-        if manifest.exists():  # resuming: count the fields already stored
-            bar.update(task, completed=len(read_json(manifest).get("fields", [])))
         summary = fit_zoo(
-            samples, out, spec, config, batch=batch, device=dev, on_batch=on_batch, on_check=on_check, init=start
+            samples,
+            out,
+            spec,
+            config,
+            batch=batch,
+            device=dev,
+            on_batch=on_batch,
+            on_check=on_check,
+            init=start,
+            on_start=lambda stored, total: bar.update(task, completed=stored, total=total),
         )
     rows = [
         (k, summary[k].get("median", ""), summary[k].get("mean", ""), summary[k].get("min", ""))
@@ -115,7 +91,6 @@ def fit(
         ["held-out metric", "median", "mean", "min"],
         rows,
         summary,
-        Path(out) / "fit_summary.json",
         failures=[f["error"] for f in summary["failed"]],
     )
 
@@ -166,34 +141,7 @@ def export(
     ],
 ):
     """Export one field as a state_dict that loads into ``shapezoo.fields.FieldModule(spec)``."""
-    import torch
+    from shapezoo.core.zoo import export_member, load_zoo
 
-    from shapezoo.core.zoo import load_zoo
-    from shapezoo.errors import ShapezooError
-    from shapezoo.io import atomic_save_tensors, atomic_write_bytes, ensure_output_dir
-
-    if out.is_dir():
-        raise ShapezooError(f"{out}: is a folder; --out names the file to write (.safetensors or .pt)")
-    z = load_zoo(zoo)
-    problem = z.unusable(name)
-    if problem:
-        raise ShapezooError(f"{problem}; not exported")
-    state = z.spec.layout().to_state_dict(z.weights(name))
-    ensure_output_dir(out.parent if str(out.parent) else Path("."))
-    spec_meta = {"spec": __import__("json").dumps(z.spec.to_json()), "name": name}
-    if out.suffix == ".safetensors":
-        atomic_save_tensors(out, state, spec_meta)
-    elif out.suffix in (".pt", ".pth"):
-        import io
-
-        buf = io.BytesIO()
-        torch.save({"state_dict": state, **spec_meta}, buf)
-        atomic_write_bytes(out, buf.getvalue())
-    else:
-        raise ShapezooError(f"{out}: unsupported export format '{out.suffix}' (.safetensors or .pt)")
-    finish(
-        f"exported {name}",
-        ["file", "parameters"],
-        [(str(out), z.spec.layout().size)],
-        {"name": name, "out": str(out), "spec": z.spec.to_json()},
-    )
+    summary = export_member(load_zoo(zoo), name, out)
+    finish(f"exported {name}", ["file", "parameters"], [(str(out), summary["parameters"])], summary)

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import finish, handle_errors, progress
-from .fit import field_spec, resolve_device
+from ._common import Device, finish, handle_errors, progress
 
 app = typer.Typer(help="Learned initialisations: where fields start.", no_args_is_help=True)
 
@@ -27,12 +26,14 @@ def learn(
     outer_lr: Annotated[float, typer.Option(help="Reptile step size (decays linearly to 0).")] = 1.0,
     inner_lr: Annotated[float, typer.Option(help="Peak Adam learning rate of the inner fits.")] = 5e-4,
     seed: Annotated[int, typer.Option(help="Seed of the starting weights and the shape draws.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Device = "auto",
 ):
     """Meta-learn one start point (first-order Reptile, the batched fitter as inner loop); a rerun resumes."""
+    from shapezoo.fields import FieldSpec
     from shapezoo.learned_init import InitConfig, learn_init
+    from shapezoo.runtime import resolve_device
 
-    spec = field_spec(arch, width, depth)
+    spec = FieldSpec.from_arch(arch, width, depth)
     config = InitConfig(outer_steps=outer_steps, inner_steps=inner_steps, batch=batch, outer_lr=outer_lr, seed=seed)
     dev = resolve_device(device)
     with progress() as bar:

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import finish, handle_errors, progress
-from .fit import resolve_device
+from ._common import Device, finish, handle_errors, progress
 
 
 @handle_errors
@@ -30,10 +29,11 @@ def report(
 def demo(
     out: Annotated[Path, typer.Option(help="Run folder (created; a rerun resumes).")] = Path("runs/demo"),
     budget: Annotated[float, typer.Option(help="Scale of the job: 1 takes about 1 minute on 2 CPU cores.")] = 1.0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Device = "auto",
 ):
     """generate -> sample -> fit -> mesh -> eval -> weight space -> interpolate -> renders -> report.html."""
     from shapezoo.demo import STAGES, DemoConfig, run_demo
+    from shapezoo.runtime import resolve_device
 
     config = DemoConfig().scaled(budget)
     with progress() as bar:

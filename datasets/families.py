@@ -316,3 +316,12 @@ def generate(family: str, count: int, out: str | Path, seed: int = 0) -> list[di
         atomic_write_json(out / f"{name}.json", record)
         records.append(record)
     return records
+
+
+def generate_run(family: str, count: int, out: str | Path, seed: int = 0) -> tuple[list[dict], dict]:
+    """``generate``, plus the run's summary written to ``out/generate.json``: (records, summary)."""
+    records = generate(family, count, out, seed)
+    names = [r["name"] for r in records]
+    summary = {"family": family, "count": len(records), "seed": seed, "out": str(out), "shapes": names}
+    atomic_write_json(Path(out) / "generate.json", summary)
+    return records, summary

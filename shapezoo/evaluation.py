@@ -13,6 +13,7 @@ import torch
 from .errors import InputError, ShapezooError
 from .extract import ExtractConfig, extract_meshes
 from .fields import FieldZoo, field_forward
+from .io import atomic_write_json, ensure_output_dir
 from .meshes import Shape, find_meshes, load_mesh
 from .metrics import IOU_POINTS, components, mesh_metrics, uniform_points, volume_iou
 from .sampling import inside_winding, label_points
@@ -43,8 +44,9 @@ def evaluate_zoo(
     config: ExtractConfig = ExtractConfig(),
     device: str | torch.device = "cpu",
     on_item: Callable[[dict], None] | None = None,
+    out: Path | None = None,
 ) -> dict:
-    """Extract each field's mesh and score it against the reference mesh of the same name.
+    """Extract each field's mesh and score it against the reference mesh of the same name (report JSON to ``out``).
 
     IoU compares the field's own occupancy (logit > 0) with the reference's on 100k uniform points. One bad
     field or reference is reported under ``failed``; the others are still scored.
@@ -72,7 +74,7 @@ def evaluate_zoo(
             failed.append({"name": name, "error": str(exc)})
         if on_item is not None:
             on_item(rows[-1] if rows and rows[-1]["name"] == name else failed[-1])
-    return report(rows, failed)
+    return report(rows, failed, out)
 
 
 def evaluate_meshes(
@@ -80,8 +82,10 @@ def evaluate_meshes(
     reference: str | Path,
     device: str | torch.device = "cpu",
     on_item: Callable[[dict], None] | None = None,
+    out: Path | None = None,
 ) -> dict:
-    """Score every predicted mesh file against the reference of the same name (any method's output).
+    """Score every predicted mesh file against the reference of the same name (any method's output; report JSON to
+    ``out``).
 
     Both are normalised into the frame by their own bounding boxes, as the pipeline does for all inputs; IoU
     uses the winding-number occupancy of each mesh.
@@ -102,11 +106,12 @@ def evaluate_meshes(
             failed.append({"name": name, "error": str(exc)})
         if on_item is not None:
             on_item(rows[-1] if rows and rows[-1]["name"] == name else failed[-1])
-    return report(rows, failed)
+    return report(rows, failed, out)
 
 
-def report(rows: list[dict], failed: list[dict]) -> dict:
-    """Per-entry rows plus, per metric, mean, median and the worst five (lowest IoU/F-score, highest Chamfer)."""
+def report(rows: list[dict], failed: list[dict], out: Path | None = None) -> dict:
+    """Per-entry rows plus, per metric, mean, median and the worst five (lowest IoU/F-score, highest Chamfer);
+    written to ``out`` (JSON) when given."""
     summary = {}
     for key in METRIC_KEYS:
         vals = [(r[key], r["name"]) for r in rows if key in r and math.isfinite(r[key])]
@@ -119,4 +124,8 @@ def report(rows: list[dict], failed: list[dict]) -> dict:
             "median": statistics.median(v for v, _ in vals),
             "worst": [{"name": n, key: v} for v, n in worst],
         }
-    return {"units": UNITS, "entries": rows, "summary": summary, "failed": failed}
+    result = {"units": UNITS, "entries": rows, "summary": summary, "failed": failed}
+    if out is not None:
+        ensure_output_dir(out.parent if str(out.parent) else Path("."))
+        atomic_write_json(out, result)
+    return result

@@ -11,8 +11,11 @@ cell (1/64 of the domain by default) and no feature is thinner than two finest c
 
 from __future__ import annotations
 
+import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ShapezooError
-from .fields import FieldSpec, field_forward
+from .fields import FieldSpec, FieldZoo, field_forward
+from .io import atomic_write_bytes, atomic_write_json, ensure_output_dir, locks, read_json
+from .meshes import Normalisation
 from .runtime import available_memory
 
 
@@ -213,11 +218,7 @@ EXPORT_FORMATS = ("obj", "ply", "off", "stl", "glb")
 
 def export_mesh(vertices: np.ndarray, faces: np.ndarray, path, normalisation=None) -> None:
     """Write a mesh atomically in the format of ``path``'s suffix; optionally mapped to the source file's frame."""
-    from pathlib import Path
-
     import trimesh
-
-    from .io import atomic_write_bytes
 
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
@@ -229,3 +230,73 @@ def export_mesh(vertices: np.ndarray, faces: np.ndarray, path, normalisation=Non
     if isinstance(data, dict):
         raise ShapezooError(f"{path}: trimesh exported '{fmt}' as several files; choose another format")
     atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode())
+
+
+MESH_JSON = "mesh.json"
+"""A mesh folder's record: the settings, one row per mesh, the fields that could not be meshed."""
+
+
+@locks("out")
+def mesh_zoo(
+    zoo: FieldZoo,
+    zoo_path: str | Path,
+    out: str | Path,
+    config: ExtractConfig = ExtractConfig(),
+    fmt: str = "obj",
+    names: list[str] | None = None,
+    original_frame: bool = False,
+    batch: int = 8,
+    device: str | torch.device = "cpu",
+    on_batch: Callable[[int, int, str], None] | None = None,
+) -> dict:
+    """Mesh the fields of a zoo (all, or ``names``) into ``out/NAME.FMT``, ``batch`` fields at a time, optionally in
+    their source mesh's frame; ``mesh.json`` records the settings and every mesh, so a rerun with the same settings
+    skips finished meshes. Unusable fields are listed under ``failed``; warnings (fields without a surface) under
+    ``warnings``. ``on_batch(done, total, last name)`` reports progress."""
+    if fmt not in EXPORT_FORMATS:
+        raise ShapezooError(f"unsupported --format '{fmt}' ({', '.join(EXPORT_FORMATS)})")
+    out = ensure_output_dir(out)
+    settings = {"zoo": str(Path(zoo_path).resolve()), "format": fmt, "original_frame": original_frame, **asdict(config)}
+    previous = read_json(out / MESH_JSON) if (out / MESH_JSON).exists() else {}
+    finished = {r["name"]: r for r in previous.get("meshes", [])} if previous.get("settings") == settings else {}
+    failures, rows, todo = [], [], []
+    for name in names or zoo.names:
+        problem = zoo.unusable(name)
+        if problem:
+            failures.append(problem)
+        elif name in finished and Path(finished[name]["file"]).exists():
+            rows.append(finished[name])  # a rerun with the same settings skips finished meshes
+        else:
+            todo.append(zoo.index(name))
+    evals, start = 0, time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k in range(0, len(todo), batch):
+            idx = todo[k : k + batch]
+            names_k = [zoo.names[i] for i in idx]
+            meshes, count = extract_meshes(zoo.spec, zoo.params[idx].to(device), config, names_k)
+            evals += count
+            for i, name, (v, f) in zip(idx, names_k, meshes):
+                norm = zoo.entries[i].get("normalisation")
+                if original_frame and not norm:
+                    raise ShapezooError(f"{name}: the zoo records no normalisation; drop --original-frame")
+                path = out / f"{name}.{fmt}"
+                export_mesh(v, f, path, Normalisation.from_dict(norm) if original_frame and norm else None)
+                rows.append({"name": name, "file": str(path), "vertices": len(v), "faces": len(f)})
+            if on_batch is not None:
+                on_batch(k + len(idx), len(todo), names_k[-1])
+    summary = {
+        "zoo": str(zoo_path),
+        "out": str(out),
+        "settings": settings,
+        "meshed_now": len(todo),
+        "meshes": rows,
+        "resolution": config.resolution,
+        "dense": config.coarse is None,
+        "field_evaluations": evals,
+        "seconds": time.perf_counter() - start,
+        "warnings": [str(w.message) for w in caught],
+        "failed": failures,
+    }
+    atomic_write_json(out / MESH_JSON, summary)
+    return summary

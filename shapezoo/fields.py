@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from .core.measure import metric_summary
 from .core.spec import register_kind
 from .core.zoo import Zoo
 from .errors import ShapezooError
@@ -58,6 +59,14 @@ class FieldSpec:
         for i in range(len(d) - 1):
             entries += [(f"layers.{i}.weight", (d[i + 1], d[i])), (f"layers.{i}.bias", (d[i + 1],))]
         return ParamLayout(tuple(entries))
+
+    @classmethod
+    def from_arch(cls, arch: str, width: int = 128, depth: int = 3) -> FieldSpec:
+        """The spec the CLI's ``--arch siren|relu_pe --width --depth`` name."""
+        activation = {"siren": "sine", "relu_pe": "relu_pe"}.get(arch)
+        if activation is None:
+            raise ShapezooError(f"unknown --arch '{arch}' (siren or relu_pe)")
+        return cls(width=width, depth=depth, activation=activation)  # type: ignore[arg-type]
 
     def forward(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``field_forward`` of this architecture."""
@@ -189,6 +198,22 @@ def to_module(spec: FieldSpec, flat: torch.Tensor) -> FieldModule:
 @dataclass
 class FieldZoo(Zoo[FieldSpec]):
     """Fitted occupancy fields (entries also carry the source mesh and its sha256)."""
+
+    def info(self) -> dict:
+        """Spec, counts, start point, recipe and held-out metric summary, as JSON."""
+        return {
+            "spec": self.spec.to_json(),
+            "param_count": self.spec.layout().size,
+            "fields": len(self.entries),
+            "ok": sum(e["status"] == "ok" for e in self.entries),
+            "failed": sum(e["status"] == "failed" for e in self.entries),
+            "nonfinite": self.nonfinite(),
+            "init_seed": self.meta.get("init_seed"),
+            "init": self.meta.get("init"),
+            "fit": self.meta.get("fit"),
+            "iou": metric_summary(self.entries, "iou"),
+            "iou_near": metric_summary(self.entries, "iou_near"),
+        }
 
 
 register_kind("field", FieldSpec, FieldZoo)

@@ -34,7 +34,8 @@ class FitConfig:
     """The fitting recipe (saved in every zoo)."""
 
     steps: int = 4800
-    """Optimisation steps per field (a restarted field starts its count again)."""
+    """Optimisation steps per field (a restarted field starts its count again). 0 (zoo jobs only): the recipe's
+    count for the start point, ``default_steps``, or a resumed zoo's own."""
     points_per_step: int = 1024
     """Training points per field per step; point-evaluations per field = steps * points_per_step."""
     lr: float = 5e-4
@@ -75,8 +76,10 @@ class FitConfig:
         return 500 if learned_init else 4800
 
     def __post_init__(self):
-        if self.steps < 1 or self.points_per_step < 1:
-            raise ShapezooError(f"steps and points_per_step must be >= 1, got {self.steps}, {self.points_per_step}")
+        if self.steps < 0 or self.points_per_step < 1:
+            raise ShapezooError(
+                f"steps must be >= 0 and points_per_step >= 1, got {self.steps}, {self.points_per_step}"
+            )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ShapezooError(f"the learning rate must be a positive number, got {self.lr}")
         if not 0.0 < self.lr_final <= 1.0:
@@ -221,6 +224,8 @@ def fit_fields(
         names: B field names; they seed each field's data order and hold-out split.
     """
     check_samples(points, occupancy, names)
+    if config.steps < 1:
+        raise ShapezooError("fit_fields needs steps >= 1 (0, the recipe's count, is resolved by fit_zoo)")
     device, B, N = points.device, points.shape[0], points.shape[1]
     spec.layout().check(init)
     M = min(config.points_per_step, int(round(N * (1 - config.holdout))))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .errors import InputError
 from .io import sha256_file
@@ -183,3 +184,43 @@ def find_meshes(root: str | Path) -> list[tuple[str, Path]]:
             )
         named[name] = p
     return list(named.items())
+
+
+def read_points(path: Path, normalise: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(n, 3) points and optional (n, 3) normals from a point cloud (.ply with optional normals, .xyz, .npy) or a
+    mesh file (its vertices), in the frame: centred and scaled like meshes with ``normalise``, else they must
+    already lie in [-0.5, 0.5]^3."""
+    import trimesh
+
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    normals = None
+    try:
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path, allow_pickle=False)
+            pts, normals = arr[:, :3], (arr[:, 3:6] if arr.shape[1] >= 6 else None)
+        elif path.suffix.lower() == ".xyz":
+            arr = np.loadtxt(path, ndmin=2)
+            pts, normals = arr[:, :3], (arr[:, 3:6] if arr.shape[1] >= 6 else None)
+        else:
+            geom = trimesh.load(path, process=False)
+            if not hasattr(geom, "vertices"):
+                raise InputError(path, "holds no points (an empty point cloud or mesh)")
+            pts = np.asarray(geom.vertices)
+            raw = geom.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
+            if raw is not None and {"nx", "ny", "nz"} <= set(raw.dtype.names or ()):
+                normals = np.stack([raw["nx"], raw["ny"], raw["nz"]], 1)
+    except (ValueError, OSError, IndexError, AttributeError) as exc:
+        raise InputError(path, f"cannot read points ({exc})") from None
+    pts = np.asarray(pts, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0 or not np.isfinite(pts).all():
+        raise InputError(path, "holds no finite (n, 3) points")
+    if normalise:
+        if float(np.ptp(pts, axis=0).max()) <= 0.0:
+            raise InputError(path, "all points coincide; nothing to normalise")
+        pts = normalisation_for(pts).to_frame(pts)
+    elif np.abs(pts).max() > 0.5:
+        raise InputError(path, "points lie outside the frame [-0.5, 0.5]^3; pass --normalise to fit them into it")
+    return torch.as_tensor(pts, dtype=torch.float32), (
+        None if normals is None else torch.as_tensor(np.asarray(normals, dtype=np.float64), dtype=torch.float32)
+    )

@@ -1,4 +1,5 @@
-"""Device runtime helpers for the hot loops: TF32 scope, CUDA graph capture, CPU allocator tuning, free memory."""
+"""Device runtime: choosing the device, and helpers for the hot loops (TF32 scope, CUDA graph capture, CPU allocator
+tuning, free memory)."""
 
 from __future__ import annotations
 
@@ -85,3 +86,17 @@ def available_memory(device: torch.device) -> int:
     except OSError:
         pass
     return 1 << 62
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; an unavailable CUDA request or an unknown name is a clear error."""
+    from .errors import ShapezooError
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ShapezooError(f"--device {device} requested but CUDA is not available on this machine")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ShapezooError(f"unknown --device '{device}' (auto, cpu, cuda, cuda:N)") from None

@@ -7,7 +7,7 @@ Start point (seeded, template or learned init), a size check before anything is 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -80,14 +80,21 @@ def fit_zoo(
     on_batch: Callable[[list[dict]], None] | None = None,
     on_check: Callable[[dict], None] | None = None,
     init: LearnedInit | None = None,
+    on_start: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Fit every shape of a samples folder into the FieldZoo ``out``, ``batch`` fields per job.
 
-    Every field starts from ``init`` (a learned init) when given, else from the seeded init or the template.
-    Resumes: fields already in ``out`` are skipped and never rewritten. Shapes with unusable samples are stored
-    with status 'failed' and their error. Returns a summary (counts and metric statistics).
+    Every field starts from ``init`` (a learned init) when given, else from the seeded init or the template;
+    ``config.steps`` 0 takes the recipe's count for that start (a resumed zoo keeps its own). Resumes: fields
+    already in ``out`` are skipped and never rewritten. Shapes with unusable samples are stored with status
+    'failed' and their error. ``on_start(stored, total)`` is called once the work is known. Returns a summary
+    (counts and metric statistics), also written to ``fit_summary.json``.
     """
     samples_dir, device = Path(samples_dir), torch.device(device)
+    if not config.steps:
+        manifest = Path(out) / ZOO_JSON
+        stored = read_json(manifest).get("fit", {}).get("steps", 0) if manifest.exists() else 0
+        config = replace(config, steps=stored or FitConfig.default_steps(init is not None))
     if batch < 1:
         raise ShapezooError(f"--batch must be >= 1, got {batch}")
     index = read_index(samples_dir)
@@ -113,6 +120,8 @@ def fit_zoo(
     writer = ZooWriter(out, spec, start, meta)
     done = writer.done()
     todo = [s for s in shapes if s["name"] not in done]
+    if on_start is not None:
+        on_start(len(shapes) - len(todo), len(shapes))
     for first in range(0, len(todo), batch):
         loaded, entries, n_uniform = load_sample_batch(samples_dir, todo[first : first + batch])
         rows = [start.expand(len(entries), -1)] if entries else []
@@ -141,7 +150,7 @@ def fit_zoo(
         if on_batch is not None:
             on_batch(entries)
     fields = writer.header["fields"]
-    return {
+    summary = {
         "zoo": str(out),
         "fields": len(fields),
         "fitted_now": len(todo),
@@ -152,6 +161,8 @@ def fit_zoo(
         "point_evals_per_field": config.steps * config.points_per_step,
         "device": str(device),
     }
+    atomic_write_json(Path(out) / "fit_summary.json", summary)
+    return summary
 
 
 CURVES_JSON = "fit_curves.json"

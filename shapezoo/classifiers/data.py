@@ -165,3 +165,10 @@ def load_images(name: str, root: str | Path | None = None) -> ImageData:
             raise ShapezooError("cifar10 needs --root, a folder with CIFAR-10's binary batches (cifar-10-batches-bin)")
         return load_cifar10(root)
     raise ShapezooError(f"unknown dataset '{name}' ({', '.join(DATASETS)})")
+
+
+def images_for(meta: dict, root: str | Path | None = None, device: str | torch.device = "cpu") -> ImageData:
+    """The images a zoo or space was made with (its ``meta['data']`` records the name and folder), on ``device``;
+    ``root`` overrides the recorded folder."""
+    info = meta.get("data") or {"name": "digits"}
+    return load_images(info["name"], root or info.get("root")).to(device)

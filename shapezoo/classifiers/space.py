@@ -16,6 +16,7 @@ from typing import cast
 import torch
 from torch import nn
 
+from ..core.latents import check_latents
 from ..core.nets import mlp
 from ..core.spaces import SPACE_JSON, load_space_state, read_space_header, write_space_folder
 from ..errors import InputError, ShapezooError
@@ -204,10 +205,18 @@ class ClassifierSpace:
         return self.archs.index(spec)
 
     def check_latents(self, z: torch.Tensor, what: str | Path) -> None:
-        if z.dim() != 2 or z.shape[1] != self.latent_size:
-            raise InputError(what, f"latents of shape {tuple(z.shape)}; this space needs (N, {self.latent_size})")
-        if not torch.isfinite(z).all():
-            raise InputError(what, "latents contain NaN or inf")
+        check_latents(z, self.latent_size, what)
+
+    def info(self) -> dict:
+        """Architectures, sizes, data, best checkpoint and results, as JSON."""
+        return {
+            "archs": [a.name for a in self.archs],
+            "latent": self.latent_size,
+            "model": asdict(self.model.config),
+            "data": self.meta.get("data"),
+            "best": self.meta.get("best"),
+            "results": self.meta.get("results"),
+        }
 
     @torch.no_grad()
     def encode(self, spec: ClassifierSpec, params: torch.Tensor, batch: int = 256) -> torch.Tensor:

@@ -5,6 +5,7 @@ the ordering has architectures without instances, the interpolation loss that te
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -20,7 +21,7 @@ from ..core.latents import LATENTS_FILE, save_latents, split_names
 from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, save_checkpoint
 from ..core.zoo import Zoo
 from ..errors import ShapezooError
-from ..io import ensure_output_dir, locks
+from ..io import atomic_write_json, ensure_output_dir, locks
 from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
 from .data import ImageData
 from .space import (
@@ -135,6 +136,8 @@ def train_classifier_space(
     architectures and may list ones without a zoo (unseen: built by the interpolation loss). Resumes from
     ``out``'s checkpoint when the same options are given again; saves the best space by validation."""
     out, device = ensure_output_dir(out), data.train[0].device
+    if len({json.dumps(zoo.meta.get("data"), sort_keys=True) for zoo in zoos}) != 1:
+        raise ShapezooError("the zoos were trained on different datasets")
     archs = list(archs) if archs else list(dict.fromkeys(zoo.spec for zoo in zoos))
     for zoo in zoos:
         if zoo.spec not in archs:
@@ -270,6 +273,7 @@ def train_classifier_space(
     }
     best.meta.update(results=summary, evaluation=results, history=state["history"], best=state["best"])
     save_classifier_space(out, best)
+    atomic_write_json(out / "train_summary.json", summary)
     return summary
 
 

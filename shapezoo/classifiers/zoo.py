@@ -20,7 +20,7 @@ from ..core.measure import metric_summary
 from ..core.training import adam_step_
 from ..core.zoo import ZooWriter, load_zoo, member_seed
 from ..errors import ShapezooError
-from ..io import locks
+from ..io import atomic_write_json, locks
 from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
 from .data import ImageData
 
@@ -157,7 +157,7 @@ def train_zoo(
             on_shard(trained, len(names))
     seconds = time.perf_counter() - started
     zoo = load_zoo(out, kind="classifier")
-    return {
+    summary = {
         "zoo": str(out),
         "arch": spec.name,
         "data": data.name,
@@ -168,3 +168,5 @@ def train_zoo(
         "models_per_hour": round(3600 * trained / seconds, 1) if trained else None,
         "accuracy_test": metric_summary(zoo.entries, "accuracy_test"),
     }
+    atomic_write_json(Path(out) / "train_summary.json", summary)
+    return summary

@@ -66,6 +66,15 @@ def load_latents(path: str | Path) -> tuple[torch.Tensor, list[str]]:
     return latents.z, latents.names
 
 
+def check_latents(z: torch.Tensor, size: int, what: str | Path) -> None:
+    """Raise InputError naming ``what`` unless ``z`` is (N, size) and finite."""
+    if z.dim() != 2 or z.shape[1] != size:
+        raise InputError(what, f"latents of shape {tuple(z.shape)}; this space needs (N, {size})")
+    if not torch.isfinite(z).all():
+        bad = (~torch.isfinite(z).all(1)).nonzero().flatten().tolist()
+        raise InputError(what, f"latent rows {bad[:5]} contain NaN or inf")
+
+
 def split_names(names: list[str], val: float, test: float, seed: int) -> dict[str, list[str]]:
     """Deterministic train/val/test split by member name (independent of order)."""
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):

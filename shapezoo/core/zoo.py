@@ -9,6 +9,7 @@ zoos stay readable).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from ..errors import InputError, ShapezooError
 from ..io import (
     atomic_save_tensors,
+    atomic_write_bytes,
     atomic_write_json,
     ensure_output_dir,
     inside,
@@ -184,6 +186,27 @@ class ZooWriter:
         self.header["shards"].append({"file": name, "count": len(entries)})
         self.header["fields"].extend({**e, "shard": i} for e in entries)
         atomic_write_json(self.path / ZOO_JSON, self.header)
+
+
+def export_member(zoo: Zoo, name: str, out: Path) -> dict:
+    """Write one member as a state_dict: ``.safetensors``, or ``.pt`` (a torch pickle of tensors and strings only,
+    which ``torch.load(path, weights_only=True)`` reads without running code); the spec JSON rides along."""
+    if out.is_dir():
+        raise ShapezooError(f"{out}: is a folder; --out names the file to write (.safetensors or .pt)")
+    if out.suffix not in (".safetensors", ".pt", ".pth"):
+        raise ShapezooError(f"{out}: unsupported export format '{out.suffix}' (.safetensors or .pt)")
+    if problem := zoo.unusable(name):
+        raise ShapezooError(f"{problem}; not exported")
+    state = zoo.spec.layout().to_state_dict(zoo.weights(name))
+    ensure_output_dir(out.parent if str(out.parent) else Path("."))
+    spec_meta = {"spec": json.dumps(zoo.spec.to_json()), "name": name}
+    if out.suffix == ".safetensors":
+        atomic_save_tensors(out, state, spec_meta)
+    else:
+        buf = io.BytesIO()
+        torch.save({"state_dict": state, **spec_meta}, buf)
+        atomic_write_bytes(out, buf.getvalue())
+    return {"name": name, "out": str(out), "spec": zoo.spec.to_json(), "parameters": zoo.spec.layout().size}
 
 
 @locks("path")

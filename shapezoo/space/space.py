@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.latents import LATENTS_FILE, load_latents
+from ..core.latents import LATENTS_FILE, check_latents, load_latents
 from ..core.spaces import SPACE_JSON, load_space_state, read_space_header, write_space_folder
 from ..errors import InputError, ShapezooError
 from ..fields import FieldSpec, init_params
@@ -43,11 +43,7 @@ class WeightSpace:
             )
 
     def check_latents(self, z: torch.Tensor, what: str | Path) -> None:
-        if z.dim() != 2 or z.shape[1] != self.latent_size:
-            raise InputError(what, f"latents of shape {tuple(z.shape)}; this space needs (N, {self.latent_size})")
-        if not torch.isfinite(z).all():
-            bad = (~torch.isfinite(z).all(1)).nonzero().flatten().tolist()
-            raise InputError(what, f"latent rows {bad[:5]} contain NaN or inf")
+        check_latents(z, self.latent_size, what)
 
     @torch.no_grad()
     def encode(self, params: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -74,6 +70,16 @@ class WeightSpace:
         if self.init is not None:
             return self.init
         return init_params(self.spec, self.meta.get("zoo", {}).get("meta", {}).get("init_seed", 0))
+
+    def info(self) -> dict:
+        """Architecture, design, split sizes, best checkpoint and results, as JSON."""
+        return {
+            "spec": self.spec.to_json(),
+            "model": self.model.config.__dict__,
+            "fields": {k: len(v) for k, v in self.meta.get("split", {}).items()},
+            "best": self.meta.get("best"),
+            "results": self.meta.get("results", {}).get("results"),
+        }
 
     def to(self, device) -> WeightSpace:
         self.model.to(device)

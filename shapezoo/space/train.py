@@ -16,7 +16,7 @@ from ..core.measure import set_iou
 from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, save_checkpoint
 from ..errors import ShapezooError
 from ..fields import FieldSpec, FieldZoo, field_forward
-from ..io import ensure_output_dir, locks
+from ..io import atomic_write_json, ensure_output_dir, locks
 from .designs import ModelConfig
 from .space import WeightSpace, build_model, load_space, save_space
 
@@ -200,7 +200,7 @@ def train_space(
     """Train a weight autoencoder on the usable fields of ``zoo`` and save the best one (by validation) to ``out``.
 
     Resumes from ``out/checkpoint.safetensors`` when the same configs are given again. Returns the summary
-    also stored in ``space.json`` under ``results``.
+    also stored in ``space.json`` under ``results`` and in ``train_summary.json``.
     """
     out, device = ensure_output_dir(out), torch.device(device)
     usable = [n for n in zoo.names if zoo.unusable(n) is None]
@@ -317,6 +317,7 @@ def train_space(
     }
     best.meta.update(results=summary, history=state["history"], best=state["best"])
     save_space(out, best)
+    atomic_write_json(out / "train_summary.json", summary)
     return summary
 
 

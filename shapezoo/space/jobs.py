@@ -1,0 +1,215 @@
+"""The weight-space jobs the CLI runs, each one call: read its inputs, write its output (latents file, zoo folder or
+mesh folder, all atomic), return a JSON-ready summary. ``explore`` holds the operations they are made of."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ..core.latents import read_latents, save_latents
+from ..core.zoo import ZOO_JSON, load_zoo, save_zoo
+from ..errors import ShapezooError
+from ..extract import ExtractConfig, export_mesh, extract_meshes
+from ..fields import FieldZoo
+from ..io import atomic_write_json, ensure_output_dir, read_json, sha256_file
+from ..meshes import find_meshes, read_points
+from .explore import fit_mesh, fit_meshes, nearest_training, prior_from_space, sequence, sequence_metrics
+from .latent import Evidence, OptimizeConfig, optimize_latent, refine_latents
+from .space import WeightSpace
+
+
+def encode_source(
+    space: WeightSpace,
+    space_path: str | Path,
+    source: Path,
+    out: Path,
+    names: list[str] | None = None,
+    refine: int = 100,
+    steps: int = 0,
+    device: str | torch.device = "cpu",
+    on_stage: Callable[[str], None] | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """Latents of a field zoo's fields, or of mesh files (sampled and fitted first, batched, from the start point and
+    with the recipe of the space's zoo), written to ``out``.
+
+    Fields that cannot be encoded are listed in ``skipped`` (every usable field is taken when ``names`` is None;
+    a named unusable field raises); mesh files that cannot be used in ``failed``; ``on_stage`` hears when meshes
+    are being fitted (the long part). Returns the latents (N, d) and the summary.
+    """
+    if refine < 0:
+        raise ShapezooError(f"--refine must be >= 0, got {refine}")
+    failures: list[str] = []
+    skipped: list[str] = []
+    fits: dict = {}
+    if (source / ZOO_JSON).exists():
+        zoo = load_zoo(source)
+        space.check_spec(zoo.spec, source)
+        wanted, skipped = zoo.select(names)
+        params = zoo.stack(wanted)
+        norms = {n: zoo.entries[zoo.index(n)].get("normalisation") for n in wanted}
+    else:
+        items = find_meshes(source)
+        if names is not None:
+            items = [(n, p) for n, p in items if n in names]
+        if on_stage is not None:
+            on_stage(f"sampling and fitting {len(items)} meshes")
+        params, records, failed = fit_meshes(space, items, device, steps or None)
+        failures = [f["error"] for f in failed]
+        wanted = [r["name"] for r in records]
+        norms = {r["name"]: r["normalisation"] for r in records}
+        fits = {
+            r["name"]: {"source": r["source"], "fit_iou": r["fit_iou"], "fit_steps": r["fit_steps"]} for r in records
+        }
+    latents = refine_latents(space, params, space.encode(params), refine)
+    extra = {"space": str(space_path), ("zoo" if not fits else "meshes"): str(source), "normalisation": norms}
+    if fits:
+        extra["fits"] = fits
+    save_latents(out, latents, wanted, extra)
+    summary = {
+        "out": str(out),
+        "latents": len(wanted),
+        "latent_size": space.latent_size,
+        "refine_steps": refine,
+        "skipped": skipped,
+        "failed": failures,
+    }
+    if fits:
+        summary["fit_iou_median"] = float(torch.tensor([f["fit_iou"] for f in fits.values()]).median())
+    return latents, summary
+
+
+def decode_latents(space: WeightSpace, space_path: str | Path, latents: Path, out: Path) -> dict:
+    """A field zoo of the decodes of a latents file (mesh, eval and encode work on it like on any zoo); nothing is
+    written when ``out`` already holds the decodes of this very file (then ``fields`` is 0)."""
+    found = read_latents(latents)
+    space.check_latents(found.z, latents)
+    source = {"space": str(space_path), "latents": str(latents), "sha256": sha256_file(latents)}
+    if (out / ZOO_JSON).exists() and read_json(out / ZOO_JSON).get("decoded") == source:
+        return {"zoo": str(out), "fields": 0, "skipped": "already holds these decodes; nothing to do"}
+    norms = found.meta.get("normalisation") or {}
+    params = space.decode(found.z).cpu()
+    entries = [
+        {"name": n, "status": "ok", "normalisation": norms.get(n), "decoded_from": str(latents)} for n in found.names
+    ]
+    save_zoo(out, space.spec, params, entries, space.field_init(), {"decoded": source})
+    return {"zoo": str(out), "fields": len(found.names)}
+
+
+def endpoint(
+    space: WeightSpace, name_or_mesh: str, zoo: FieldZoo | None, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, str, dict]:
+    """A field (P,), its label and its record for an interpolation endpoint: a field name in ``zoo`` or a mesh file
+    (fitted on the fly with the recipe of the space's zoo)."""
+    if Path(name_or_mesh).is_file():
+        params, record = fit_mesh(space, name_or_mesh, device)
+        return params.cpu(), record["name"], {"mesh": name_or_mesh, "fit_iou": record["fit_iou"]}
+    if zoo is None:
+        raise ShapezooError(f"'{name_or_mesh}' is not a mesh file; give --zoo to use field names")
+    (name,), _ = zoo.select([name_or_mesh])
+    return zoo.weights(name), name, {"field": name}
+
+
+def interpolate_to_folder(
+    space: WeightSpace,
+    a: str,
+    b: str,
+    out: Path,
+    zoo_path: Path | None = None,
+    steps: int = 8,
+    mode: Literal["lerp", "slerp"] = "lerp",
+    weights: bool = False,
+    refine: int = 100,
+    config: ExtractConfig = ExtractConfig(resolution=128),
+    device: str | torch.device = "cpu",
+    on_stage: Callable[[str], None] | None = None,
+) -> dict:
+    """Walk from A to B (field names in the zoo, or mesh files) through the latent space (or, with ``weights``, the
+    raw weights) and write ``out/step_NN.obj`` for every step and the per-step metrics to ``interpolation.json``."""
+    zoo = None
+    if zoo_path is not None:
+        zoo = load_zoo(zoo_path)
+        space.check_spec(zoo.spec, zoo_path)
+    ensure_output_dir(out)
+    report = on_stage or (lambda stage: None)
+    pa, na, ia = endpoint(space, a, zoo, device)
+    pb, nb, ib = endpoint(space, b, zoo, device)
+    report("decoding")
+    params = sequence(space, pa, pb, steps, mode, weights, refine)
+    report("meshing")
+    meshes, rows = sequence_metrics(space, params, config, device)
+    for row, (v, f) in zip(rows, meshes):
+        row["file"] = str(out / f"step_{row['step']:02d}.obj")
+        export_mesh(v, f, row["file"])
+    report("done")
+    summary = {"a": {"name": na, **ia}, "b": {"name": nb, **ib}, "mode": "weights" if weights else mode, "steps": rows}
+    atomic_write_json(out / "interpolation.json", summary)
+    return summary
+
+
+def complete_points(
+    space: WeightSpace,
+    space_path: str | Path,
+    points: Path,
+    out: Path,
+    config: OptimizeConfig = OptimizeConfig(),
+    normalise: bool = False,
+    extract: ExtractConfig = ExtractConfig(resolution=128),
+    on_step: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Shape completion: the latent whose decoded field best explains a point cloud, meshed into
+    ``out/completed.obj`` (latent in ``latent.safetensors``, the summary and loss history in ``optimize.json``)."""
+    pts, normals = read_points(points, normalise)
+    evidence = Evidence.from_surface(pts, normals)
+    prior, _, _ = prior_from_space(space, space_path)
+    ensure_output_dir(out)
+    z, history = optimize_latent(space, evidence, prior, config, on_step=on_step)
+    (mesh,), _ = extract_meshes(space.spec, space.decode(z[None]), extract, ["completed"])
+    export_mesh(*mesh, out / "completed.obj")
+    save_latents(out / "latent.safetensors", z[None], ["completed"])
+    summary = {
+        "points": len(pts),
+        "normals": normals is not None,
+        "evidence_points": len(evidence.points),
+        "mesh": str(out / "completed.obj"),
+        "faces": len(mesh[1]),
+        "history": history,
+    }
+    atomic_write_json(out / "optimize.json", summary)
+    return summary
+
+
+def sample_members(
+    space: WeightSpace,
+    space_path: str | Path,
+    count: int,
+    out: Path,
+    seed: int = 0,
+    config: ExtractConfig = ExtractConfig(resolution=128),
+    device: str | torch.device = "cpu",
+    on_member: Callable[[str], None] | None = None,
+) -> dict:
+    """New members drawn from a Gaussian fitted to the training latents, meshed into ``out/sample_NN.obj``, each with
+    how close it is to the training shapes (latents in ``latents.safetensors``, the summary in ``sample.json``)."""
+    if count < 1:
+        raise ShapezooError(f"--count must be >= 1, got {count}")
+    prior, train_z, train_names = prior_from_space(space, space_path)
+    z = prior.sample(count, seed)
+    ensure_output_dir(out)
+    rows: list[dict] = []
+    for i in range(count):
+        name = f"sample_{i:02d}"
+        (mesh,), _ = extract_meshes(space.spec, space.decode(z[i : i + 1]), config, [name])
+        row = {"name": name, "file": str(out / f"{name}.obj"), "faces": len(mesh[1])}
+        if len(mesh[1]):
+            export_mesh(*mesh, row["file"])
+            row.update(nearest_training(space, z[i], train_z, train_names, mesh, config, device=device))
+        rows.append(row)
+        if on_member is not None:
+            on_member(name)
+    save_latents(out / "latents.safetensors", z, [r["name"] for r in rows])
+    summary = {"samples": rows, "prior": "gaussian (shrunk covariance) over the training latents"}
+    atomic_write_json(out / "sample.json", summary)
+    return summary
