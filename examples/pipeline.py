@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     timings["mesh"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    report = evaluate_zoo(zoo, out / "shapes", config=config, device=args.device)
-    atomic_write_json(out / "eval.json", report)
+    report = evaluate_zoo(zoo, out / "shapes", config=config, device=args.device, out=out / "eval.json")
     timings["eval"] = time.perf_counter() - t
 
     summary = {

@@ -77,8 +77,7 @@ def run_classifiers(out: Path, models: int, epochs: int, device: str | torch.dev
     accuracy along the latent and raw-weight paths from the weakest to the strongest model."""
     from .classifiers.archs import ClassifierSpec
     from .classifiers.data import load_digits
-    from .classifiers.explore import evaluate_zoo as evaluate_classifiers
-    from .classifiers.explore import interpolation_path
+    from .classifiers.jobs import evaluate_to_file, interpolate_models
     from .classifiers.space import SpaceConfig, load_classifier_space
     from .classifiers.train import SpaceTrainConfig, train_classifier_space
     from .classifiers.zoo import ZooConfig, train_zoo
@@ -96,13 +95,10 @@ def run_classifiers(out: Path, models: int, epochs: int, device: str | torch.dev
         SpaceTrainConfig(epochs=epochs, batch=8, warmup=20),
     )
     space = load_classifier_space(out / "space", device)
-    result = evaluate_classifiers(space, zoo, data)
-    atomic_write_json(out / "eval.json", result)
+    result = evaluate_to_file(space, zoo, out / "zoo", data, out / "eval.json")
     acc = {r["name"]: r["accuracy_original"] for r in result["models"]}
     a, b = min(acc, key=lambda n: acc[n]), max(acc, key=lambda n: acc[n])
-    path = interpolation_path(space, (spec, zoo.weights(a)), (spec, zoo.weights(b)), data, steps=9)
-    path.pop("latents")
-    atomic_write_json(out / "interpolation.json", {"a": a, "b": b, **path})
+    path = interpolate_models(space, a, b, [zoo], [out / "zoo"], data, out, steps=9)
     return {
         "models": len(zoo.names),
         "summary": result["summary"],
@@ -155,8 +151,7 @@ def run_demo(
     for name, (v, f) in zip(zoo.names, meshes):
         export_mesh(v, f, out / "fields" / f"{name}.obj")
     done("mesh")
-    report = evaluate_zoo(zoo, out / "shapes", config=extract, device=device)
-    atomic_write_json(out / "eval.json", report)
+    report = evaluate_zoo(zoo, out / "shapes", config=extract, device=device, out=out / "eval.json")
     done("eval")
     # Too few fields for a useful validation split: the checkpoint is chosen on the training fields. With ~17
     # training fields the auto-decoder's codes do not generalise (held-out field IoU 0.04 vs 0.39 measured), so the
