@@ -1,4 +1,4 @@
-"""Shared by the fitting benchmarks: load a spread of sample files as one batch, and score a fit as a table row."""
+"""Shared by the fitting benchmarks: a spread of sampled shapes as one batch, and a fit scored as a table row."""
 
 from __future__ import annotations
 
@@ -7,18 +7,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shapezoo.io import read_json
-from shapezoo.sampling import load_samples
+from shapezoo.errors import ShapezooError
+from shapezoo.sampling import load_sample_batch, read_index
 
 
-def load_batch(samples: Path, count: int, device: str, stride: int | None = None):
+def load_batch(samples: Path, count: int, device: str | torch.device, stride: int | None = None):
     """(points (B, N, 3), occupancy (B, N), n_uniform, names) of ``count`` shapes spread over the samples index."""
-    shapes = read_json(samples / "samples.json")["shapes"]
+    shapes = read_index(samples)["shapes"]
     shapes = shapes[:: stride or max(1, len(shapes) // count)][:count]
-    data = [load_samples(samples / s["file"]) for s in shapes]
-    pts = torch.stack([torch.from_numpy(d["points"]) for d in data]).to(device)
-    occ = torch.stack([torch.from_numpy(d["occupancy"]) for d in data]).to(device)
-    return pts, occ, int(data[0]["n_uniform"]), [s["name"] for s in shapes]
+    loaded, failed, n_uniform = load_sample_batch(samples, shapes)
+    if failed:
+        raise ShapezooError(failed[0]["error"])
+    pts = torch.stack([s["points"] for s in loaded]).to(device)
+    occ = torch.stack([s["occupancy"] for s in loaded]).to(device)
+    return pts, occ, n_uniform, [s["name"] for s in loaded]
 
 
 def score(result, names: list[str], seconds: float) -> dict:

@@ -1,6 +1,7 @@
 """Pack a samples folder into one compact file (int16 coordinates, packed labels) to carry to a lent GPU machine.
 
 Only for moving benchmark data under the device tool's size limit; ``unpack`` rebuilds a normal samples folder.
+A tool, not a benchmark: ``python -m benchmarks._transport pack|unpack SRC DST``.
 """
 
 from __future__ import annotations
@@ -43,11 +44,16 @@ def unpack(file: Path, out: Path) -> None:
     atomic_write_json(out / INDEX_NAME, index)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("mode", choices=["pack", "unpack"])
     ap.add_argument("src", type=Path)
     ap.add_argument("dst", type=Path)
     ap.add_argument("--per-part", type=int, default=12000, help="uniform and near-surface points kept per shape")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     pack(a.src, a.dst, a.per_part) if a.mode == "pack" else unpack(a.src, a.dst)
+    return {"mode": a.mode, "src": str(a.src), "dst": str(a.dst)}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,18 +1,16 @@
 """Chamfer distance wall time at 30k and 100k points per side: KD-tree on CPU, chunked cdist on CUDA if present.
 
-Usage: python benchmarks/chamfer_timing.py [--out FILE]
+Usage: python -m benchmarks.chamfer_timing [--sizes 30000 100000] [--out FILE]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks import _common
 from shapezoo.metrics import point_metrics
 
 
@@ -21,14 +19,14 @@ def sphere(n: int, radius: float, seed: int) -> np.ndarray:
     return radius * p / np.linalg.norm(p, axis=1, keepdims=True)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/chamfer_timing.json"))
-    args = ap.parse_args()
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "chamfer_timing.json")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[30_000, 100_000], help="points per side")
+    args = ap.parse_args(argv)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and args.device != "cpu" else [])
     rows = []
     print(f"{'points/side':>12}{'device':>8}{'seconds':>10}{'chamfer_l2':>14}{'rel. diff vs cpu':>18}")
-    for n in (30_000, 100_000):
+    for n in args.sizes:
         a, b = sphere(n, 0.30, 0), sphere(n, 0.32, 1)
         ref = None
         for dev in devices:
@@ -42,8 +40,7 @@ def main():
             rel = abs(m["chamfer_l2"] - ref["chamfer_l2"]) / ref["chamfer_l2"]
             rows.append({"points": n, "device": dev, "seconds": sec, "chamfer_l2": m["chamfer_l2"], "rel_diff": rel})
             print(f"{n:>12}{dev:>8}{sec:>10.3f}{m['chamfer_l2']:>14.6e}{rel:>18.2e}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2))
+    return _common.finish(args.out, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -12,19 +12,18 @@ under --work and are reused/resumed on a rerun):
                 generated middle widths vs normally trained instances of them
     multi       one space over mlp, lenet, cnn and resnet zoos: per-architecture accuracy gap, architecture head
 
-    python3 benchmarks/classifiers.py single --data digits --work /tmp/czoo
-    python3 benchmarks/classifiers.py single --data fashion-mnist --count 256 --epochs 100 --work /tmp/czoo
+Usage: python -m benchmarks.classifiers single --data digits --work /tmp/czoo
+       python -m benchmarks.classifiers single --data fashion-mnist --count 256 --epochs 100 --work /tmp/czoo
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks import _common
 from shapezoo.classifiers.archs import ClassifierSpec, parse_arch
 from shapezoo.classifiers.data import load_images
 from shapezoo.classifiers.explore import (
@@ -244,8 +243,8 @@ def multi(a, data) -> dict:
     return {"space": ss, "per_arch": out}
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, None)
     ap.add_argument("stage", choices=["throughput", "single", "independent", "unseen", "multi"])
     ap.add_argument("--data", default="digits")
     ap.add_argument("--root", default=None)
@@ -261,26 +260,19 @@ def main(argv=None) -> dict:
     ap.add_argument("--reference", type=int, default=16, help="unseen: normally trained models per middle width")
     ap.add_argument("--models", type=int, default=32, help="throughput: models")
     ap.add_argument("--steps", type=int, default=200, help="throughput: steps per model")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--work", type=Path, default=Path("/tmp/shapezoo-classifiers"))
-    ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
+    a.device = _common.device(a)
     data = load_images(a.data, a.root).to(a.device)
     t0 = time.perf_counter()
     result = {
         "stage": a.stage,
         "data": a.data,
-        "device": a.device,
-        "threads": torch.get_num_threads(),
         "args": {k: str(v) for k, v in vars(a).items()},
         **globals()[a.stage](a, data),
     }
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    out = a.out or Path(f"benchmarks/results/classifiers_{a.stage}_{a.data}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=str))
-    print(f"wrote {out} ({result['seconds']} s)")
-    return result
+    return _common.finish(a.out or _common.RESULTS / f"classifiers_{a.stage}_{a.data}.json", result, a.device)
 
 
 if __name__ == "__main__":

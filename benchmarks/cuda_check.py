@@ -1,11 +1,10 @@
 """CUDA check of batched fitting: CPU == CUDA (fp32), batched == independent on CUDA, default-recipe quality.
 
-Usage: python benchmarks/cuda_check.py SAMPLES_DIR [--fields 40] [--out FILE]
+Usage: python -m benchmarks.cuda_check SAMPLES_DIR [--fields 40] [--out FILE]  (needs CUDA)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -14,32 +13,26 @@ import numpy as np
 import torch
 
 import shapezoo.fit as fit_module
+from benchmarks import _common
+from benchmarks._fitbench import load_batch
+from shapezoo.errors import ShapezooError
 from shapezoo.fields import FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.io import read_json
-from shapezoo.sampling import load_samples
 
 
-def load(samples: Path, count: int, stride: int = 1):
-    shapes = read_json(samples / "samples.json")["shapes"][::stride][:count]
-    data = [load_samples(samples / s["file"]) for s in shapes]
-    pts = torch.stack([torch.from_numpy(d["points"]) for d in data])
-    occ = torch.stack([torch.from_numpy(d["occupancy"]) for d in data])
-    return pts, occ, int(data[0]["n_uniform"]), [s["name"] for s in shapes]
-
-
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "cuda_check.json")
     ap.add_argument("samples", type=Path)
     ap.add_argument("--fields", type=int, default=40)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/cuda_check.json"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise ShapezooError("cuda_check needs a CUDA device")
     cuda = torch.device("cuda")
     spec = FieldSpec()
     init = init_params(spec)
     report = {"device": torch.cuda.get_device_name(cuda), "torch": torch.__version__}
 
-    pts, occ, nu, names = load(args.samples, 4, stride=4)  # shapes spread over the families
+    pts, occ, nu, names = load_batch(args.samples, 4, "cpu", stride=4)  # shapes spread over the families
     short = FitConfig(steps=100, precision="fp32")
     cpu = fit_fields(spec, init, pts, occ, nu, names, short)
     gpu = fit_fields(spec, init, pts.to(cuda), occ.to(cuda), nu, names, short)
@@ -66,7 +59,7 @@ def main():
         "iou_cpu": [m["iou"] for m in cpu.metrics],
         "iou_cuda": [m["iou"] for m in gpu.metrics],
     }
-    pts, occ, nu, names = load(args.samples, args.fields)
+    pts, occ, nu, names = load_batch(args.samples, args.fields, "cpu", stride=1)
     torch.cuda.synchronize()
     t = time.perf_counter()
     full = fit_fields(spec, init, pts.to(cuda), occ.to(cuda), nu, names, FitConfig())
@@ -81,8 +74,7 @@ def main():
         "median_iou_near": float(np.median([m["iou_near"] for m in full.metrics])),
     }
     print(json.dumps(report, indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    return _common.finish(args.out, report, cuda)
 
 
 if __name__ == "__main__":

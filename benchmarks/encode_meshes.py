@@ -2,7 +2,7 @@
 ``shapezoo encode FOLDER`` with a space whose zoo was fitted from a learned init (sample, short fit, encode), side
 by side in one run: wall time per stage and decoded IoU vs the ground truth.
 
-Usage: python benchmarks/encode_meshes.py MESHES --space NAME=SPACE[:STEPS] [--space ...] [--refine 100]
+Usage: python -m benchmarks.encode_meshes MESHES --space NAME=SPACE[:STEPS] [--space ...] [--refine 100]
        [--out JSON]
 
 ``:STEPS`` overrides the fit's length (``encode --steps``), e.g. to time today's 4800-step path with the same space.
@@ -14,14 +14,13 @@ decoded field's occupancy (and the fitted field's) with the mesh's on 100k seede
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks import _common
 from shapezoo.fields import field_forward
 from shapezoo.meshes import find_meshes, load_mesh
 from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
@@ -41,29 +40,29 @@ def _ious(spec, params: torch.Tensor, truth: list) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = _common.parser(__doc__, "encode_meshes.json")
     ap.add_argument("meshes", type=Path)
     ap.add_argument("--space", action="append", required=True, help="NAME=SPACE_DIR[:FIT_STEPS]")
     ap.add_argument("--refine", type=int, default=100)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/encode_meshes.json"))
     args = ap.parse_args(argv)
+    dev = _common.device(args)
     items = find_meshes(args.meshes)
     pts = uniform_points(IOU_POINTS)
     truth = [label_points(load_mesh(p, name=n), pts)[0] for n, p in items]
-    result = {"meshes": str(args.meshes), "count": len(items), "threads": torch.get_num_threads(), "spaces": {}}
+    result: dict = {"meshes": str(args.meshes), "count": len(items), "spaces": {}}
     print(f"{len(items)} meshes, torch threads {torch.get_num_threads()}")
     print(f"{'space':>10}{'fit steps':>10}{'fit s':>8}{'encode s':>9}{'total s':>8}{'fit IoU':>9}{'decoded IoU':>12}")
     for spec_arg in args.space:
         name, folder = spec_arg.split("=", 1)
         folder, _, steps_arg = folder.partition(":")
-        space = load_space(folder)
+        space = load_space(folder, dev)
         t0 = time.perf_counter()
-        params, records, failed = fit_meshes(space, items, steps=int(steps_arg) if steps_arg else None)
+        params, records, failed = fit_meshes(space, items, dev, steps=int(steps_arg) if steps_arg else None)
         t1 = time.perf_counter()
         z = refine_latents(space, params, space.encode(params), args.refine)
         decoded = space.decode(z).cpu()
         t2 = time.perf_counter()
-        fit_iou = statistics.median(_ious(space.spec, params, truth))
+        fit_iou = statistics.median(_ious(space.spec, params.cpu(), truth))
         dec_iou = statistics.median(_ious(space.spec, decoded, truth))
         steps = records[0]["fit_steps"] if records else 0
         row = {
@@ -82,9 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{row['total_seconds']:>8.1f}{fit_iou:>9.4f}{dec_iou:>12.4f}",
             flush=True,
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    return result
+    return _common.finish(args.out, result, dev)
 
 
 if __name__ == "__main__":

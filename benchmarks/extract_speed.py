@@ -1,20 +1,19 @@
 """Mesh extraction: dense grid vs coarse-to-fine, network evaluations and wall time, on a fitted zoo.
 
-Usage: python benchmarks/extract_speed.py ZOO [--fields 32] [--dense-fields 32] [--resolutions 128 256]
+Usage: python -m benchmarks.extract_speed ZOO [--fields 32] [--dense-fields 32] [--resolutions 128 256]
 Dense extraction of many fields at 256^3 is slow on a CPU; --dense-fields limits how many fields the dense batch
 row evaluates (its per-field numbers are then scaled to the batch, and the table says so).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 from scipy.spatial import cKDTree
 
+from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
 from shapezoo.extract import ExtractConfig, extract_meshes
 
@@ -38,20 +37,19 @@ def agreement(dense, fine) -> dict:
     }
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "extract_speed.json")
     ap.add_argument("zoo", type=Path)
     ap.add_argument("--fields", type=int, default=32)
     ap.add_argument("--dense-fields", type=int, default=32)
     ap.add_argument("--resolutions", type=int, nargs="+", default=[128, 256])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/extract_speed.json"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    dev = _common.device(args)
     zoo = load_zoo(args.zoo)
-    params = zoo.params[: args.fields].to(args.device)
+    params = zoo.params[: args.fields].to(dev)
     rows = []
     print(
-        f"zoo {args.zoo} ({zoo.spec.width}x{zoo.spec.depth} {zoo.spec.activation}), device {args.device}, "
+        f"zoo {args.zoo} ({zoo.spec.width}x{zoo.spec.depth} {zoo.spec.activation}), device {dev}, "
         f"torch threads {torch.get_num_threads()}"
     )
     print(f"{'res':>5}{'fields':>7}{'mode':>8}{'evals':>14}{'eval %':>8}{'seconds':>10}{'speed-up':>9}  agreement")
@@ -88,8 +86,7 @@ def main():
                 f"{row['speedup']:>8.1f}x  vertex dist {worst:.1e}, missed {100 * missed:.2f}%, "
                 f"faces ±{100 * face_diff:.3f}%"
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"zoo": str(args.zoo), "device": args.device, "rows": rows}, indent=2))
+    return _common.finish(args.out, {"zoo": str(args.zoo), "rows": rows}, dev)
 
 
 if __name__ == "__main__":

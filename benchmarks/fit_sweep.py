@@ -1,19 +1,16 @@
 """Recipe sweep: held-out IoU of several architecture / optimiser variants on the same shapes, side by side.
 
-Usage: python benchmarks/fit_sweep.py SAMPLES_DIR [--shapes 20] [--device cuda]
+Usage: python -m benchmarks.fit_sweep SAMPLES_DIR [--shapes 20] [--variants NAME ...] [--steps N] [--device cuda]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-from _fitbench import load_batch, score
-
+from benchmarks import _common
+from benchmarks._fitbench import load_batch, score
 from shapezoo.fields import FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
 
@@ -31,21 +28,23 @@ VARIANTS = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "fit_sweep.json")
     ap.add_argument("samples", type=Path)
     ap.add_argument("--shapes", type=int, default=20)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fit_sweep.json"))
-    args = ap.parse_args()
-    pts, occ, nu, names = load_batch(args.samples, args.shapes, args.device)
+    ap.add_argument("--steps", type=int, default=0, help="override every variant's steps (0: each variant's own)")
+    args = ap.parse_args(argv)
+    dev = _common.device(args)
+    pts, occ, nu, names = load_batch(args.samples, args.shapes, dev)
     rows = []
-    print(f"{len(names)} shapes from {args.samples}, device {args.device}")
+    print(f"{len(names)} shapes from {args.samples}, device {dev}")
     print(f"{'variant':<14}{'P':>8}{'evals/field':>13}{'median IoU':>11}{'mean IoU':>9}{'min IoU':>9}{'s':>7}")
     for key in args.variants:
         spec_kw, fit_kw = VARIANTS[key]
         spec, config = replace(FieldSpec(), **spec_kw), replace(FitConfig(), **fit_kw)
+        if args.steps:
+            config = replace(config, steps=args.steps)
         t = time.perf_counter()
         r = fit_fields(spec, init_params(spec), pts, occ, nu, names, config)
         row = {
@@ -59,8 +58,7 @@ def main():
             f"{key:<14}{row['params']:>8}{row['point_evals']:>13.2e}{row['median_iou']:>11.4f}{row['mean_iou']:>9.4f}"
             f"{row['min_iou']:>9.4f}{row['seconds']:>7.1f}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"samples": str(args.samples), "device": args.device, "rows": rows}, indent=2))
+    return _common.finish(args.out, {"samples": str(args.samples), "rows": rows}, dev)
 
 
 if __name__ == "__main__":

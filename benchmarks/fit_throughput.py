@@ -4,21 +4,18 @@ Prints a table and writes JSON: ms per field-step, fields/hour for the default r
 GFLOP/s (MLP matmul FLOPs, forward + backward = 6 x weights x points) and that as a share of this machine's fp32
 matmul peak, measured in the same run.
 
-Usage: python benchmarks/fit_throughput.py [--device cpu|cuda] [--batches 1 8 32 64] [--steps 20]
+Usage: python -m benchmarks.fit_throughput [--device cpu|cuda] [--batches 1 8 32 64] [--steps 20]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import platform
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks import _common
 from shapezoo.fields import FieldModule, FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
 
@@ -86,19 +83,18 @@ def batched(spec, config, pts, occ, steps, device) -> float:
     return (time.perf_counter() - t) / (pts.shape[0] * steps)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, None)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 64])
     ap.add_argument("--sequential-fields", type=int, default=4)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-    device = torch.device(args.device)
+    ap.add_argument("--peak-size", type=int, default=4096, help="matrix size of the fp32 matmul peak measurement")
+    args = ap.parse_args(argv)
+    device = _common.device(args)
     spec, config = FieldSpec(), FitConfig()
     weights = sum(math.prod(s) for n, s in spec.layout().entries if n.endswith("weight"))
     flops_per_field_step = 6 * weights * config.points_per_step
-    peak = matmul_peak(device)
+    peak = matmul_peak(device, args.peak_size)
     pts, occ = make_data(max(args.batches + [args.sequential_fields]), 20_000, device)
     rows = [
         (
@@ -110,10 +106,7 @@ def main():
     for b in args.batches:
         rows.append(("batched fitter", b, batched(spec, config, pts[:b], occ[:b], args.steps, device)))
     seq = rows[0][2]
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(
-        f"device {device} ({device_name}), torch threads {torch.get_num_threads()}, fp32 matmul peak {peak:.1f} GFLOP/s"
-    )
+    print(f"device {device}, torch threads {torch.get_num_threads()}, fp32 matmul peak {peak:.1f} GFLOP/s")
     print(f"recipe: width {spec.width} depth {spec.depth}, {config.points_per_step} points/step, {config.steps} steps")
     print(f"{'mode':<22}{'B':>4}{'ms/field-step':>15}{'fields/hour':>13}{'GFLOP/s':>10}{'% peak':>8}{'vs seq':>8}")
     results = []
@@ -133,20 +126,8 @@ def main():
             f"{mode:<22}{b:>4}{sec * 1e3:>15.2f}{r['fields_per_hour']:>13.0f}{gflops:>10.1f}"
             f"{100 * r['fraction_of_peak']:>7.1f}%{r['speedup_vs_sequential']:>7.2f}x"
         )
-    out = args.out or Path(f"benchmarks/results/fit_throughput_{device.type}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "device": str(device),
-                "device_name": device_name,
-                "peak_gflops": peak,
-                "threads": torch.get_num_threads(),
-                "results": results,
-            },
-            indent=2,
-        )
-    )
+    out = args.out or _common.RESULTS / f"fit_throughput_{device.type}.json"
+    return _common.finish(out, {"peak_gflops": peak, "results": results}, device)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Where fields start, measured: held-out IoU, floaters and throughput against the step budget, per start point.
 
-Usage: python benchmarks/init_budget.py SAMPLES --init INIT [--budgets 100 250 500 1000 4800]
+Usage: python -m benchmarks.init_budget SAMPLES --init INIT [--budgets 100 250 500 1000 4800]
        [--starts learned seeded template] [--shapes 20] [--resolution 256] [--device cpu] [--out JSON]
 
 Every start (a learned init, the seeded init, a template: the first shape fitted from the seeded init with the same
@@ -13,15 +13,14 @@ fields per hour at that budget, measured side by side in this run.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _fitbench import load_batch
 
+from benchmarks import _common
+from benchmarks._fitbench import load_batch
 from shapezoo.extract import ExtractConfig, extract_meshes
 from shapezoo.fields import FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
@@ -42,11 +41,12 @@ def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, nam
 
 
 def run(args) -> dict:
-    pts, occ, nu, names = load_batch(args.samples, args.shapes, args.device)
+    dev = _common.device(args)
+    pts, occ, nu, names = load_batch(args.samples, args.shapes, dev)
     spec = FieldSpec()
     extract = ExtractConfig(resolution=args.resolution)
     rows = []
-    print(f"{len(names)} shapes, device {args.device}, torch threads {torch.get_num_threads()}")
+    print(f"{len(names)} shapes, device {dev}, torch threads {torch.get_num_threads()}")
     print(
         f"{'start':>8}{'steps':>6}{'median IoU':>11}{'min IoU':>9}{'med comp':>9}{'max comp':>9}"
         f"{'med float%':>11}{'max float%':>11}{'s':>7}{'fields/h':>9}"
@@ -56,9 +56,9 @@ def run(args) -> dict:
             start = _start(kind, spec, args.init, pts, occ, nu, names, steps, args.jitter_margin)
             t = time.perf_counter()
             recipe = FitConfig(steps=steps, lr=args.lr, jitter_margin=args.jitter_margin)
-            r = fit_fields(spec, start.to(args.device), pts, occ, nu, names, recipe)
+            r = fit_fields(spec, start.to(dev), pts, occ, nu, names, recipe)
             seconds = time.perf_counter() - t
-            meshes, _ = extract_meshes(spec, r.params.to(args.device), extract, names)
+            meshes, _ = extract_meshes(spec, r.params, extract, names)
             parts = [components(v, f) for v, f in meshes]
             ious = [m["iou"] for m in r.metrics]
             comp = [p["components"] for p in parts]
@@ -97,8 +97,6 @@ def run(args) -> dict:
     result = {
         "samples": str(args.samples),
         "init": str(args.init),
-        "device": args.device,
-        "threads": torch.get_num_threads(),
         "resolution": args.resolution,
         "jitter_margin": args.jitter_margin,
         "lr": args.lr,
@@ -107,13 +105,11 @@ def run(args) -> dict:
         "goal": goal,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    return result
+    return _common.finish(args.out, result, dev)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = _common.parser(__doc__, "init_budget.json")
     ap.add_argument("samples", type=Path)
     ap.add_argument("--init", type=Path, help="learned init folder (needed for the 'learned' start)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[100, 250, 500, 1000, 4800])
@@ -121,7 +117,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--shapes", type=int, default=20)
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--goal", type=float, default=0.97)
-    ap.add_argument("--device", default="cpu")
     ap.add_argument("--lr", type=float, default=FitConfig.lr, help="peak learning rate of the fits")
     ap.add_argument(
         "--jitter-margin",
@@ -129,7 +124,6 @@ def main(argv: list[str] | None = None) -> dict:
         default=FitConfig.jitter_margin,
         help="the recipe's label-preserving jitter margin ('none': no jitter)",
     )
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/init_budget.json"))
     return run(ap.parse_args(argv))
 
 

@@ -1,11 +1,11 @@
 """Sampling throughput (shapes/s, points/s) on procedural shapes and a mesh folder, plus label spot checks.
 
-Usage: python benchmarks/sampling_throughput.py [--capod ../shared/data/capod] [--points 100000] [--out FILE]
+Usage: python -m benchmarks.sampling_throughput [--capod ../shared/data/capod] [--points 100000]
+       [--per-family 8] [--holed-per-family 4] [--out FILE]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import _common
 from shapezoo.meshes import find_meshes, load_mesh, shape_from_arrays
 from shapezoo.sampling import SampleConfig, inside_winding, open3d_module, sample_meshes, sample_shape
 from shapezoo_datasets import FAMILIES, generate
@@ -33,12 +34,12 @@ def throughput(source, out, points):
     }
 
 
-def holed_accuracy(work: Path, points: int) -> dict:
+def holed_accuracy(work: Path, points: int, per_family: int = 4) -> dict:
     """Robust path on known truth: punch 2% of the faces out of watertight procedural shapes."""
     rng = np.random.default_rng(0)
     accs = []
     for family in FAMILIES:
-        for rec in generate(family, 4, work / f"holed_{family}", seed=100):
+        for rec in generate(family, per_family, work / f"holed_{family}", seed=100):
             full = load_mesh(work / f"holed_{family}" / f"{rec['name']}.obj")
             keep = np.sort(rng.permutation(len(full.faces))[int(0.02 * len(full.faces)) :])
             holed = shape_from_arrays("h", full.vertices, full.faces[keep])
@@ -76,21 +77,21 @@ def capod_agreement(index: dict, root: Path, points: int = 20000) -> dict:
     }
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "sampling.json", device=False)
     ap.add_argument("--capod", type=Path, default=Path(__file__).parents[2] / "shared" / "data" / "capod")
     ap.add_argument("--points", type=int, default=100_000)
     ap.add_argument("--per-family", type=int, default=8)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/sampling.json"))
-    args = ap.parse_args()
-    result = {"points": args.points, "open3d": open3d_module() is not None}
+    ap.add_argument("--holed-per-family", type=int, default=4)
+    args = ap.parse_args(argv)
+    result: dict = {"points": args.points, "open3d": open3d_module() is not None}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for family in FAMILIES:
             generate(family, args.per_family, work / "proc", seed=0)
         _, result["procedural"] = throughput(work / "proc", work / "proc_s", args.points)
-        result["holed_procedural_accuracy"] = holed_accuracy(work, 20000)
-        if args.capod.exists():
+        result["holed_procedural_accuracy"] = holed_accuracy(work, 20000, args.holed_per_family)
+        if args.capod.is_dir():
             index, result["capod"] = throughput(find_meshes(args.capod), work / "capod_s", args.points)
             result["capod"]["faces_median"] = float(
                 np.median(
@@ -107,8 +108,7 @@ def main():
                 f"{r['points_per_s'] / 1e6:>11.2f}"
             )
     print(json.dumps({k: v for k, v in result.items() if k not in ("procedural", "capod")}, indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    return _common.finish(args.out, result)
 
 
 if __name__ == "__main__":

@@ -1,30 +1,32 @@
 """CPU vs CUDA for a weight space: encode, decode, decoded-field logits and the training losses on the same fields.
 
-python3 benchmarks/space_cuda_check.py SPACE ZOO --out results.json
+Usage: python -m benchmarks.space_cuda_check SPACE ZOO [--fields 16] [--refine 50] [--out FILE]  (needs CUDA)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
 
+from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
+from shapezoo.errors import ShapezooError
 from shapezoo.fields import field_forward
 from shapezoo.space import load_space, losses, probe_points
 from shapezoo.space.latent import refine_latents
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "space_cuda_check.json")
     ap.add_argument("space", type=Path)
     ap.add_argument("zoo", type=Path)
     ap.add_argument("--fields", type=int, default=16)
     ap.add_argument("--refine", type=int, default=50, help="latent refinement steps compared too")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_cuda_check.json"))
     a = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise ShapezooError("space_cuda_check needs a CUDA device")
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     zoo = load_zoo(a.zoo)
@@ -64,9 +66,7 @@ def main(argv=None) -> dict:
         "losses_cuda": {k: g[k] for k in ("functional", "weight", "total")},
     }
     print(json.dumps(out, indent=1))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(out, indent=1))
-    return out
+    return _common.finish(a.out, out, "cuda")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ fields and each method's decodes (encoder only = refine 0, encoder + N latent re
 made elsewhere) with the evaluation protocol (IoU on 100k points, Chamfer-L2 on surface samples). Prints a table,
 writes JSON after every scored group; run again with the same --out, it resumes (groups already scored are kept).
 
-    python3 benchmarks/space_eval.py ZOO MESHES --space neuron=SPACE --refine 0 100 400 --decoded prep=ZOO2
+Usage: python -m benchmarks.space_eval ZOO MESHES --space neuron=SPACE --refine 0 100 400 --decoded prep=ZOO2
 
 On a GPU without the meshes, ``--decode-to DIR --device cuda`` only writes each method's decodes as zoos (and the
 split) to DIR; score them later on any machine with ``--decoded NAME=DIR/NAME --split-from DIR/split.json``.
@@ -13,7 +13,6 @@ split) to DIR; score them later on any machine with ``--decoded NAME=DIR/NAME --
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import _common
 from shapezoo.core.zoo import load_zoo, save_zoo
 from shapezoo.evaluation import evaluate_zoo
 from shapezoo.extract import ExtractConfig
@@ -40,8 +40,8 @@ def _median(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows) if rows else float("nan")
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "space_eval.json")
     ap.add_argument("zoo", type=Path)
     ap.add_argument("meshes", type=Path, help="ground-truth meshes, named like the fields")
     ap.add_argument("--space", action="append", default=[], help="NAME=SPACE_DIR (its split defines test/train)")
@@ -49,16 +49,14 @@ def main(argv=None) -> dict:
     ap.add_argument(
         "--refine", type=int, nargs="*", default=[0], help="score encoder + N refinement steps (0: encoder)"
     )
-    ap.add_argument("--device", default="cpu", help="device for encoding, refinement and decoding")
     ap.add_argument("--decode-to", type=Path, help="write the decodes as zoos here and stop (no scoring)")
     ap.add_argument("--split-from", type=Path, help="JSON with the 'split' (when no --space is given)")
     ap.add_argument("--train-count", type=int, default=32)
     ap.add_argument("--resolution", type=int, default=128)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_eval.json"))
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    dev = _common.device(a)
     zoo = load_zoo(a.zoo)
-    spaces = {k: load_space(v, a.device) for k, v in (s.split("=", 1) for s in a.space)}
+    spaces = {k: load_space(v, dev) for k, v in (s.split("=", 1) for s in a.space)}
     split = next(iter(spaces.values())).meta["split"] if spaces else json.loads(a.split_from.read_text())["split"]
     stride = max(1, len(split["train"]) // max(1, a.train_count))  # spread over the families (zoo order)
     groups = (
@@ -88,7 +86,7 @@ def main(argv=None) -> dict:
             entries = [{"name": n, "status": "ok"} for n in names]
             save_zoo(a.decode_to / m, zoo.spec, torch.cat(list(by_group.values())), entries, zoo.init, {})
         (a.decode_to / "split.json").write_text(json.dumps({"split": split}))
-        return {"decoded": sorted(methods)}
+        return _common.finish(None, {"decoded": sorted(methods)}, dev)
     previous = json.loads(a.out.read_text()) if a.out.exists() else {}
     if (previous.get("zoo"), previous.get("resolution")) != (str(a.zoo), a.resolution):
         previous = {}
@@ -119,8 +117,7 @@ def main(argv=None) -> dict:
             base = results["original"][g]["chamfer_l2_median"]
             results[m][g]["chamfer_l2_ratio_to_original"] = results[m][g]["chamfer_l2_median"] / base
     out["seconds_this_run"] = time.perf_counter() - t0
-    atomic_write_json(a.out, out)
-    return out
+    return _common.finish(a.out, out, dev)
 
 
 if __name__ == "__main__":

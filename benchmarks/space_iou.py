@@ -4,12 +4,11 @@ Encodes the test fields (and 16 training fields) of a space's split with encoder
 and scores decodes and originals with the evaluation protocol's IoU (100k seeded uniform points, logit > 0 vs the
 mesh's inside test). Prints per split and per family, writes JSON.
 
-    python3 benchmarks/space_iou.py ZOO MESHES SPACE --refine 100 --out benchmarks/results/space_iou.json
+Usage: python -m benchmarks.space_iou ZOO MESHES SPACE [--refine 100] [--train-count 16] [--out FILE]
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import statistics
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
 from shapezoo.fields import field_forward
 from shapezoo.meshes import find_meshes, load_mesh
@@ -37,21 +37,22 @@ def ious(spec, params: torch.Tensor, names: list[str], refs: dict) -> list[float
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "space_iou.json")
     ap.add_argument("zoo", type=Path)
     ap.add_argument("meshes", type=Path)
     ap.add_argument("space", type=Path)
     ap.add_argument("--refine", type=int, default=100)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_iou.json"))
-    a = ap.parse_args()
-    zoo, space, refs = load_zoo(a.zoo), load_space(a.space), dict(find_meshes(a.meshes))
-    result = {"zoo": str(a.zoo), "space": str(a.space), "refine": a.refine}
-    for split, count in (("test", None), ("train", 16)):
+    ap.add_argument("--train-count", type=int, default=16, help="training fields scored beside the test ones")
+    a = ap.parse_args(argv)
+    dev = _common.device(a)
+    zoo, space, refs = load_zoo(a.zoo), load_space(a.space, dev), dict(find_meshes(a.meshes))
+    result: dict = {"zoo": str(a.zoo), "space": str(a.space), "refine": a.refine}
+    for split, count in (("test", None), ("train", a.train_count)):
         names = space.meta["split"][split][:count]
-        w = torch.stack([zoo.weights(n) for n in names])
+        w = torch.stack([zoo.weights(n) for n in names]).to(dev)
         decoded = space.decode(refine_latents(space, w, space.encode(w), a.refine)).cpu()
-        dec, orig = ious(zoo.spec, decoded, names, refs), ious(zoo.spec, w, names, refs)
+        dec, orig = ious(zoo.spec, decoded, names, refs), ious(zoo.spec, w.cpu(), names, refs)
         family = collections.defaultdict(list)
         for n, v in zip(names, dec):
             family[n.split("_")[0]].append(v)
@@ -62,7 +63,7 @@ def main() -> None:
             "per_family": {f: statistics.median(v) for f, v in sorted(family.items())},
         }
         print(split, json.dumps(result[split]), flush=True)
-    a.out.write_text(json.dumps(result, indent=1))
+    return _common.finish(a.out, result, dev)
 
 
 if __name__ == "__main__":

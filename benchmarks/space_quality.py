@@ -4,32 +4,28 @@ Each run is ``design:latent:epochs[:key=value...]`` (TrainConfig fields). Prints
 vs the originals, per split)
 and writes JSON. Runs are done in the given order; once ``--deadline`` seconds have passed the rest are skipped.
 
-    python3 benchmarks/space_quality.py ZOO --spaces DIR --runs neuron:512:600 prep:512:600 --out results.json
+Usage: python -m benchmarks.space_quality ZOO --spaces DIR --runs neuron:512:600 prep:512:600 --out results.json
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
-import torch
-
+from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
 from shapezoo.space import ModelConfig, TrainConfig, train_space
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "space_quality.json")
     ap.add_argument("zoo", type=Path)
     ap.add_argument("--spaces", type=Path, required=True, help="folder for the trained spaces (one per run)")
     ap.add_argument("--runs", nargs="+", default=["neuron:512:400", "prep:512:400"])
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--deadline", type=float, default=float("inf"), help="seconds; later runs are skipped")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_quality.json"))
     a = ap.parse_args(argv)
+    dev = _common.device(a)
     zoo = load_zoo(a.zoo)
     started, rows = time.perf_counter(), []
     for run in a.runs:
@@ -47,7 +43,7 @@ def main(argv=None) -> dict:
                 batch=a.batch,
                 **{k: (int(v) if v.isdigit() else float(v)) for k, v in (e.split("=") for e in extra)},
             ),
-            device=a.device,
+            device=dev,
         )
         rows.append({"run": run, "seconds": round(time.perf_counter() - t0, 1), **s})
         r = s["results"]
@@ -57,20 +53,8 @@ def main(argv=None) -> dict:
             + f"  best epoch {s['best_epoch']}",
             flush=True,
         )
-        _write(a, rows)
-    return _write(a, rows)
-
-
-def _write(a, rows: list[dict]) -> dict:
-    """The JSON so far (written after every run, so a cut-off job keeps what it finished)."""
-    out = {"zoo": str(a.zoo), "device": str(a.device), "gpu": _gpu(), "runs": rows}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(out, indent=1))
-    return out
-
-
-def _gpu() -> str | None:
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        _common.finish(a.out, {"zoo": str(a.zoo), "runs": rows}, dev)  # after every run: a cut-off job keeps them
+    return _common.finish(a.out, {"zoo": str(a.zoo), "runs": rows}, dev)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ midpoint are compared (Chamfer-L2) with the ground-truth shape built from the mi
 completion: from surface points (with normals) of one half (x > 0) of held-out shapes, latent optimisation is
 compared with a field fitted directly to the same evidence, both against the full ground truth.
 
-    python3 benchmarks/space_tasks.py interpolation ZOO MESHES SPACE --pairs 24
-    python3 benchmarks/space_tasks.py completion ZOO MESHES SPACE --shapes 12
+Usage: python -m benchmarks.space_tasks interpolation ZOO MESHES SPACE [--pairs 24]
+       python -m benchmarks.space_tasks completion ZOO MESHES SPACE [--shapes 12]
+(CPU only.)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
+from shapezoo.errors import ShapezooError
 from shapezoo.extract import ExtractConfig, extract_meshes
 from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.io import config_from_json
@@ -49,6 +51,9 @@ def interpolation(a) -> dict:
     by_family: dict[str, list[str]] = {}
     for n in names:
         by_family.setdefault(info[n]["family"], []).append(n)
+    by_family = {f: members for f, members in by_family.items() if len(members) > 1}  # a pair needs two
+    if not by_family:
+        raise ShapezooError(f"no family has two shapes in the {a.split} split; pick another --split")
     pairs = []
     while len(pairs) < a.pairs:
         fam = sorted(by_family)[len(pairs) % len(by_family)]
@@ -151,8 +156,8 @@ def completion(a) -> dict:
     }
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, None, device=False)
     ap.add_argument("task", choices=["interpolation", "completion"])
     ap.add_argument("zoo", type=Path)
     ap.add_argument("meshes", type=Path)
@@ -162,19 +167,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--shapes", type=int, default=12)
     ap.add_argument("--steps", type=int, default=300, help="latent optimisation steps (completion)")
     ap.add_argument("--refine", type=int, default=100, help="refinement steps after encoding (interpolation)")
-    ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
     result = {
         "task": a.task,
         "space": str(a.space),
         **(interpolation(a) if a.task == "interpolation" else completion(a)),
     }
-    out = a.out or Path(f"benchmarks/results/space_{a.task}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
-    return result
+    return _common.finish(a.out or _common.RESULTS / f"space_{a.task}.json", result, "cpu")
 
 
 if __name__ == "__main__":

@@ -3,23 +3,21 @@
 Both designs, the default field architecture, measured side by side in one run (random weights: the cost does
 not depend on the values).
 
-    python3 benchmarks/space_throughput.py --device cpu --steps 5
+Usage: python -m benchmarks.space_throughput [--device cpu] [--batch 32] [--points 1024 2048] [--steps 5]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
 
+from benchmarks import _common
 from shapezoo.fields import FieldSpec, field_forward, init_params
 from shapezoo.space import ModelConfig, build_model, losses
 
 
-def measure(design: str, spec: FieldSpec, batch: int, points: int, steps: int, device: str) -> dict:
+def measure(design: str, spec: FieldSpec, batch: int, points: int, steps: int, device: torch.device) -> dict:
     params = init_params(spec, 0).expand(4 * batch, -1) + 0.01 * torch.randn(4 * batch, spec.layout().size)
     model = build_model(spec, ModelConfig(design=design), params).to(device)
     codes = torch.nn.Parameter(0.1 * torch.randn(batch, model.config.latent, device=device))  # auto-decoding
@@ -36,12 +34,12 @@ def measure(design: str, spec: FieldSpec, batch: int, points: int, steps: int, d
         opt.step()
 
     step()
-    if device == "cuda":
+    if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    if device == "cuda":
+    if device.type == "cuda":
         torch.cuda.synchronize()
     sec = (time.perf_counter() - start) / steps
     return {
@@ -54,26 +52,23 @@ def measure(design: str, spec: FieldSpec, batch: int, points: int, steps: int, d
     }
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="cpu")
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "space_throughput.json")
+    ap.add_argument("--width", type=int, default=FieldSpec.width, help="field width (the default architecture's)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--points", type=int, nargs="+", default=[1024, 2048])
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_throughput.json"))
     a = ap.parse_args(argv)
-    torch.set_num_threads(torch.get_num_threads())
-    rows = [measure(d, FieldSpec(), a.batch, n, a.steps, a.device) for n in a.points for d in ("neuron", "prep")]
+    dev = _common.device(a)
+    spec = FieldSpec(width=a.width)
+    rows = [measure(d, spec, a.batch, n, a.steps, dev) for n in a.points for d in ("neuron", "prep")]
     print(f"{'design':8s} {'points':>7s} {'s/step':>8s} {'fields/s':>9s} {'params':>10s}")
     for r in rows:
         print(
             f"{r['design']:8s} {r['points']:7d} {r['seconds_per_step']:8.3f} {r['fields_per_second']:9.1f} "
             f"{r['parameters']:10d}"
         )
-    out = {"device": a.device, "threads": torch.get_num_threads(), "rows": rows}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(out, indent=1))
-    return out
+    return _common.finish(a.out, {"rows": rows}, dev)
 
 
 if __name__ == "__main__":

@@ -99,24 +99,10 @@ def fit(
 @handle_errors
 def info(zoo: Annotated[Path, typer.Argument(help="Zoo folder.")]):
     """Print the zoo's spec, field counts and metric summary."""
-    from shapezoo.core.measure import metric_summary
     from shapezoo.core.zoo import load_zoo
 
     z = load_zoo(zoo)
-    summary = {
-        "zoo": str(zoo),
-        "spec": z.spec.to_json(),
-        "param_count": z.spec.layout().size,
-        "fields": len(z.entries),
-        "ok": sum(e["status"] == "ok" for e in z.entries),
-        "failed": sum(e["status"] == "failed" for e in z.entries),
-        "nonfinite": z.nonfinite(),
-        "init_seed": z.meta.get("init_seed"),
-        "init": z.meta.get("init"),
-        "fit": z.meta.get("fit"),
-        "iou": metric_summary(z.entries, "iou"),
-        "iou_near": metric_summary(z.entries, "iou_near"),
-    }
+    summary = {"zoo": str(zoo), **z.info()}
     worst = sorted((e for e in z.entries if "iou" in e.get("metrics", {})), key=lambda e: e["metrics"]["iou"])[:5]
     rows = [(e["name"], e["status"], e["metrics"]["iou"], e["metrics"].get("iou_near", "")) for e in worst]
     finish(

@@ -183,3 +183,20 @@ def test_public_api_resolves_and_matches_what_type_checkers_see():
     assert checked == set(shapezoo.__all__)
     with pytest.raises(AttributeError):
         shapezoo.not_a_name  # noqa: B018
+
+
+def test_one_iou_everywhere_agrees_on_the_empty_case():
+    """Fitting, evaluation and space validation share core.measure.set_iou: both sets empty is a perfect match."""
+    import numpy as np
+
+    from shapezoo.core.measure import set_iou
+    from shapezoo.metrics import volume_iou
+
+    empty = torch.zeros(2, 50, dtype=torch.bool)
+    assert set_iou(empty, empty).tolist() == [1.0, 1.0]
+    assert volume_iou(np.zeros(50, bool), np.zeros(50, bool)) == 1.0
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(3, 400, generator=g) > 0.5, torch.rand(3, 400, generator=g) > 0.3
+    expected = (a & b).sum(1).double() / (a | b).sum(1).double()
+    assert torch.allclose(set_iou(a, b, torch.float64), expected)
+    assert volume_iou(a[0].numpy(), b[0].numpy()) == float(expected[0])

@@ -1,0 +1,128 @@
+"""Every benchmark at a small size, in one run: a smoke test of the benchmarks and a quick look at the numbers.
+
+Usage: python -m benchmarks.all --quick [--only NAME,NAME] [--work DIR] [--out FILE]
+
+Builds tiny procedural data once under --work (shapes of every family, samples, a 64x3 zoo, a small space), runs
+each benchmark's ``main`` on it with small sizes (its own JSON under WORK/results), and writes one JSON: per
+benchmark its status (ok, failed with the error, or skipped with the reason, e.g. no CUDA), seconds and result.
+Under 10 minutes on 2 CPU cores. The full-size runs, with real data, are the commands in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from benchmarks import _common
+
+BUNDLED_INIT = Path(__file__).parents[1] / "shapezoo" / "assets" / "init-siren-128x3"
+
+Args = Callable[[dict[str, Path], Path], list[str]]
+QUICK: dict[str, tuple[str | None, Args]] = {
+    # name: (data it needs: None, samples, zoo or space; argv given the data paths and the work folder)
+    "chamfer_timing": (None, lambda d, w: ["--sizes", "5000"]),
+    "fit_throughput": (
+        None,
+        lambda d, w: ["--batches", "1", "4", "--sequential-fields", "1", "--steps", "5", "--peak-size", "512"],
+    ),
+    "fit_budget": ("samples", lambda d, w: [str(d["samples"]), "--shapes", "3", "--budgets", "50x512", "100x512"]),
+    "fit_sweep": (
+        "samples",
+        lambda d, w: [str(d["samples"]), "--shapes", "3", "--variants", "default", "lr 1e-3", "--steps", "50"],
+    ),
+    "init_budget": (
+        "samples",
+        lambda d, w: (
+            [str(d["samples"]), "--init", str(BUNDLED_INIT), "--budgets", "30", "--starts", "learned"]
+            + ["seeded", "--shapes", "3", "--resolution", "32"]
+        ),
+    ),
+    "sampling_throughput": (
+        None,
+        lambda d, w: ["--points", "5000", "--per-family", "1", "--holed-per-family", "1", "--capod", str(w / "none")],
+    ),
+    "extract_speed": (
+        "zoo",
+        lambda d, w: [str(d["zoo"]), "--fields", "2", "--dense-fields", "1", "--resolutions", "32"],
+    ),
+    "encode_meshes": ("space", lambda d, w: [str(d["shapes"]), "--space", f"quick={d['space']}:50", "--refine", "5"]),
+    "space_throughput": (None, lambda d, w: ["--width", "32", "--batch", "4", "--points", "256", "--steps", "1"]),
+    "space_quality": (
+        "zoo",
+        lambda d, w: (
+            [str(d["zoo"]), "--spaces", str(w / "spaces"), "--runs", "neuron:16:2", "prep:16:2"] + ["--batch", "8"]
+        ),
+    ),
+    "space_iou": ("space", lambda d, w: [str(d["zoo"]), str(d["shapes"]), str(d["space"]), "--refine", "5"]),
+    "space_eval": (
+        "space",
+        lambda d, w: (
+            [str(d["zoo"]), str(d["shapes"]), "--space", f"quick={d['space']}", "--refine", "0"]
+            + ["--train-count", "2", "--resolution", "32"]
+        ),
+    ),
+    "space_tasks": (
+        "space",
+        lambda d, w: (
+            ["interpolation", str(d["zoo"]), str(d["shapes"]), str(d["space"]), "--pairs", "1"]
+            + ["--split", "train", "--refine", "5"]
+        ),
+    ),
+    "classifiers": (
+        None,
+        lambda d, w: ["throughput", "--arch", "mlp-8", "--models", "4", "--steps", "10", "--work", str(w / "cls")],
+    ),
+    "cuda_check": ("samples", lambda d, w: [str(d["samples"]), "--fields", "3"]),
+    "space_cuda_check": ("space", lambda d, w: [str(d["space"]), str(d["zoo"]), "--fields", "2", "--refine", "2"]),
+}
+NEEDS_CUDA = {"cuda_check", "space_cuda_check"}
+ORDER = {None: 0, "samples": 1, "zoo": 2, "space": 3}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "all_quick.json", device=False)
+    ap.add_argument("--quick", action="store_true", help="small sizes on tiny procedural data (the only mode)")
+    ap.add_argument("--only", default="", help="comma-separated benchmark names (default: all)")
+    ap.add_argument("--work", type=Path, default=None, help="folder for the data and each benchmark's JSON")
+    args = ap.parse_args(argv)
+    if not args.quick:
+        ap.error("only --quick runs here; the full-size runs need real data: see the commands in BENCHMARKS.md")
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(QUICK)
+    unknown = sorted(set(names) - set(QUICK))
+    if unknown:
+        ap.error(f"unknown benchmark(s) {unknown}; known: {', '.join(QUICK)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        need = max((QUICK[n][0] for n in names), key=lambda k: ORDER[k])
+        t0 = time.perf_counter()
+        data = _common.quick_data(work / "data", upto=need) if need else {}
+        report: dict = {"quick": True, "data_seconds": round(time.perf_counter() - t0, 1), "benchmarks": {}}
+        for name in names:
+            row: dict = {}
+            if name in NEEDS_CUDA and not torch.cuda.is_available():
+                row = {"status": "skipped", "reason": "needs CUDA"}
+            else:
+                argv_b = QUICK[name][1](data, work) + ["--out", str(work / "results" / f"{name}.json")]
+                t = time.perf_counter()
+                try:
+                    result = importlib.import_module(f"benchmarks.{name}").main(argv_b)
+                    row = {"status": "ok", "result": result}
+                except Exception as exc:  # a broken benchmark is reported, the others still run
+                    row = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
+                row["seconds"] = round(time.perf_counter() - t, 1)
+            report["benchmarks"][name] = row
+            print(f"== {name}: {row['status']} {row.get('seconds', '')}", flush=True)
+        print(f"{'benchmark':<22}{'status':>9}{'seconds':>9}")
+        for name, row in report["benchmarks"].items():
+            print(f"{name:<22}{row['status']:>9}{row.get('seconds', 0):>9.1f}")
+        return _common.finish(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
