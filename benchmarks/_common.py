@@ -101,3 +101,16 @@ def quick_data(work: Path, upto: str = "space", per_family: int = 3, points: int
         config = TrainConfig(epochs=20, batch=8, points=512, probe_uniform=2048, probe_near=2048, val_refine=5)
         train_space(load_zoo(paths["zoo"]), paths["space"], ModelConfig(latent=32), config)
     return paths
+
+
+def run(main) -> None:
+    """Run a benchmark's ``main`` as a program: a ShapezooError (bad input, no CUDA) is one ``error:`` line, exit 1."""
+    import sys
+
+    from shapezoo.errors import ShapezooError
+
+    try:
+        main()
+    except ShapezooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

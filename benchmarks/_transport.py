@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import _common
 from shapezoo.io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
 from shapezoo.sampling import INDEX_NAME, load_samples
 
@@ -56,4 +57,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    _common.run(main)
