@@ -14,6 +14,16 @@ Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Root = Annotated[Path | None, typer.Option(help="Dataset folder (default: the one recorded in the zoo/space).")]
 
 
+Ray = Annotated[
+    str | None,
+    typer.Option(
+        help="Run the tasks on Ray: 'auto' starts a local instance, an address joins a cluster (the output folder "
+        "must be on storage every node reaches)."
+    ),
+]
+Threads = Annotated[int, typer.Option(help="CPU threads per task (0: this process's torch thread count).")]
+
+
 def pct(x: float | None) -> str:
     """An accuracy in [0, 1] as a percentage with one decimal, '-' when unknown."""
     return "-" if x is None else f"{100 * x:.1f}"

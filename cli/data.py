@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import finish, handle_errors, progress
+from ._common import Ray, finish, handle_errors, progress
 
 app = typer.Typer(help="Make shape data: procedural families and occupancy samples.", no_args_is_help=True)
 
@@ -45,6 +45,8 @@ def sample(
     sigmas: Annotated[
         str, typer.Option(help="Noise scales of the near-surface samples, comma-separated, mixed in equal parts.")
     ] = "0.003,0.01,0.03,0.06",
+    ray: Ray = None,
+    threads: Annotated[int, typer.Option(help="CPU threads per Ray task.")] = 1,
 ):
     """Sample labelled occupancy points for every mesh; resumes, and skips (but reports) bad files."""
     from shapezoo.errors import ShapezooError
@@ -66,7 +68,7 @@ def sample(
             bar.advance(task)
             bar.update(task, status=entry["name"] + (" [red]failed" if "error" in entry else ""))
 
-        index = sample_meshes(items, out, config, on_shape=step)
+        index = sample_meshes(items, out, config, on_shape=step, ray=ray, threads=threads)
     shapes, failed = index["shapes"], index["failed"]
     robust = sum(1 for s in shapes if not s["watertight"])
     rows = [(s["name"], s["method"], s["inside_fraction"], s.get("warning", "")) for s in shapes[:8]]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import Device, finish, handle_errors, progress
+from ._common import Device, Ray, Threads, finish, handle_errors, progress
 
 zoo_app = typer.Typer(help="Inspect and export field zoos.", no_args_is_help=True)
 
@@ -38,8 +38,12 @@ def fit(
             "seeded), 'seeded', or a learned init folder ('shapezoo init learn')."
         ),
     ] = "default",
+    ray: Ray = None,
+    threads: Threads = 0,
 ):
-    """Fit one occupancy field per sampled shape, BATCH fields at a time; a rerun resumes an interrupted job."""
+    """Fit one occupancy field per sampled shape, BATCH fields at a time; a rerun resumes an interrupted job.
+
+    With --ray every batch is a task (one GPU each where the cluster has GPUs); the zoo is the same as without."""
     from shapezoo.fields import FieldSpec
     from shapezoo.fit import FitConfig
     from shapezoo.learned_init import choose_init
@@ -56,8 +60,9 @@ def fit(
         init_seed=seed,
         template=template or None,
     )
-    dev = resolve_device(device)
+    dev = device if ray else resolve_device(device)  # with Ray the tasks choose (a GPU each where there are GPUs)
     ious: list[float] = []
+    lost: list[str] = []
     with progress() as bar:
         task = bar.add_task("fitting", total=None, status="")
 
@@ -80,6 +85,9 @@ def fit(
             on_check=on_check,
             init=start,
             on_start=lambda stored, total: bar.update(task, completed=stored, total=total),
+            ray=ray,
+            threads=threads,
+            on_lost=lost.append,
         )
     rows = [
         (k, summary[k].get("median", ""), summary[k].get("mean", ""), summary[k].get("min", ""))
@@ -91,7 +99,8 @@ def fit(
         ["held-out metric", "median", "mean", "min"],
         rows,
         summary,
-        failures=[f["error"] for f in summary["failed"]],
+        failures=[f"lost {line}" for line in lost]
+        + [f["error"] for f in summary["failed"] if "task lost" not in f["error"]],
     )
 
 

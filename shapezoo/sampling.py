@@ -203,17 +203,61 @@ def load_samples(path: str | Path) -> dict:
     return {"points": points, "occupancy": occ, **meta}
 
 
+def sample_one(name: str, path: Path, out: Path, config: SampleConfig, key: str, old: dict | None) -> tuple[str, dict]:
+    """One shape of a samples folder: ("shapes", its index entry) after writing ``out/NAME.safetensors``
+    (skipped when the file is there from the same source and config), or ("failed", {name, source, error}) for a
+    mesh that cannot be used. A file that cannot be written raises StorageError (the folder, not the mesh)."""
+    from .core.cluster import StorageError
+
+    file = out / f"{name}.safetensors"
+    try:
+        if old and file.exists() and old.get("source") == str(path) and _same_hash(path, old["sha256"]):
+            return "shapes", {**old, "skipped": True}
+        shape = load_mesh(path, name=name)
+        s = sample_shape(shape, config)
+    except ShapezooError as exc:
+        return "failed", {"name": name, "source": str(path), "error": str(exc)}
+    entry = {
+        **shape.record(),
+        "file": file.name,
+        "points": len(s["points"]),
+        "method": s["method"],
+        "inside_fraction": s["inside_fraction"],
+    }
+    if not shape.watertight:
+        entry["warning"] = "not watertight: labels from the generalised winding number"
+    if s["inside_fraction"] == 0.0:
+        entry["warning"] = "no uniform sample is inside: open surface or very thin shape"
+    meta = {
+        "name": name,
+        "source": str(path),
+        "sha256": shape.sha256,
+        "method": s["method"],
+        "n_uniform": str(s["n_uniform"]),
+        "config_key": key,
+    }
+    try:
+        atomic_save_tensors(file, {"points": s["points"], "occupancy": s["occupancy"]}, meta)
+    except OSError as exc:
+        raise StorageError(f"{file}: cannot be written ({exc.strerror or exc}); is --out on shared storage?") from None
+    return "shapes", entry
+
+
 @locks("out")
 def sample_meshes(
     source: str | Path | Iterable[tuple[str, Path]],
     out: str | Path,
     config: SampleConfig = SampleConfig(),
     on_shape: Callable[[dict], None] | None = None,
+    ray: str | None = None,
+    threads: int = 1,
 ) -> dict:
     """Sample every mesh under ``source`` into ``out``: one ``NAME.safetensors`` per shape plus ``samples.json``.
 
     Shapes whose file already exists with the same source hash and config are skipped (resume). A bad mesh is
-    recorded under ``failed`` and skipped; the others are processed.
+    recorded under ``failed`` and skipped; the others are processed. With ``ray`` (``auto`` or a cluster address)
+    every shape is a Ray task of ``threads`` CPUs writing its own file (``out`` must be on storage every node
+    reaches); the folder written is the same as without.
 
     Returns:
         the index written to ``out/samples.json``.
@@ -234,42 +278,27 @@ def sample_meshes(
         "shapes": [],
         "failed": [],
     }
-    for name, path in items:
-        file = out / f"{name}.safetensors"
-        old = previous.get(name)
-        try:
-            if old and file.exists() and old.get("source") == str(path) and _same_hash(path, old["sha256"]):
-                entry = {**old, "skipped": True}
-            else:
-                shape = load_mesh(path, name=name)
-                s = sample_shape(shape, config)
-                entry = {
-                    **shape.record(),
-                    "file": file.name,
-                    "points": len(s["points"]),
-                    "method": s["method"],
-                    "inside_fraction": s["inside_fraction"],
-                }
-                if not shape.watertight:
-                    entry["warning"] = "not watertight: labels from the generalised winding number"
-                if s["inside_fraction"] == 0.0:
-                    entry["warning"] = "no uniform sample is inside: open surface or very thin shape"
-                meta = {
-                    "name": name,
-                    "source": str(path),
-                    "sha256": shape.sha256,
-                    "method": s["method"],
-                    "n_uniform": str(s["n_uniform"]),
-                    "config_key": key,
-                }
-                atomic_save_tensors(file, {"points": s["points"], "occupancy": s["occupancy"]}, meta)
-            index["shapes"].append(entry)
-        except ShapezooError as exc:
-            entry = {"name": name, "source": str(path), "error": str(exc)}
-            index["failed"].append(entry)
+
+    def record(kind: str, entry: dict) -> None:
+        index[kind].append(entry)
         atomic_write_json(index_path, index)
         if on_shape is not None:
             on_shape(entry)
+
+    tasks = [(name, path, out, config, key, previous.get(name)) for name, path in items]
+    if ray is None:
+        for task in tasks:
+            record(*sample_one(*task))
+        return index
+    from .core.cluster import TaskSpec, check_shared, connect, run_tasks
+
+    connect(ray)
+    check_shared(out)
+
+    def lost(i: int, error: str) -> None:  # a task whose worker died past its retries: reported, retried on rerun
+        record("failed", {"name": items[i][0], "source": str(items[i][1]), "error": f"task lost: {error}"})
+
+    run_tasks(sample_one, tasks, TaskSpec(threads=threads), lambda i, result: record(*result), lost)
     return index
 
 

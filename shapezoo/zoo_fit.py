@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .core.measure import metric_summary
-from .core.zoo import ZOO_JSON, ZooWriter, load_zoo
+from .core.zoo import ZOO_JSON, ZooWriter, load_zoo, shard_name, write_shard
 from .errors import ShapezooError
 from .fields import FieldSpec, init_params
 from .fit import FitConfig, fit_fields
@@ -69,6 +69,53 @@ def _shared_init(samples_dir: Path, shapes: list[dict], spec: FieldSpec, config:
     return result.params[0]
 
 
+def fit_batch(
+    samples_dir: Path,
+    shapes: list[dict],
+    spec: FieldSpec,
+    start: torch.Tensor,
+    config: FitConfig,
+    device: str | torch.device,
+    shard: Path,
+    on_check: Callable[[dict], None] | None = None,
+) -> tuple[list[dict], dict | None]:
+    """One job of a zoo: fit a batch of shapes from ``start`` on ``device`` and write its shard file (atomic). Shapes
+    whose samples cannot be used get failed entries and ``start`` rows. Returns the entries and the batch's curve
+    (None when no shape could be fitted)."""
+    from .core.cluster import StorageError
+
+    loaded, entries, n_uniform = load_sample_batch(samples_dir, shapes)
+    rows = [start.expand(len(entries), -1)] if entries else []
+    curve = None
+    if loaded:
+        result = fit_fields(
+            spec,
+            start.to(device),
+            torch.stack([s["points"] for s in loaded]).to(device),
+            torch.stack([s["occupancy"] for s in loaded]).to(device),
+            n_uniform,
+            [s["name"] for s in loaded],
+            config,
+            on_check,
+        )
+        rows.append(result.params.cpu())
+        for s, st, m in zip(loaded, result.status, result.metrics):
+            provenance = {k: s[k] for k in ("name", "source", "sha256", "normalisation")}
+            entries.append({**provenance, "status": st, "metrics": m})
+            if st == "failed":
+                entries[-1]["error"] = (
+                    f"{s['name']}: diverged (NaN/inf or exploding loss) after {m['restarts']} restarts"
+                )
+        curve = {"fields": [s["name"] for s in loaded], "history": result.history}
+    try:
+        write_shard(shard, torch.cat(rows), entries)
+    except OSError as exc:
+        raise StorageError(
+            f"{shard}: cannot be written ({exc.strerror or exc}); is the zoo on shared storage?"
+        ) from None
+    return entries, curve
+
+
 @locks("out")
 def fit_zoo(
     samples_dir,
@@ -81,6 +128,10 @@ def fit_zoo(
     on_check: Callable[[dict], None] | None = None,
     init: LearnedInit | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    ray: str | None = None,
+    threads: int = 0,
+    on_lost: Callable[[str], None] | None = None,
+    retries: int = 2,
 ) -> dict:
     """Fit every shape of a samples folder into the FieldZoo ``out``, ``batch`` fields per job.
 
@@ -89,8 +140,26 @@ def fit_zoo(
     already in ``out`` are skipped and never rewritten. Shapes with unusable samples are stored with status
     'failed' and their error. ``on_start(stored, total)`` is called once the work is known. Returns a summary
     (counts and metric statistics), also written to ``fit_summary.json``.
+
+    With ``ray`` (``auto`` or a cluster address) every batch is a Ray task that writes its own shard: ``threads``
+    CPUs and torch threads (0: this process's count), one GPU each when ``device`` is ``auto``/``cuda`` and the
+    cluster has GPUs, rerun up to ``retries`` times when its worker is lost. Shards are listed in ``zoo.json`` in
+    batch order, so the zoo is the one this function writes without Ray. A batch lost past its retries is stored as
+    failed (the next run refits it) and named to ``on_lost``; the other batches are kept.
     """
-    samples_dir, device = Path(samples_dir), torch.device(device)
+    samples_dir = Path(samples_dir)
+    threads = threads or torch.get_num_threads()
+    task_device, gpus = "cpu", 0.0
+    if ray is not None:
+        from .core.cluster import connect
+
+        resources = connect(ray)
+        if str(device) in ("auto", "cuda") and resources.get("GPU", 0) > 0:
+            task_device, gpus = "cuda", 1.0
+        elif str(device) not in ("auto", "cpu"):
+            raise ShapezooError(f"--device {device} with --ray: use auto (a GPU per task where there are GPUs) or cpu")
+        device = "cpu"  # the driver's own work (a template fit) runs here
+    device = torch.device(device)
     if not config.steps:
         manifest = Path(out) / ZOO_JSON
         stored = read_json(manifest).get("fit", {}).get("steps", 0) if manifest.exists() else 0
@@ -116,39 +185,48 @@ def fit_zoo(
         start = load_zoo(out).init  # resuming: the template was fitted when the zoo was created
     else:
         start = _shared_init(samples_dir, shapes, spec, config, device, on_check)
-    _check_size(spec, min(batch, len(shapes)), device)
+    if ray is None:
+        _check_size(spec, min(batch, len(shapes)), device)
     writer = ZooWriter(out, spec, start, meta)
     done = writer.done()
     todo = [s for s in shapes if s["name"] not in done]
     if on_start is not None:
         on_start(len(shapes) - len(todo), len(shapes))
-    for first in range(0, len(todo), batch):
-        loaded, entries, n_uniform = load_sample_batch(samples_dir, todo[first : first + batch])
-        rows = [start.expand(len(entries), -1)] if entries else []
-        if loaded:
-            result = fit_fields(
-                spec,
-                start,
-                torch.stack([s["points"] for s in loaded]).to(device),
-                torch.stack([s["occupancy"] for s in loaded]).to(device),
-                n_uniform,
-                [s["name"] for s in loaded],
-                config,
-                on_check,
-            )
-            rows.append(result.params)
-            for s, st, m in zip(loaded, result.status, result.metrics):
-                provenance = {k: s[k] for k in ("name", "source", "sha256", "normalisation")}
-                entries.append({**provenance, "status": st, "metrics": m})
-                if st == "failed":
-                    entries[-1]["error"] = (
-                        f"{s['name']}: diverged (NaN/inf or exploding loss) after {m['restarts']} restarts"
-                    )
-        writer.append(torch.cat(rows), entries)
-        if loaded:
-            _append_curve(Path(out), {"fields": [s["name"] for s in loaded], "history": result.history})
+    batches = [todo[k : k + batch] for k in range(0, len(todo), batch)]
+    base = writer.next_shard()
+
+    def landed(j: int, result: tuple[list[dict], dict | None]) -> None:
+        entries, curve = result
+        writer.register(base + j, entries)
+        if curve is not None:
+            _append_curve(Path(out), curve)
         if on_batch is not None:
             on_batch(entries)
+
+    if ray is None:
+        for j, shapes_j in enumerate(batches):
+            shard = writer.path / shard_name(base + j)
+            landed(j, fit_batch(samples_dir, shapes_j, spec, start, config, device, shard, on_check))
+    else:
+        from .core.cluster import TaskSpec, check_shared, run_tasks
+
+        def lost(j: int, error: str) -> None:  # stored as failed before fitting: the next run retries them
+            entries = [
+                {**{k: s.get(k) for k in ("name", "source", "sha256", "normalisation")}, "status": "failed"}
+                | {"error": f"{s['name']}: task lost ({error})", "metrics": {}}
+                for s in batches[j]
+            ]
+            write_shard(writer.path / shard_name(base + j), start.expand(len(entries), -1), entries)
+            if on_lost is not None:
+                on_lost(f"batch {j + 1} of {len(batches)} ({len(entries)} fields): {error}")
+            landed(j, (entries, None))
+
+        check_shared(writer.path)
+        args = [
+            (samples_dir, b, spec, start, config, task_device, writer.path / shard_name(base + j))
+            for j, b in enumerate(batches)
+        ]
+        run_tasks(fit_batch, args, TaskSpec(threads=threads, gpus=gpus, retries=retries), landed, lost)
     fields = writer.header["fields"]
     summary = {
         "zoo": str(out),
@@ -159,7 +237,8 @@ def fit_zoo(
         "iou": metric_summary(fields, "iou"),
         "iou_near": metric_summary(fields, "iou_near"),
         "point_evals_per_field": config.steps * config.points_per_step,
-        "device": str(device),
+        "device": task_device if ray is not None else str(device),
+        "ray": ray,
     }
     atomic_write_json(Path(out) / "fit_summary.json", summary)
     return summary

@@ -166,26 +166,39 @@ class ZooWriter:
         (failed with no metrics) are not done: a rerun retries them, in case the file was mended."""
         return {e["name"] for e in self.header["fields"] if not _retryable(e) and e.get("status") != SUPERSEDED}
 
+    def next_shard(self) -> int:
+        """Index of the next shard to register."""
+        return len(self.header["shards"])
+
     def append(self, params: torch.Tensor, entries: list[dict]) -> None:
-        """Store a shard: (n, P) weights and their n entries. An earlier unreadable entry of the same name is marked
-        superseded in the same atomic write of ``zoo.json`` (its row stays in its shard, unlisted by ``load_zoo``)."""
+        """Store a shard: (n, P) weights and their n entries (``write_shard``, then ``register``)."""
         self.spec.layout().check(params)
-        if len(entries) != params.shape[0]:
-            raise ShapezooError(f"{len(entries)} entries for {params.shape[0]} weight rows")
+        i = self.next_shard()
+        write_shard(self.path / shard_name(i), params, entries)
+        self.register(i, entries)
+
+    def register(self, i: int, entries: list[dict]) -> None:
+        """List shard ``i`` (written already, by this process or a worker) and its entries in ``zoo.json``, in order.
+        An earlier unreadable entry of the same name is marked superseded in the same atomic write (its row stays in
+        its shard, unlisted by ``load_zoo``)."""
+        if i != self.next_shard():
+            raise ShapezooError(f"shard {i} registered out of order (next is {self.next_shard()})")
         again = {e["name"] for e in entries}
         for old in self.header["fields"]:
             if old["name"] in again and _retryable(old):
                 old["status"] = SUPERSEDED
-        i = len(self.header["shards"])
-        name = shard_name(i)
-        atomic_save_tensors(
-            self.path / name,
-            {"params": params.detach().float().cpu().contiguous()},
-            {"names": ",".join(e["name"] for e in entries)},
-        )
-        self.header["shards"].append({"file": name, "count": len(entries)})
+        self.header["shards"].append({"file": shard_name(i), "count": len(entries)})
         self.header["fields"].extend({**e, "shard": i} for e in entries)
         atomic_write_json(self.path / ZOO_JSON, self.header)
+
+
+def write_shard(path: Path, params: torch.Tensor, entries: list[dict]) -> None:
+    """A shard file: (n, P) weights and the names of its n entries, atomically (``ZooWriter.register`` lists it)."""
+    if len(entries) != params.shape[0]:
+        raise ShapezooError(f"{len(entries)} entries for {params.shape[0]} weight rows")
+    atomic_save_tensors(
+        path, {"params": params.detach().float().cpu().contiguous()}, {"names": ",".join(e["name"] for e in entries)}
+    )
 
 
 def export_member(zoo: Zoo, name: str, out: Path) -> dict:

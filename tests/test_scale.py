@@ -1,0 +1,168 @@
+"""Scale-out on Ray (a local instance, as ``--ray auto`` starts it): the same samples folder and zoo as the single
+process, resume after a killed driver, retries of a killed worker, and lost batches stored as retryable failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from shapezoo.core.cluster import TaskSpec, connect, run_tasks
+from shapezoo.core.zoo import load_zoo
+from shapezoo.fields import FieldSpec
+from shapezoo.fit import FitConfig
+from shapezoo.sampling import SampleConfig, sample_meshes
+from shapezoo.zoo_fit import fit_zoo
+from shapezoo_datasets import generate
+
+ray = pytest.importorskip("ray")
+ray.cloudpickle.register_pickle_by_value(__import__(__name__))  # workers cannot import this test module
+SPEC = FieldSpec(width=16, depth=2)
+RECIPE = FitConfig(steps=40, points_per_step=256)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    connect("auto")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    for family in ("vase", "mug", "table"):
+        generate(family, 2, root, seed=3)
+    return root
+
+
+def _content(path: Path) -> tuple:
+    with safe_open(str(path), "pt") as f:
+        return sorted(f.metadata().items()), [(k, f.get_tensor(k).numpy().tobytes()) for k in sorted(f.keys())]
+
+
+def _same_zoo(a: Path, b: Path) -> None:
+    za, zb = load_zoo(a), load_zoo(b)
+    assert za.names == zb.names and torch.equal(za.params, zb.params)
+    assert json.loads((a / "zoo.json").read_text()) == json.loads((b / "zoo.json").read_text())
+    assert sorted(p.name for p in a.glob("weights-*")) == sorted(p.name for p in b.glob("weights-*"))
+
+
+def test_ray_sampling_and_fitting_write_the_single_process_folders(cluster, shapes, tmp_path):
+    config = SampleConfig(points=4000)
+    local = sample_meshes(shapes, tmp_path / "s_local", config)
+    remote = sample_meshes(shapes, tmp_path / "s_ray", config, ray="auto")
+    assert local == remote  # samples.json: same entries in the same order
+    for entry in local["shapes"]:
+        assert _content(tmp_path / "s_local" / entry["file"]) == _content(tmp_path / "s_ray" / entry["file"])
+    threads = torch.get_num_threads()
+    fit_zoo(tmp_path / "s_local", tmp_path / "z_local", SPEC, RECIPE, batch=2)
+    summary = fit_zoo(tmp_path / "s_local", tmp_path / "z_ray", SPEC, RECIPE, batch=2, ray="auto", threads=threads)
+    assert summary["ray"] == "auto" and summary["ok"] == 6
+    _same_zoo(tmp_path / "z_local", tmp_path / "z_ray")  # bit for bit: same batches, same thread count
+
+
+def test_killed_driver_resumes_without_rewriting_finished_shards(cluster, shapes, tmp_path):
+    sample_meshes(shapes, tmp_path / "s", SampleConfig(points=4000))
+    fit_zoo(tmp_path / "s", tmp_path / "full", SPEC, RECIPE, batch=2)
+
+    def stop_after_first(entries):
+        raise KeyboardInterrupt  # the driver dies after its first shard is listed
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_zoo(tmp_path / "s", tmp_path / "z", SPEC, RECIPE, batch=2, ray="auto", on_batch=stop_after_first)
+    first = tmp_path / "z" / "weights-00000.safetensors"
+    stamp = first.stat().st_mtime_ns
+    summary = fit_zoo(tmp_path / "s", tmp_path / "z", SPEC, RECIPE, batch=2, ray="auto")
+    assert summary["fitted_now"] == 4 and first.stat().st_mtime_ns == stamp
+    _same_zoo(tmp_path / "full", tmp_path / "z")
+
+
+def _worker_pids() -> list[int]:
+    """PIDs of Ray workers running a task right now (their process title names the task)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if b"ray::_in_task" in (d / "cmdline").read_bytes():
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+def _kill_first_worker(done: threading.Event, killed: list[int]) -> None:
+    while not done.is_set() and not killed:
+        pids = _worker_pids()
+        if pids:
+            time.sleep(0.2)  # mid-task
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+        time.sleep(0.05)
+
+
+def _fit_while_killing(samples: Path, out: Path, recipe: FitConfig, retries: int) -> tuple[dict, list[int]]:
+    done, killed = threading.Event(), []
+    watcher = threading.Thread(target=_kill_first_worker, args=(done, killed))
+    watcher.start()
+    try:
+        summary = fit_zoo(samples, out, SPEC, recipe, batch=3, ray="auto", threads=1, retries=retries)
+    finally:
+        done.set()
+        watcher.join()
+    assert killed, "no worker was seen running"
+    return summary, killed
+
+
+def test_a_killed_worker_is_retried_and_the_zoo_is_complete(cluster, shapes, tmp_path):
+    sample_meshes(shapes, tmp_path / "s", SampleConfig(points=4000))
+    recipe = FitConfig(steps=3000, points_per_step=512)  # long enough to be killed mid-task
+    summary, _ = _fit_while_killing(tmp_path / "s", tmp_path / "z", recipe, retries=2)
+    assert summary["ok"] == 6 and summary["failed"] == []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tasks' count: the retried batch computes the same bytes
+    try:
+        fit_zoo(tmp_path / "s", tmp_path / "local", SPEC, recipe, batch=3)
+    finally:
+        torch.set_num_threads(threads)
+    _same_zoo(tmp_path / "local", tmp_path / "z")
+
+
+def test_a_batch_lost_past_its_retries_is_stored_failed_and_refitted_by_the_next_run(cluster, shapes, tmp_path):
+    sample_meshes(shapes, tmp_path / "s", SampleConfig(points=4000))
+    recipe = FitConfig(steps=3000, points_per_step=512)
+    summary, _ = _fit_while_killing(tmp_path / "s", tmp_path / "z", recipe, retries=0)
+    lost = [f for f in summary["failed"] if "task lost" in f["error"]]
+    assert len(lost) == 3 and summary["ok"] == 3  # the other batch is kept
+    zoo = load_zoo(tmp_path / "z")  # a valid zoo, the lost fields marked failed
+    assert sorted(n for n in zoo.names if zoo.unusable(n)) == sorted(f["name"] for f in lost)
+    again = fit_zoo(tmp_path / "s", tmp_path / "z", SPEC, recipe, batch=3, ray="auto", threads=1)
+    assert again["fitted_now"] == 3 and again["ok"] == 6 and again["failed"] == []
+    assert all(load_zoo(tmp_path / "z").unusable(n) is None for n in zoo.names)
+
+
+def _die() -> int:
+    os._exit(3)
+
+
+def test_tasks_lost_past_their_retries_are_named_and_the_rest_kept(cluster):
+    def double_or_die(x: int) -> int:
+        return _die() if x == 1 else 2 * x
+
+    results, errors = [], []
+    run_tasks(
+        double_or_die,
+        [(0,), (1,), (2,)],
+        TaskSpec(retries=0),
+        lambda i, r: results.append((i, r)),
+        lambda i, e: errors.append((i, e)),
+    )
+    assert results == [(0, 0), (2, 4)]
+    assert len(errors) == 1 and errors[0][0] == 1 and "Worker" in errors[0][1]
