@@ -42,8 +42,20 @@ def train(
     test: Annotated[float, typer.Option(help="Held-out share of the fields (never trained on).")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split, the model and the data order.")] = 0,
     device: Device = "auto",
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="One rank of a torchrun job (DistributedDataParallel; gloo on CPU, NCCL on CUDA): each rank takes "
+            "its share of every batch, rank 0 writes. Same global batch, so the same run as one process.",
+        ),
+    ] = False,
 ):
     """Train an encoder/decoder of field weights with a functional loss; keeps the best validation checkpoint."""
+    import os
+    from contextlib import nullcontext
+
+    from shapezoo.core.training import distributed as distributed_ranks
     from shapezoo.core.zoo import load_zoo
     from shapezoo.runtime import resolve_device
     from shapezoo.space import ModelConfig, TrainConfig, train_space
@@ -61,8 +73,12 @@ def train(
         seed=seed,
         codes=codes,
     )
-    with progress() as bar:
-        task = bar.add_task("training", total=epochs, status="")
+    lead = not distributed or os.environ.get("RANK", "0") == "0"
+    with (
+        progress() if lead else nullcontext() as bar,
+        distributed_ranks(resolve_device(device)) if distributed else nullcontext(resolve_device(device)) as dev,
+    ):
+        task = bar.add_task("training", total=epochs, status="") if bar else None
 
         def on_eval(entry: dict) -> None:
             tr, v = entry["train"], entry.get("val") or entry.get("train_eval")
@@ -73,7 +89,9 @@ def train(
                 f"val functional {v['functional']:.4f} field IoU {v['field_iou_median']:.3f}",
             )
 
-        summary = train_space(z, out, model, config, resolve_device(device), on_eval)
+        summary = train_space(z, out, model, config, dev, on_eval)
+    if summary is None:  # a rank other than 0: rank 0 reports
+        return
     rows = [(k, r["functional"], r["field_iou_median"], r["field_iou_mean"]) for k, r in summary["results"].items()]
     finish(
         f"space {out} ({design}, latent {latent}; best epoch {summary['best_epoch']})",

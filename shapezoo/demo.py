@@ -163,6 +163,7 @@ def run_demo(
         TrainConfig(epochs=config.epochs, batch=16, points=1024, eval_every=10, val=0.0, test=0.15, codes=False),
         device,
     )
+    assert space_summary is not None  # a single process is its own lead rank
     done("space")
     space = load_space(out / "space", device)
     train = space.meta["split"]["train"]

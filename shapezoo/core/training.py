@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..errors import InputError
-from ..io import atomic_save_tensors, atomic_write_json, load_tensors, read_json
+from ..errors import InputError, ShapezooError
+from ..io import atomic_save_tensors, atomic_write_json, folder_lock, load_tensors, read_json
 
 STATE_JSON = "train_state.json"
 CHECKPOINT = "checkpoint.safetensors"
@@ -103,3 +106,77 @@ def load_checkpoint(out: Path, model, opt, codes=None) -> None:
             state.setdefault(int(i), {})[name] = v
     sd = opt.state_dict()
     opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a distributed run (torchrun + DistributedDataParallel): rank 0 of 1 when alone."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def lead(self) -> bool:
+        """Rank 0 writes the output folder (checkpoints, the space) and evaluates."""
+        return self.rank == 0
+
+    def share(self, batch: torch.Tensor) -> tuple[slice, float]:
+        """This rank's rows of a global batch (contiguous chunks) and the factor on its mean loss that makes DDP's
+        gradient average equal the single-process mean over the whole batch (0 for an empty share, which still
+        runs one row so every rank joins the all-reduce)."""
+        if self.world == 1:
+            return slice(None), 1.0
+        sizes = [len(c) for c in batch.tensor_split(self.world)]
+        lo = sum(sizes[: self.rank])
+        if sizes[self.rank] == 0:
+            return slice(0, 1), 0.0
+        return slice(lo, lo + sizes[self.rank]), sizes[self.rank] * self.world / len(batch)
+
+    def lock(self, out: Path) -> AbstractContextManager:
+        """The output folder's lock, held by the lead rank only."""
+        return folder_lock(out) if self.lead else nullcontext()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def sum(self, values: dict[str, float]) -> dict[str, float]:
+        """Per-key sums over all ranks (each rank's share of an epoch's loss sums)."""
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+
+        keys = sorted(values)
+        total = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+        dist.all_reduce(total)
+        return dict(zip(keys, total.tolist()))
+
+
+def ranks() -> Ranks:
+    """The distributed run this process is part of (torch.distributed initialised), else a single process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return Ranks(dist.get_rank(), dist.get_world_size())
+    return Ranks()
+
+
+@contextmanager
+def distributed(device: torch.device) -> Iterator[torch.device]:
+    """Be one rank of the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT in the
+    environment) for the duration: gloo on CPU, NCCL on CUDA. Yields this rank's device (``cuda:LOCAL_RANK`` on
+    CUDA)."""
+    import torch.distributed as dist
+
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        raise ShapezooError("--distributed needs torchrun's environment (run under torchrun --nproc-per-node N)")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield device
+    finally:
+        dist.destroy_process_group()

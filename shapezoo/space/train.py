@@ -13,10 +13,10 @@ import torch.nn.functional as F
 
 from ..core.latents import LATENTS_FILE, frozen, save_latents, split_names
 from ..core.measure import set_iou
-from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, save_checkpoint
+from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, ranks, save_checkpoint
 from ..errors import ShapezooError
 from ..fields import FieldSpec, FieldZoo, field_forward
-from ..io import atomic_write_json, ensure_output_dir, locks
+from ..io import atomic_write_json, ensure_output_dir
 from .designs import ModelConfig
 from .space import WeightSpace, build_model, load_space, save_space
 
@@ -188,7 +188,20 @@ def refine_model_latents(
     return torch.cat(out)
 
 
-@locks("out")
+class _Objective(torch.nn.Module):
+    """The space model and the training fields' codes as one module, so DistributedDataParallel averages the
+    gradients of both; forward gives the loss terms of a batch."""
+
+    def __init__(self, model: torch.nn.Module, codes: torch.nn.Parameter | None, spec: FieldSpec, config: TrainConfig):
+        super().__init__()
+        self.model, self.codes, self.spec, self.config = model, codes, spec, config
+
+    def forward(self, params, x, targets, rows) -> dict[str, torch.Tensor]:
+        codes = self.codes[rows] if self.codes is not None else None
+        c = self.config
+        return losses(self.model, self.spec, params, x, targets, c.weight_loss, codes, c.code_reg)
+
+
 def train_space(
     zoo: FieldZoo,
     out: str | Path,
@@ -196,13 +209,22 @@ def train_space(
     config: TrainConfig = TrainConfig(),
     device: str | torch.device = "cpu",
     on_eval: Callable[[dict], None] | None = None,
-) -> dict:
+) -> dict | None:
     """Train a weight autoencoder on the usable fields of ``zoo`` and save the best one (by validation) to ``out``.
 
     Resumes from ``out/checkpoint.safetensors`` when the same configs are given again. Returns the summary
     also stored in ``space.json`` under ``results`` and in ``train_summary.json``.
+
+    Under torchrun (torch.distributed initialised, e.g. by ``core.training.init_distributed``) every rank takes its
+    share of each global batch and DistributedDataParallel averages the gradients, so the run follows the
+    single-process one; rank 0 holds the folder's lock, evaluates and writes, the other ranks return None.
     """
-    out, device = ensure_output_dir(out), torch.device(device)
+    group = ranks()
+    with group.lock(Path(out)):
+        return _train(zoo, ensure_output_dir(out), model_config, config, torch.device(device), on_eval, group)
+
+
+def _train(zoo, out, model_config, config, device, on_eval, group) -> dict | None:
     usable = [n for n in zoo.names if zoo.unusable(n) is None]
     if len(usable) < 2:
         raise ShapezooError(f"a weight space needs at least 2 usable fields; the zoo has {len(usable)}")
@@ -227,6 +249,13 @@ def train_space(
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0)
     if state["epoch"] > 0:
         load_checkpoint(out, model, opt, codes)
+    objective: torch.nn.Module = _Objective(model, codes, zoo.spec, config)
+    if group.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # The neuron encoder's first forward and last backward message layers are never used (no neighbour there).
+        ids = [device.index] if device.type == "cuda" else None
+        objective = DistributedDataParallel(objective, device_ids=ids, find_unused_parameters=True)
 
     n_train = len(split["train"])
     refine_steps = config.val_refine if config.codes else 0
@@ -249,23 +278,27 @@ def train_space(
                 ],
                 1,
             ).to(device)
-            bd = b.to(device)
+            rows, share = group.share(b)  # every rank draws the whole batch's points, then keeps its rows
+            bd, pick = b[rows].to(device), pick[rows]
             x = torch.gather(x_all[bd], 1, pick[..., None].expand(-1, -1, 3))
             t = torch.gather(t_all[bd], 1, pick)
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(config, step, total) * group["scale"]
-            batch_codes = codes[bd] if codes is not None else None
-            terms = losses(model, zoo.spec, params["train"][bd], x, t, config.weight_loss, batch_codes, config.code_reg)
+            for param_group in opt.param_groups:
+                param_group["lr"] = learning_rate(config, step, total) * param_group["scale"]
+            terms = objective(params["train"][bd], x, t, bd)
             opt.zero_grad(set_to_none=True)
-            terms["total"].backward()
+            (terms["total"] * share if group.world > 1 else terms["total"]).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
             step, trained = step + 1, trained + len(b)
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(b)
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(bd) * (share > 0)
             if not math.isfinite(sums["total"]):
                 raise ShapezooError(f"space training diverged at epoch {epoch + 1} (loss {sums['total']})")
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            sums = group.sum(sums)
+            if not group.lead:
+                group.barrier()  # rank 0 evaluates and writes the checkpoint
+                continue
             entry = {"epoch": epoch + 1, "step": step, "lr": learning_rate(config, step - 1, total)}
             entry["train"] = {k: v / n_train for k, v in sums.items()}
             sel = "val" if len(params["val"]) else "train"
@@ -283,9 +316,12 @@ def train_space(
                     save_latents(out / LATENTS_FILE, codes, split["train"])
             state.update(epoch=epoch + 1, step=step)
             save_checkpoint(out, model, opt, state, codes)
+            group.barrier()
             if on_eval is not None:
                 on_eval(entry)
     seconds = time.perf_counter() - started
+    if not group.lead:
+        return None
     best = load_space(out, device)
     results = {
         k: evaluate_split(

@@ -1,0 +1,82 @@
+"""``space train --distributed`` under torchrun (2 CPU ranks, gloo): the same run as one process with the same global
+batch, and a resume after rank 0 is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ARGS = ["--latent", "16", "--batch", "4", "--points", "256", "--device", "cpu"]
+
+
+def _single(zoo: Path, out: Path, epochs: int, batch: str = "4") -> dict:
+    args = [*ARGS, "--epochs", str(epochs)]
+    args[args.index("--batch") + 1] = batch
+    cmd = [sys.executable, "-m", "shapezoo_cli.main", "space", "train", str(zoo), "--out", str(out), *args]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return json.loads((out / "train_state.json").read_text())
+
+
+def _torchrun(zoo: Path, out: Path, epochs: int, port: int, batch: str = "4", **popen) -> subprocess.Popen:
+    args = [*ARGS, "--epochs", str(epochs)]
+    args[args.index("--batch") + 1] = batch
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port)]
+    cmd += ["-m", "shapezoo_cli.main", "space", "train", str(zoo), "--out", str(out), *args, "--distributed"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def _relative(a: dict, b: dict) -> float:
+    return max(abs(a[k] - b[k]) / abs(a[k]) for k in a)
+
+
+def test_two_ranks_train_the_single_process_run(tiny_zoo, tmp_path):
+    single = _single(tiny_zoo, tmp_path / "one", 10)
+    run = _torchrun(tiny_zoo, tmp_path / "two", 10, 29611)
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err.decode()[-2000:]
+    two = json.loads((tmp_path / "two" / "train_state.json").read_text())
+    assert single["step"] == two["step"] >= 20  # the same global batches
+    assert _relative(single["history"][-1]["train"], two["history"][-1]["train"]) < 1e-4
+    summary = json.loads(out.decode().strip().splitlines()[-1])  # one report, from rank 0
+    assert summary["steps"] == two["step"] and (tmp_path / "two" / "model.safetensors").exists()
+
+
+def _rank0_pid(parent: int) -> int | None:
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text().split()
+            if int(stat[3]) == parent and b"RANK=0\x00" in (d / "environ").read_bytes():
+                return int(d.name)
+        except (OSError, IndexError, ValueError):
+            pass
+    return None
+
+
+def test_resume_after_rank_0_is_killed(tiny_zoo, tmp_path):
+    port = 29613
+    out = tmp_path / "space"
+    run = _torchrun(tiny_zoo, out, 20, port, batch="1")
+    state = out / "train_state.json"
+    deadline = time.time() + 240
+    while not state.exists() and run.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    killed = _rank0_pid(run.pid)
+    assert killed is not None and run.poll() is None, "the job ended before its first checkpoint was seen"
+    os.kill(killed, signal.SIGKILL)
+    run.communicate(timeout=120)
+    stopped = json.loads(state.read_text())
+    assert run.returncode != 0 and stopped["epoch"] == 10  # killed between the two checkpoints
+    resumed = _torchrun(tiny_zoo, out, 20, port + 1, batch="1")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()[-2000:]
+    final = json.loads(state.read_text())
+    single = _single(tiny_zoo, tmp_path / "one", 20, batch="1")
+    assert final["epoch"] == 20 and final["step"] == single["step"]
+    assert _relative(single["history"][-1]["train"], final["history"][-1]["train"]) < 1e-4
