@@ -78,6 +78,13 @@ QUICK: dict[str, tuple[str | None, Args]] = {
         None,
         lambda d, w: ["throughput", "--arch", "mlp-8", "--models", "4", "--steps", "10", "--work", str(w / "cls")],
     ),
+    "scale_out": (
+        "samples",
+        lambda d, w: (
+            ["--meshes", str(d["shapes"]), "--count", "6", "--points", "5000", "--fit-shapes", "4"]
+            + ["--fit-steps", "20", "--batch", "2"]
+        ),
+    ),
     "cuda_check": ("samples", lambda d, w: [str(d["samples"]), "--fields", "3"]),
     "space_cuda_check": ("space", lambda d, w: [str(d["space"]), str(d["zoo"]), "--fields", "2", "--refine", "2"]),
 }

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import Device, finish, handle_errors, progress
+from ._common import Device, Ray, Threads, finish, handle_errors, progress
 
 app = typer.Typer(help="Learned initialisations: where fields start.", no_args_is_help=True)
 
@@ -27,22 +27,26 @@ def learn(
     inner_lr: Annotated[float, typer.Option(help="Peak Adam learning rate of the inner fits.")] = 5e-4,
     seed: Annotated[int, typer.Option(help="Seed of the starting weights and the shape draws.")] = 0,
     device: Device = "auto",
+    ray: Ray = None,
+    threads: Threads = 0,
 ):
     """Meta-learn one start point (first-order Reptile, the batched fitter as inner loop); a rerun resumes."""
+    import torch
+
     from shapezoo.fields import FieldSpec
     from shapezoo.learned_init import InitConfig, learn_init
     from shapezoo.runtime import resolve_device
 
     spec = FieldSpec.from_arch(arch, width, depth)
     config = InitConfig(outer_steps=outer_steps, inner_steps=inner_steps, batch=batch, outer_lr=outer_lr, seed=seed)
-    dev = resolve_device(device)
+    dev = torch.device("cpu") if ray else resolve_device(device)  # with Ray the inner fits run in CPU tasks
     with progress() as bar:
         task = bar.add_task("learning init", total=outer_steps, status="")
 
         def on_step(entry: dict) -> None:
             bar.update(task, completed=entry["step"], status=f"inner loss {entry['loss']:.4f} IoU {entry['iou']:.3f}")
 
-        record = learn_init(samples, out, spec, config, dev, on_step)
+        record = learn_init(samples, out, spec, config, dev, on_step, ray=ray, threads=threads)
     curve = record["curve"]
     shown = sorted({*range(0, len(curve), max(1, len(curve) // 8)), len(curve) - 1}) if curve else []
     rows = [(curve[i]["step"], curve[i]["loss"], curve[i]["iou"]) for i in shown]

@@ -20,7 +20,7 @@ import torch
 
 from .errors import InputError, ShapezooError
 from .fields import FieldSpec, init_params
-from .fit import FitConfig, fit_fields
+from .fit import FitConfig, FitResult, fit_fields
 from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
 from .sampling import INDEX_NAME, load_sample_batch, read_index
 
@@ -190,6 +190,37 @@ def _draw(config: InitConfig, step: int, n: int) -> np.ndarray:
     return np.sort(np.random.default_rng([config.seed, step]).choice(n, size=min(config.batch, n), replace=False))
 
 
+def _inner_fit(spec, phi, points, occupancy, n_uniform, names, inner, device) -> FitResult:
+    """The inner loop of one outer step: the batch of shapes fitted from ``phi``."""
+    return fit_fields(spec, phi.to(device), points.to(device), occupancy.to(device), n_uniform, names, inner)
+
+
+def _ray_inner_fit(address: str, threads: int) -> Callable[..., FitResult]:
+    """``_inner_fit`` with the batch spread over Ray tasks (CPU), the results joined in order."""
+    from .core.cluster import TaskSpec, connect, run_tasks
+
+    slots = max(1, int(connect(address).get("CPU", 1)) // threads)
+
+    def fit(spec, phi, points, occupancy, n_uniform, names, inner, device) -> FitResult:
+        chunks = [c.tolist() for c in torch.arange(len(names)).tensor_split(min(slots, len(names)))]
+        args = [
+            (spec, phi.cpu(), points[c], occupancy[c], n_uniform, [names[i] for i in c], inner, "cpu") for c in chunks
+        ]
+        parts: list[FitResult] = []
+
+        def lost(i: int, error: str) -> None:
+            raise ShapezooError(f"an inner-fit task was lost ({error}); rerun the same command to resume")
+
+        run_tasks(_inner_fit, args, TaskSpec(threads=threads), lambda i, r: parts.append(r), lost)
+        return FitResult(
+            torch.cat([p.params for p in parts]).to(device),
+            [s for p in parts for s in p.status],
+            [m for p in parts for m in p.metrics],
+        )
+
+    return fit
+
+
 @locks("out")
 def learn_init(
     samples: list[str | Path],
@@ -198,14 +229,24 @@ def learn_init(
     config: InitConfig = InitConfig(),
     device: str | torch.device = "cpu",
     on_step: Callable[[dict], None] | None = None,
+    ray: str | None = None,
+    threads: int = 0,
 ) -> dict:
     """Meta-learn a start point for fields of ``spec`` from the shapes of the samples folders into ``out``.
 
     Resumes: a folder holding an unfinished run with the same spec, recipe and shapes continues from its last
     checkpoint (and gives the same weights as an uninterrupted run); a finished one is returned as it is.
     Returns the record written to ``init.json``.
+
+    With ``ray`` (``auto`` or a cluster address) each outer step's inner fits are spread over Ray tasks of
+    ``threads`` CPUs (0: this process's count), as many as the cluster runs at once; a field's fit does not depend
+    on the others fitted beside it, so the init is the one this function learns without Ray at the same thread
+    count. A step whose task is lost past Ray's retries stops the run; rerunning resumes from the last checkpoint.
     """
     device = torch.device(device)
+    inner_fit = _inner_fit
+    if ray is not None:
+        inner_fit = _ray_inner_fit(ray, threads or torch.get_num_threads())
     out = ensure_output_dir(out)
     folders = [Path(s) for s in samples]
     shapes, n_uniform = _load_training_shapes(folders)
@@ -247,15 +288,7 @@ def learn_init(
     while done < config.outer_steps:
         tic = time.perf_counter()
         pick = _draw(config, done, len(shapes)).tolist()
-        result = fit_fields(
-            spec,
-            phi,
-            points[pick].to(device),
-            occupancy[pick].to(device),
-            n_uniform,
-            [names[i] for i in pick],
-            inner,
-        )
+        result = inner_fit(spec, phi, points[pick], occupancy[pick], n_uniform, [names[i] for i in pick], inner, device)
         ok = [i for i, st in enumerate(result.status) if st == "ok"]
         eps = config.outer_lr * (1.0 - done / config.outer_steps)
         if ok:

@@ -166,3 +166,36 @@ def test_tasks_lost_past_their_retries_are_named_and_the_rest_kept(cluster):
     )
     assert results == [(0, 0), (2, 4)]
     assert len(errors) == 1 and errors[0][0] == 1 and "Worker" in errors[0][1]
+
+
+def test_ray_init_learning_gives_the_single_process_init(cluster, shapes, tmp_path):
+    from shapezoo.io import load_tensors
+    from shapezoo.learned_init import InitConfig, learn_init
+
+    sample_meshes(shapes, tmp_path / "s", SampleConfig(points=4000))
+    config = InitConfig(outer_steps=3, inner_steps=10, batch=4, points_per_step=256, checkpoint_every=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tasks' count
+    try:
+        local = learn_init([tmp_path / "s"], tmp_path / "local", SPEC, config)
+    finally:
+        torch.set_num_threads(threads)
+    remote = learn_init([tmp_path / "s"], tmp_path / "ray", SPEC, config, ray="auto", threads=1)
+    weights = [load_tensors(tmp_path / k / "init.safetensors", framework="pt")[0]["params"] for k in ("local", "ray")]
+    assert torch.equal(*weights)
+    assert [c["loss"] for c in local["curve"]] == [c["loss"] for c in remote["curve"]]
+
+
+def test_cli_fit_with_ray_names_its_options_and_refuses_a_device_it_cannot_honour(cluster, shapes, tmp_path):
+    from typer.testing import CliRunner
+
+    from shapezoo_cli.main import app
+
+    sample_meshes(shapes, tmp_path / "s", SampleConfig(points=4000))
+    runner = CliRunner()
+    args = ["fit", str(tmp_path / "s"), "--out", str(tmp_path / "z"), "--width", "16", "--depth", "2"]
+    res = runner.invoke(app, [*args, "--steps", "20", "--batch", "3", "--ray", "auto", "--device", "cuda:3"])
+    assert res.exit_code == 1 and "with --ray: use auto" in res.output
+    res = runner.invoke(app, [*args, "--steps", "20", "--batch", "3", "--ray", "auto", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["ray"] == "auto"
