@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,29 @@ Ray = Annotated[
     ),
 ]
 Threads = Annotated[int, typer.Option(help="CPU threads per task (0: this process's torch thread count).")]
+Distributed = Annotated[
+    bool,
+    typer.Option(
+        "--distributed",
+        help="One rank of a torchrun job (DistributedDataParallel; gloo on CPU, NCCL on CUDA): each rank takes its "
+        "share of every batch, rank 0 writes. Same global batch, so the same run as one process.",
+    ),
+]
+
+
+@contextmanager
+def training_run(distributed: bool, device: str) -> Iterator[tuple[Any, Any]]:
+    """(device, progress bar or None) for a space-training command: under ``--distributed`` this process is one rank
+    of the torchrun group for the duration, and only rank 0 shows progress."""
+    import os
+
+    from shapezoo.core.training import distributed as join
+    from shapezoo.runtime import resolve_device
+
+    dev = resolve_device(device)
+    lead = not distributed or os.environ.get("RANK", "0") == "0"
+    with progress() if lead else nullcontext() as bar, join(dev) if distributed else nullcontext(dev) as rank_dev:
+        yield rank_dev, bar
 
 
 def pct(x: float | None) -> str:

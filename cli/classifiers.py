@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from . import classifier_latents as latents
-from ._common import Device, Root, finish, handle_errors, parse_names, pct, progress
+from ._common import Device, Distributed, Root, finish, handle_errors, parse_names, pct, progress, training_run
 
 app = typer.Typer(
     help="Image-classifier zoos and their weight spaces (the paper's classification setting).", no_args_is_help=True
@@ -110,6 +110,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the split, the model and the data order.")] = 0,
     root: Root = None,
     device: Device = "auto",
+    distributed: Distributed = False,
 ):
     """Learn one latent space of the zoos' models with the distillation loss; keeps the best validation checkpoint."""
     from shapezoo.classifiers.archs import parse_arch
@@ -117,12 +118,8 @@ def train(
     from shapezoo.classifiers.space import SpaceConfig
     from shapezoo.classifiers.train import SpaceTrainConfig, train_classifier_space
     from shapezoo.core.zoo import load_zoo
-    from shapezoo.runtime import resolve_device
 
-    dev = resolve_device(device)
     loaded = [load_zoo(z, kind="classifier") for z in zoos]
-    data = images_for(loaded[0].meta, root, dev)
-    order = [parse_arch(a, data.in_shape, data.classes) for a in parse_names(archs)] if archs else None
     config = SpaceTrainConfig(
         epochs=epochs,
         batch=batch,
@@ -133,8 +130,10 @@ def train(
         test=test,
         seed=seed,
     )
-    with progress() as bar:
-        task = bar.add_task("training", total=epochs, status="")
+    with training_run(distributed, device) as (dev, bar):
+        task = bar.add_task("training", total=epochs, status="") if bar else None
+        data = images_for(loaded[0].meta, root, dev)
+        order = [parse_arch(a, data.in_shape, data.classes) for a in parse_names(archs)] if archs else None
 
         def on_eval(entry: dict) -> None:
             tr, v = entry["train"], entry["select"]
@@ -148,6 +147,8 @@ def train(
         summary = train_classifier_space(
             loaded, data, out, order, SpaceConfig(latent=latent, hidden=hidden, basis=basis), config, on_eval
         )
+    if summary is None:  # a rank other than 0: rank 0 reports
+        return
     rows = [
         (split, arch, r["mean_abs_gap_points"], r["spearman"] if r["spearman"] is not None else "-", r["arch_accuracy"])
         for split, per in summary["results"].items()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import Device, finish, handle_errors, parse_names, progress
+from ._common import Device, Distributed, finish, handle_errors, parse_names, progress, training_run
 
 app = typer.Typer(help="Train and inspect weight spaces (latent spaces of field zoos).", no_args_is_help=True)
 Refine = Annotated[
@@ -42,22 +42,10 @@ def train(
     test: Annotated[float, typer.Option(help="Held-out share of the fields (never trained on).")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split, the model and the data order.")] = 0,
     device: Device = "auto",
-    distributed: Annotated[
-        bool,
-        typer.Option(
-            "--distributed",
-            help="One rank of a torchrun job (DistributedDataParallel; gloo on CPU, NCCL on CUDA): each rank takes "
-            "its share of every batch, rank 0 writes. Same global batch, so the same run as one process.",
-        ),
-    ] = False,
+    distributed: Distributed = False,
 ):
     """Train an encoder/decoder of field weights with a functional loss; keeps the best validation checkpoint."""
-    import os
-    from contextlib import nullcontext
-
-    from shapezoo.core.training import distributed as distributed_ranks
     from shapezoo.core.zoo import load_zoo
-    from shapezoo.runtime import resolve_device
     from shapezoo.space import ModelConfig, TrainConfig, train_space
 
     z = load_zoo(zoo)
@@ -73,11 +61,7 @@ def train(
         seed=seed,
         codes=codes,
     )
-    lead = not distributed or os.environ.get("RANK", "0") == "0"
-    with (
-        progress() if lead else nullcontext() as bar,
-        distributed_ranks(resolve_device(device)) if distributed else nullcontext(resolve_device(device)) as dev,
-    ):
+    with training_run(distributed, device) as (dev, bar):
         task = bar.add_task("training", total=epochs, status="") if bar else None
 
         def on_eval(entry: dict) -> None:

@@ -31,7 +31,7 @@ def _torchrun(zoo: Path, out: Path, epochs: int, port: int, batch: str = "4", **
 
 
 def _relative(a: dict, b: dict) -> float:
-    return max(abs(a[k] - b[k]) / abs(a[k]) for k in a)
+    return max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-8) for k in a)
 
 
 def test_two_ranks_train_the_single_process_run(tiny_zoo, tmp_path):
@@ -80,3 +80,17 @@ def test_resume_after_rank_0_is_killed(tiny_zoo, tmp_path):
     single = _single(tiny_zoo, tmp_path / "one", 20, batch="1")
     assert final["epoch"] == 20 and final["step"] == single["step"]
     assert _relative(single["history"][-1]["train"], final["history"][-1]["train"]) < 1e-4
+
+
+def test_two_ranks_train_the_single_process_classifier_space(mlp_zoo, tmp_path):
+    args = ["classifiers", "space", "train", str(mlp_zoo[0]), "--latent", "16", "--hidden", "64", "--epochs", "5"]
+    args += ["--batch", "8", "--images", "64", "--device", "cpu"]
+    one = [sys.executable, "-m", "shapezoo_cli.main", *args, "--out", str(tmp_path / "one")]
+    subprocess.run(one, check=True, capture_output=True)
+    two = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29615"]
+    two += ["-m", "shapezoo_cli.main", *args, "--out", str(tmp_path / "two"), "--distributed"]
+    run = subprocess.run(two, capture_output=True)
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    a, b = (json.loads((tmp_path / k / "train_state.json").read_text()) for k in ("one", "two"))
+    assert a["step"] == b["step"] >= 20
+    assert _relative(a["history"][-1]["train"], b["history"][-1]["train"]) < 1e-4

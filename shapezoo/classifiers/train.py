@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from ..core.latents import LATENTS_FILE, save_latents, split_names
-from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, save_checkpoint
+from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, ranks, save_checkpoint
 from ..core.zoo import Zoo
 from ..errors import ShapezooError
-from ..io import atomic_write_json, ensure_output_dir, locks
+from ..io import atomic_write_json, ensure_output_dir
 from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
 from .data import ImageData
 from .space import (
@@ -122,7 +122,6 @@ def _split(zoos: list[Zoo[ClassifierSpec]], config: SpaceTrainConfig) -> dict[st
     return split_names(names, config.val, config.test, config.seed)
 
 
-@locks("out")
 def train_classifier_space(
     zoos: list[Zoo[ClassifierSpec]],
     data: ImageData,
@@ -131,11 +130,21 @@ def train_classifier_space(
     model_config: SpaceConfig = SpaceConfig(),
     config: SpaceTrainConfig = SpaceTrainConfig(),
     on_eval: Callable[[dict], None] | None = None,
-) -> dict:
+) -> dict | None:
     """Train one space over the models of ``zoos`` (on the device of ``data``); ``archs`` orders the
     architectures and may list ones without a zoo (unseen: built by the interpolation loss). Resumes from
-    ``out``'s checkpoint when the same options are given again; saves the best space by validation."""
-    out, device = ensure_output_dir(out), data.train[0].device
+    ``out``'s checkpoint when the same options are given again; saves the best space by validation.
+
+    Under torchrun (torch.distributed initialised) each rank takes its share of every global batch and
+    DistributedDataParallel averages the gradients; rank 0 holds the lock, validates and writes, the others return
+    None."""
+    group = ranks()
+    with group.lock(Path(out)):
+        return _train(zoos, data, ensure_output_dir(out), archs, model_config, config, on_eval, group)
+
+
+def _train(zoos, data, out, archs, model_config, config, on_eval, group) -> dict | None:
+    device = data.train[0].device
     if len({json.dumps(zoo.meta.get("data"), sort_keys=True) for zoo in zoos}) != 1:
         raise ShapezooError("the zoos were trained on different datasets")
     archs = list(archs) if archs else list(dict.fromkeys(zoo.spec for zoo in zoos))
@@ -170,6 +179,12 @@ def train_classifier_space(
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     if state["epoch"] > 0:
         load_checkpoint(out, model, opt)
+    objective: torch.nn.Module = _Objective(model, archs, params["train"], config)
+    if group.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        objective = DistributedDataParallel(objective, device_ids=ids, find_unused_parameters=True)
 
     seen = [a for a, p in params["train"].items() if len(p)]
     unseen = [a for a in range(1, len(archs) - 1) if a not in seen]
@@ -186,39 +201,31 @@ def train_classifier_space(
         random.Random(config.seed * 7919 + epoch).shuffle(jobs)
         sums: dict[str, float] = {}
         for a, b in jobs:
-            spec, orig = archs[a], params["train"][a][b.to(device)]
+            rows, share = group.share(b)  # the whole batch's draws on every rank, then this rank's rows
+            spec, orig = archs[a], params["train"][a][b[rows].to(device)]
             x = mixed_images(x_train, config.images, config.mix, g)
+            pairs = _draw_pairs(params["train"], len(archs), unseen, len(b), g, device) if interp else None
+            if pairs is not None:
+                pairs = (pairs[0][rows], pairs[1][rows], pairs[2])
             with torch.no_grad():
                 target = classifier_forward(spec, orig, x)
-            z = model.encode(a, orig)
-            feats = model.trunk_features(z)
-            decoded = model.decode(a, z, feats)
-            terms = {
-                "distill": distill_kl(classifier_forward(spec, decoded, x), target, T),
-                "weight": (((decoded - orig) / getattr(model, f"std_{spec.kind}")[model.index(a)]) ** 2).mean(),
-                "arch": F.cross_entropy(model.arch_logits(z, feats), torch.full((len(b),), a, device=device)),
-            }
-            total_loss = terms["distill"] + config.weight_loss * terms["weight"] + config.arch_loss * terms["arch"]
-            if interp:
-                terms["interp"], terms["interp_arch"] = _interpolation_terms(
-                    model, archs, params["train"], unseen, x, len(b), T, g
-                )
-                total_loss = total_loss + config.interp_loss * (
-                    terms["interp"] + config.arch_loss * terms["interp_arch"]
-                )
-            terms["total"] = total_loss
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(config, step, total)
+            terms = objective(a, orig, x, target, pairs)
+            for param_group in opt.param_groups:
+                param_group["lr"] = learning_rate(config, step, total)
             opt.zero_grad(set_to_none=True)
-            total_loss.backward()
+            (terms["total"] * share if group.world > 1 else terms["total"]).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
             step, trained = step + 1, trained + len(b)
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(b)
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(orig) * (share > 0)
             if not math.isfinite(sums["total"]):
                 raise ShapezooError(f"space training diverged at epoch {epoch + 1} (loss {sums['total']})")
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            sums = group.sum(sums)
+            if not group.lead:
+                group.barrier()  # rank 0 validates and writes the checkpoint
+                continue
             n_train = sum(len(p) for p in params["train"].values())
             entry = {
                 "epoch": epoch + 1,
@@ -235,9 +242,12 @@ def train_classifier_space(
                 save_classifier_space(out, ClassifierSpace(model, _meta(zoos, data, configs, split, state)))
             state.update(epoch=epoch + 1, step=step)
             save_checkpoint(out, model, opt, state)
+            group.barrier()
             if on_eval is not None:
                 on_eval(entry)
     seconds = time.perf_counter() - started
+    if not group.lead:
+        return None
 
     best = load_classifier_space(out, device)
     results: dict = {}
@@ -286,17 +296,23 @@ def mixed_images(x: torch.Tensor, n: int, mix: float, g: torch.Generator) -> tor
     return lam * x[idx[0]] + (1 - lam) * x[idx[1]]
 
 
-def _interpolation_terms(model, archs, train, unseen, x, n, T, g) -> tuple[torch.Tensor, torch.Tensor]:
+def _draw_pairs(train: dict, K: int, unseen: list[int], n: int, g: torch.Generator, device) -> tuple:
+    """The interpolation loss's draws for one step: n models of the first architecture, n of the last (K - 1) and
+    the unseen architecture they are mixed towards (drawn the same on every rank, each rank keeps its rows)."""
+    ia = torch.randint(0, len(train[0]), (n,), generator=g).to(device)
+    ib = torch.randint(0, len(train[K - 1]), (n,), generator=g).to(device)
+    k = unseen[int(torch.randint(0, len(unseen), (1,), generator=g))]
+    return ia, ib, k
+
+
+def _interpolation_terms(model, archs, train, pairs, x, T) -> tuple[torch.Tensor, torch.Tensor]:
     """Interpolation loss: latents of pairs (first-architecture model, last-architecture model), mixed at the
     position t_k = k / (K - 1) of an unseen architecture k, must decode into a working model of architecture k
     (distilled from the endpoints' softened predictions mixed with the same t) and be classified as k."""
     K = len(archs)
-    first, last = train[0], train[K - 1]
-    ia = torch.randint(0, len(first), (n,), generator=g).to(x.device)
-    ib = torch.randint(0, len(last), (n,), generator=g).to(x.device)
-    k = unseen[int(torch.randint(0, len(unseen), (1,), generator=g))]
+    ia, ib, k = pairs
     t = k / (K - 1)
-    pa, pb = first[ia], last[ib]
+    pa, pb = train[0][ia], train[K - 1][ib]
     with torch.no_grad():
         target = (1 - t) * F.softmax(classifier_forward(archs[0], pa, x) / T, -1) + t * F.softmax(
             classifier_forward(archs[-1], pb, x) / T, -1
@@ -304,8 +320,35 @@ def _interpolation_terms(model, archs, train, unseen, x, n, T, g) -> tuple[torch
     z = (1 - t) * model.encode(0, pa) + t * model.encode(K - 1, pb)
     feats = model.trunk_features(z)
     logits = classifier_forward(archs[k], model.decode(k, z, feats), x)
-    arch = F.cross_entropy(model.arch_logits(z, feats), torch.full((n,), k, device=x.device))
+    arch = F.cross_entropy(model.arch_logits(z, feats), torch.full((len(ia),), k, device=x.device))
     return soft_kl(logits, target, T), arch
+
+
+class _Objective(torch.nn.Module):
+    """The classifier autoencoder's loss terms for one step, as a module so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model, archs: list[ClassifierSpec], train: dict, config: SpaceTrainConfig):
+        super().__init__()
+        self.model, self.archs, self.train_params, self.config = model, archs, train, config
+
+    def forward(self, a: int, orig, x, target, pairs) -> dict[str, torch.Tensor]:
+        model, spec, c, T = self.model, self.archs[a], self.config, self.config.temperature
+        z = model.encode(a, orig)
+        feats = model.trunk_features(z)
+        decoded = model.decode(a, z, feats)
+        terms = {
+            "distill": distill_kl(classifier_forward(spec, decoded, x), target, T),
+            "weight": (((decoded - orig) / getattr(model, f"std_{spec.kind}")[model.index(a)]) ** 2).mean(),
+            "arch": F.cross_entropy(model.arch_logits(z, feats), torch.full((len(orig),), a, device=x.device)),
+        }
+        total_loss = terms["distill"] + c.weight_loss * terms["weight"] + c.arch_loss * terms["arch"]
+        if pairs is not None:
+            terms["interp"], terms["interp_arch"] = _interpolation_terms(
+                model, self.archs, self.train_params, pairs, x, T
+            )
+            total_loss = total_loss + c.interp_loss * (terms["interp"] + c.arch_loss * terms["interp_arch"])
+        terms["total"] = total_loss
+        return terms
 
 
 @torch.no_grad()
