@@ -199,3 +199,13 @@ def test_cli_fit_with_ray_names_its_options_and_refuses_a_device_it_cannot_honou
     res = runner.invoke(app, [*args, "--steps", "20", "--batch", "3", "--ray", "auto", "--threads", "1"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.strip().splitlines()[-1])["ray"] == "auto"
+
+
+def test_a_folder_workers_cannot_write_stops_the_job_with_one_line(cluster):
+    from shapezoo.core.cluster import StorageError
+
+    def unwritable(i: int) -> int:
+        raise StorageError(f"/shared/zoo/weights-{i:05d}.safetensors: cannot be written (Read-only file system)")
+
+    with pytest.raises(StorageError, match="Read-only file system"):
+        run_tasks(unwritable, [(0,), (1,)], TaskSpec(), lambda i, r: None, lambda i, e: None)
