@@ -47,10 +47,14 @@ def sample(
     ] = "0.003,0.01,0.03,0.06",
     ray: Ray = None,
     threads: Annotated[int, typer.Option(help="CPU threads per Ray task.")] = 1,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="CSV of name,label (default: procedural family, or the top folder of a class/... tree)."),
+    ] = None,
 ):
     """Sample labelled occupancy points for every mesh; resumes, and skips (but reports) bad files."""
     from shapezoo.errors import ShapezooError
-    from shapezoo.meshes import find_meshes
+    from shapezoo.meshes import find_meshes, read_labels
     from shapezoo.sampling import SampleConfig, sample_meshes
 
     if inside not in ("auto", "raycast", "winding"):
@@ -68,7 +72,8 @@ def sample(
             bar.advance(task)
             bar.update(task, status=entry["name"] + (" [red]failed" if "error" in entry else ""))
 
-        index = sample_meshes(items, out, config, on_shape=step, ray=ray, threads=threads)
+        chosen = read_labels(labels) if labels else None
+        index = sample_meshes(items, out, config, on_shape=step, ray=ray, threads=threads, labels=chosen)
     shapes, failed = index["shapes"], index["failed"]
     robust = sum(1 for s in shapes if not s["watertight"])
     rows = [(s["name"], s["method"], s["inside_fraction"], s.get("warning", "")) for s in shapes[:8]]

@@ -152,6 +152,43 @@ def shape_from_arrays(
     )
 
 
+def shape_label(name: str, path: Path) -> str | None:
+    """A shape's class: the ``family`` of a procedural shape (its ``NAME.json`` beside the mesh), else the top
+    folder of a tree (``class/.../name.ext`` as ModelNet and ShapeNet lay out, i.e. the first part of the name),
+    else None."""
+    import json
+
+    meta = path.with_suffix(".json")
+    if meta.is_file():
+        try:
+            family = json.loads(meta.read_text()).get("family")
+        except (OSError, ValueError, AttributeError):
+            family = None
+        if isinstance(family, str) and family:
+            return family
+    return name.split("__", 1)[0] if "__" in name else None
+
+
+def read_labels(path: Path) -> dict[str, str]:
+    """``name,label`` rows of a CSV file (a header row ``name,label`` is allowed); problems raise one InputError."""
+    import csv
+
+    try:
+        rows = list(csv.reader(path.read_text().splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(path, f"cannot be read as CSV ({exc})") from None
+    labels: dict[str, str] = {}
+    for i, row in enumerate(rows, 1):
+        if not row or (i == 1 and [c.strip().lower() for c in row] == ["name", "label"]):
+            continue
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise InputError(path, f"line {i}: expected 'name,label', got {row}")
+        labels[row[0].strip()] = row[1].strip()
+    if not labels:
+        raise InputError(path, "lists no labels")
+    return labels
+
+
 def find_meshes(root: str | Path) -> list[tuple[str, Path]]:
     """All mesh files under ``root`` (or ``root`` itself), sorted, each with a unique name.
 

@@ -26,7 +26,7 @@ from .io import (
     read_json,
     sha256_file,
 )
-from .meshes import Shape, find_meshes, load_mesh
+from .meshes import Shape, find_meshes, load_mesh, shape_label
 
 SAMPLES_FORMAT = "shapezoo.samples/1"
 INDEX_NAME = "samples.json"
@@ -203,22 +203,26 @@ def load_samples(path: str | Path) -> dict:
     return {"points": points, "occupancy": occ, **meta}
 
 
-def sample_one(name: str, path: Path, out: Path, config: SampleConfig, key: str, old: dict | None) -> tuple[str, dict]:
-    """One shape of a samples folder: ("shapes", its index entry) after writing ``out/NAME.safetensors``
-    (skipped when the file is there from the same source and config), or ("failed", {name, source, error}) for a
-    mesh that cannot be used. A file that cannot be written raises StorageError (the folder, not the mesh)."""
+def sample_one(
+    name: str, path: Path, out: Path, config: SampleConfig, key: str, old: dict | None, label: str | None = None
+) -> tuple[str, dict]:
+    """One shape of a samples folder: ("shapes", its index entry, with its class ``label``) after writing
+    ``out/NAME.safetensors`` (skipped when the file is there from the same source and config), or ("failed",
+    {name, source, error}) for a mesh that cannot be used. A file that cannot be written raises StorageError (the
+    folder, not the mesh)."""
     from .core.cluster import StorageError
 
     file = out / f"{name}.safetensors"
     try:
         if old and file.exists() and old.get("source") == str(path) and _same_hash(path, old["sha256"]):
-            return "shapes", {**old, "skipped": True}
+            return "shapes", {**old, "label": label, "skipped": True}
         shape = load_mesh(path, name=name)
         s = sample_shape(shape, config)
     except ShapezooError as exc:
         return "failed", {"name": name, "source": str(path), "error": str(exc)}
     entry = {
         **shape.record(),
+        "label": label,
         "file": file.name,
         "points": len(s["points"]),
         "method": s["method"],
@@ -251,13 +255,15 @@ def sample_meshes(
     on_shape: Callable[[dict], None] | None = None,
     ray: str | None = None,
     threads: int = 1,
+    labels: dict[str, str] | None = None,
 ) -> dict:
     """Sample every mesh under ``source`` into ``out``: one ``NAME.safetensors`` per shape plus ``samples.json``.
 
     Shapes whose file already exists with the same source hash and config are skipped (resume). A bad mesh is
-    recorded under ``failed`` and skipped; the others are processed. With ``ray`` (``auto`` or a cluster address)
-    every shape is a Ray task of ``threads`` CPUs writing its own file (``out`` must be on storage every node
-    reaches); the folder written is the same as without.
+    recorded under ``failed`` and skipped; the others are processed. Each shape records its class: ``labels[name]``
+    when given, else its procedural family or its top folder (``meshes.shape_label``). With ``ray`` (``auto`` or a
+    cluster address) every shape is a Ray task of ``threads`` CPUs writing its own file (``out`` must be on storage
+    every node reaches); the folder written is the same as without.
 
     Returns:
         the index written to ``out/samples.json``.
@@ -285,7 +291,14 @@ def sample_meshes(
         if on_shape is not None:
             on_shape(entry)
 
-    tasks = [(name, path, out, config, key, previous.get(name)) for name, path in items]
+    if labels is not None:
+        missing = [name for name, _ in items if name not in labels]
+        if missing:
+            raise ShapezooError(f"the labels file has no label for {len(missing)} shape(s), e.g. '{missing[0]}'")
+    tasks = [
+        (name, path, out, config, key, previous.get(name), labels[name] if labels else shape_label(name, path))
+        for name, path in items
+    ]
     if ray is None:
         for task in tasks:
             record(*sample_one(*task))
@@ -318,6 +331,7 @@ def load_sample_batch(samples_dir: Path, shapes: list[dict]) -> tuple[list[dict]
             "source": s.get("source"),
             "sha256": s.get("sha256"),
             "normalisation": s.get("normalisation"),
+            "label": s.get("label"),
         }
         try:
             data = load_samples(samples_dir / s["file"])

@@ -100,7 +100,7 @@ def fit_batch(
         )
         rows.append(result.params.cpu())
         for s, st, m in zip(loaded, result.status, result.metrics):
-            provenance = {k: s[k] for k in ("name", "source", "sha256", "normalisation")}
+            provenance = {k: s[k] for k in ("name", "source", "sha256", "normalisation", "label")}
             entries.append({**provenance, "status": st, "metrics": m})
             if st == "failed":
                 entries[-1]["error"] = (
@@ -212,7 +212,7 @@ def fit_zoo(
 
         def lost(j: int, error: str) -> None:  # stored as failed before fitting: the next run retries them
             entries = [
-                {**{k: s.get(k) for k in ("name", "source", "sha256", "normalisation")}, "status": "failed"}
+                {**{k: s.get(k) for k in ("name", "source", "sha256", "normalisation", "label")}, "status": "failed"}
                 | {"error": f"{s['name']}: task lost ({error})", "metrics": {}}
                 for s in batches[j]
             ]

@@ -15,7 +15,7 @@ from ..errors import ShapezooError
 from ..extract import ExtractConfig, export_mesh, extract_meshes
 from ..fields import FieldZoo
 from ..io import atomic_write_json, ensure_output_dir, read_json, sha256_file
-from ..meshes import find_meshes, read_points
+from ..meshes import find_meshes, read_points, shape_label
 from .explore import fit_mesh, fit_meshes, nearest_training, prior_from_space, sequence, sequence_metrics
 from .latent import Evidence, OptimizeConfig, optimize_latent, refine_latents
 from .space import WeightSpace
@@ -50,6 +50,7 @@ def encode_source(
         wanted, skipped = zoo.select(names)
         params = zoo.stack(wanted)
         norms = {n: zoo.entries[zoo.index(n)].get("normalisation") for n in wanted}
+        labels = {n: zoo.entries[zoo.index(n)].get("label") for n in wanted}
     else:
         items = find_meshes(source)
         if names is not None:
@@ -60,11 +61,14 @@ def encode_source(
         failures = [f["error"] for f in failed]
         wanted = [r["name"] for r in records]
         norms = {r["name"]: r["normalisation"] for r in records}
+        labels = {n: shape_label(n, p) for n, p in items if n in norms}
         fits = {
             r["name"]: {"source": r["source"], "fit_iou": r["fit_iou"], "fit_steps": r["fit_steps"]} for r in records
         }
     latents = refine_latents(space, params, space.encode(params), refine)
     extra = {"space": str(space_path), ("zoo" if not fits else "meshes"): str(source), "normalisation": norms}
+    if any(v is not None for v in labels.values()):
+        extra["labels"] = labels
     if fits:
         extra["fits"] = fits
     save_latents(out, latents, wanted, extra)

@@ -313,7 +313,7 @@ def _train(zoo, out, model_config, config, device, on_eval, group) -> dict | Non
                 state["best"] = {"epoch": epoch + 1, **val}
                 save_space(out, WeightSpace(zoo.spec, model, _meta(zoo, configs, split, state), zoo.init))
                 if codes is not None:
-                    save_latents(out / LATENTS_FILE, codes, split["train"])
+                    save_latents(out / LATENTS_FILE, codes, split["train"], _labels(zoo, split["train"]))
             state.update(epoch=epoch + 1, step=step)
             save_checkpoint(out, model, opt, state, codes)
             group.barrier()
@@ -331,7 +331,7 @@ def _train(zoo, out, model_config, config, device, on_eval, group) -> dict | Non
         if len(params[k])
     }
     if codes is None:
-        save_latents(out / LATENTS_FILE, best.encode(params["train"]), split["train"])
+        save_latents(out / LATENTS_FILE, best.encode(params["train"]), split["train"], _labels(zoo, split["train"]))
     else:
         z, _ = best.train_latents(out)
         results["train_codes"] = evaluate_split(
@@ -355,6 +355,12 @@ def _train(zoo, out, model_config, config, device, on_eval, group) -> dict | Non
     save_space(out, best)
     atomic_write_json(out / "train_summary.json", summary)
     return summary
+
+
+def _labels(zoo: FieldZoo, names: list[str]) -> dict | None:
+    """The latents file's labels (the zoo entries' classes), when the zoo records any."""
+    labels = {n: zoo.entries[zoo.index(n)].get("label") for n in names}
+    return {"labels": labels} if any(v is not None for v in labels.values()) else None
 
 
 def _meta(zoo: FieldZoo, configs: dict, split: dict, state: dict) -> dict:

@@ -1,0 +1,42 @@
+"""``shapezoo probe``: classify and retrieve members from their latents, raw weights or PCA, k-fold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import finish, handle_errors, parse_names
+
+
+@handle_errors
+def probe(
+    latents: Annotated[Path, typer.Argument(help="latents.safetensors (from encode, or a space's train latents).")],
+    task: Annotated[str, typer.Option(help="classify, retrieve or both (comma-separated).")] = "classify,retrieve",
+    features: Annotated[
+        str,
+        typer.Option(help="latents, weights (raw), pca (of the weights, fitted per training fold); comma-separated."),
+    ] = "latents",
+    zoo: Annotated[Path | None, typer.Option(help="Zoo of the weights and labels (default: the one encoded).")] = None,
+    folds: Annotated[int, typer.Option(help="Stratified folds (every member scored once, unseen).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the MLP.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+):
+    """k-fold linear and MLP classification and retrieval (mAP, precision@k) of the members' classes."""
+    from shapezoo.core.probe import ProbeConfig, probe_latents
+
+    tasks, kinds = tuple(parse_names(task) or ()), tuple(parse_names(features) or ())
+    result = probe_latents(latents, tasks, kinds, zoo, ProbeConfig(folds=folds, seed=seed), out=out)
+    rows = []
+    for f in kinds:
+        c, r = result[f].get("classify", {}), result[f].get("retrieve", {}).get("cosine", {})
+        rows.append(
+            (f, c.get("linear_accuracy", "-"), c.get("mlp_accuracy", "-"), r.get("map", "-"), r.get("p@1", "-"))
+        )
+    finish(
+        f"{result['members']} members, {len(result['classes'])} classes, {folds} folds",
+        ["features", "linear acc", "MLP acc", "mAP (cosine)", "P@1"],
+        rows,
+        result,
+    )

@@ -1,0 +1,117 @@
+"""Labels through sampling, zoo and latents; k-fold probes on latents, raw weights and PCA (no fold leaks); the
+latent probe ignores hidden-unit permutations; bad input is one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from shapezoo.core.latents import save_latents
+from shapezoo.core.probe import ProbeConfig, class_ids, classify, fold_features, retrieve, splits
+from shapezoo.core.zoo import load_zoo
+from shapezoo.errors import InputError
+from shapezoo.meshes import find_meshes, read_labels, shape_label
+from shapezoo.sampling import SampleConfig, sample_meshes
+from shapezoo.space import load_space
+from shapezoo_cli.main import app
+from shapezoo_datasets import generate
+
+runner = CliRunner()
+
+
+def test_labels_come_from_the_family_the_folder_tree_or_a_csv(tmp_path, box_mesh):
+    generate("vase", 1, tmp_path / "proc", seed=0)
+    (tmp_path / "tree" / "chairs" / "a").mkdir(parents=True)
+    box_mesh.export(tmp_path / "tree" / "chairs" / "a" / "m.obj")
+    box_mesh.export(tmp_path / "tree" / "loose.obj")
+    labels = {n: shape_label(n, p) for n, p in find_meshes(tmp_path)}
+    assert labels == {"proc__vase_0000": "vase", "tree__chairs__a__m": "tree", "tree__loose": "tree"}
+    tree = {n: shape_label(n, p) for n, p in find_meshes(tmp_path / "tree")}
+    assert tree == {"chairs__a__m": "chairs", "loose": None}
+    csv = tmp_path / "labels.csv"
+    csv.write_text("name,label\nchairs__a__m,seat\nloose,box\n")
+    index = sample_meshes(tmp_path / "tree", tmp_path / "s", SampleConfig(points=2000), labels=read_labels(csv))
+    assert {e["name"]: e["label"] for e in index["shapes"]} == {"chairs__a__m": "seat", "loose": "box"}
+    csv.write_text("loose,box\n")
+    with pytest.raises(Exception, match="no label for 1 shape"):
+        sample_meshes(tmp_path / "tree", tmp_path / "s2", SampleConfig(points=2000), labels=read_labels(csv))
+    (tmp_path / "bad.csv").write_text("a,b,c\n")
+    with pytest.raises(InputError, match="line 1: expected 'name,label'"):
+        read_labels(tmp_path / "bad.csv")
+
+
+def test_probes_separate_separable_classes_and_not_noise():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 10)
+    clear = rng.normal(size=(30, 8)) * 0.1 + np.eye(3, 8)[y] * 5
+    noise = rng.normal(size=(30, 8))
+    good, bad = classify(clear, y, "latents"), classify(noise, y, "latents")
+    assert good["linear_accuracy"] == 1.0 and good["mlp_accuracy"] >= 0.9
+    assert bad["linear_accuracy"] < 0.7 and np.trace(np.array(good["confusion"])) == 30
+    assert retrieve(clear, y, "latents")["cosine"]["map"] == pytest.approx(1.0)
+    assert retrieve(noise, y, "latents")["cosine"]["map"] < 0.6
+
+
+def test_pca_is_fitted_on_the_training_folds_only():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(20, 12)), np.repeat([0, 1], 10)
+    config = ProbeConfig(folds=4, pca=3)
+    for train, test in splits(y, config):
+        a, b, pca = fold_features("pca", X, train, test, config)
+        assert set(train).isdisjoint(test) and np.allclose(pca.mean_, X[train].mean(0))
+        assert not np.allclose(pca.mean_, X.mean(0)) and a.shape == (len(train), 3) and b.shape == (len(test), 3)
+
+
+def _permute_hidden(spec, w: torch.Tensor, layer: int, perm: torch.Tensor) -> torch.Tensor:
+    """The same function with the hidden units of layer ``layer`` reordered."""
+    t = {k: v.clone() for k, v in spec.layout().unflatten(w).items()}
+    t[f"layers.{layer}.weight"], t[f"layers.{layer}.bias"] = (
+        t[f"layers.{layer}.weight"][perm],
+        t[f"layers.{layer}.bias"][perm],
+    )
+    t[f"layers.{layer + 1}.weight"] = t[f"layers.{layer + 1}.weight"][:, perm]
+    return spec.layout().flatten(t)
+
+
+def test_the_latent_probe_does_not_see_hidden_unit_permutations(trained, tiny_zoo):
+    space, zoo = load_space(trained[0]), load_zoo(tiny_zoo)
+    y = np.arange(len(zoo.names)) % 2  # the tiny zoo alternates boxes and spheres
+    permuted = zoo.params.clone()
+    g = torch.Generator().manual_seed(0)
+    for i in range(len(permuted)):
+        for layer in range(zoo.spec.depth):
+            permuted[i] = _permute_hidden(zoo.spec, permuted[i], layer, torch.randperm(zoo.spec.width, generator=g))
+    a, b = space.encode(zoo.params).numpy(), space.encode(permuted).numpy()
+    assert np.abs(a - b).max() < 1e-4 * np.abs(a).max()
+    config = ProbeConfig(folds=3)
+    assert classify(a, y, "latents", config) == classify(b, y, "latents", config)
+
+
+def test_probe_cli_reports_and_refuses_bad_labels_in_one_line(tmp_path, trained, tiny_zoo):
+    zoo = load_zoo(tiny_zoo)
+    z = torch.randn(len(zoo.names), 4)
+    labelled = tmp_path / "z.safetensors"
+    save_latents(labelled, z, zoo.names, {"labels": {n: ["box", "ball"][i % 2] for i, n in enumerate(zoo.names)}})
+    res = runner.invoke(
+        app, ["probe", str(labelled), "--folds", "3", "--features", "latents,weights,pca", "--zoo", str(tiny_zoo)]
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["classes"] == ["ball", "box"] and report["weights"]["classify"]["linear_accuracy"] >= 0.5
+    cases = [
+        ({}, "have no label"),
+        ({"labels": {n: "box" for n in zoo.names}}, "a probe needs two classes"),
+        ({"labels": {n: ["box", "ball"][i % 2] for i, n in enumerate(zoo.names)}}, "the smallest has 6"),
+    ]
+    for i, (meta, message) in enumerate(cases):
+        path = tmp_path / f"bad{i}.safetensors"
+        save_latents(path, z, zoo.names, meta)
+        folds = "8" if "smallest" in message else "3"
+        res = runner.invoke(app, ["probe", str(path), "--folds", folds, "--zoo", str(tiny_zoo)])
+        assert res.exit_code == 1 and message in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    with pytest.raises(InputError, match="have no label"):
+        class_ids(["a"], {}, 2, "x")
