@@ -173,6 +173,33 @@ def info(space: Annotated[Path, typer.Argument(help="Space folder.")]):
     typer.echo(json.dumps(load_classifier_space(space).info(), indent=1))
 
 
+@app.command("probe")
+@handle_errors
+def probe(
+    latents: Annotated[Path, typer.Argument(help="Latents of classifiers (classifiers encode).")],
+    zoo: Annotated[Path | None, typer.Option(help="Their zoo (default: the one encoded).")] = None,
+    target: Annotated[str, typer.Option(help="Metric to predict, as the zoo records it.")] = "accuracy_test",
+    folds: Annotated[int, typer.Option(help="Folds (every model predicted once, unseen).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the trees.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+):
+    """Predict each model's accuracy from its latent, beside the StatNN baseline (weight statistics -> trees)."""
+    from shapezoo.classifiers.probe import probe_accuracy
+
+    result = probe_accuracy(latents, zoo, target, folds, seed, out)
+    rows = [
+        (features, model, r["kendall_tau"], r["r2"])
+        for features in ("latent", "statnn")
+        for model, r in result[features].items()
+    ]
+    finish(
+        f"{result['models']} models, {target}, {folds} folds",
+        ["features", "regressor", "Kendall tau", "R^2"],
+        rows,
+        result,
+    )
+
+
 for _name in ("encode", "decode", "interpolate", "optimize"):
     app.command(_name)(getattr(latents, _name))
 app.command("eval")(latents.evaluate)

@@ -20,14 +20,25 @@ def probe(
     ] = "latents",
     zoo: Annotated[Path | None, typer.Option(help="Zoo of the weights and labels (default: the one encoded).")] = None,
     folds: Annotated[int, typer.Option(help="Stratified folds (every member scored once, unseen).")] = 5,
+    train: Annotated[
+        Path | None,
+        typer.Option(help="Fit on these latents (e.g. a space's training members) and score LATENTS, no folds."),
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="CSV of name,label (default: recorded in the latents/zoo).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the folds and the MLP.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
 ):
     """k-fold linear and MLP classification and retrieval (mAP, precision@k) of the members' classes."""
-    from shapezoo.core.probe import ProbeConfig, probe_latents
+    from shapezoo.core.probe import ProbeConfig
+    from shapezoo.meshes import read_labels
+    from shapezoo.probing import probe_latents
 
     tasks, kinds = tuple(parse_names(task) or ()), tuple(parse_names(features) or ())
-    result = probe_latents(latents, tasks, kinds, zoo, ProbeConfig(folds=folds, seed=seed), out=out)
+    config = ProbeConfig(folds=folds, seed=seed)
+    chosen = read_labels(labels) if labels else None
+    result = probe_latents(latents, tasks, kinds, zoo, config, out=out, train=train, labels=chosen)
     rows = []
     for f in kinds:
         c, r = result[f].get("classify", {}), result[f].get("retrieve", {}).get("cosine", {})
@@ -35,7 +46,7 @@ def probe(
             (f, c.get("linear_accuracy", "-"), c.get("mlp_accuracy", "-"), r.get("map", "-"), r.get("p@1", "-"))
         )
     finish(
-        f"{result['members']} members, {len(result['classes'])} classes, {folds} folds",
+        f"{result['members']} members, {len(result['classes'])} classes, folds: {result['folds']}",
         ["features", "linear acc", "MLP acc", "mAP (cosine)", "P@1"],
         rows,
         result,

@@ -115,3 +115,34 @@ def test_probe_cli_reports_and_refuses_bad_labels_in_one_line(tmp_path, trained,
         assert res.exit_code == 1 and message in res.output and len(res.output.strip().splitlines()) == 1, res.output
     with pytest.raises(InputError, match="have no label"):
         class_ids(["a"], {}, 2, "x")
+
+
+def test_d2_descriptor_is_a_seeded_distribution(tmp_path, box_mesh):
+    from shapezoo.probing import D2_BINS, d2_descriptor
+
+    box_mesh.export(tmp_path / "b.obj")
+    a, b = d2_descriptor(str(tmp_path / "b.obj"), "b"), d2_descriptor(str(tmp_path / "b.obj"), "b")
+    assert a.shape == (D2_BINS,) and np.array_equal(a, b) and a.sum() == pytest.approx(1.0)
+    with pytest.raises(InputError, match="not available for the d2 baseline"):
+        d2_descriptor(str(tmp_path / "gone.obj"), "gone")
+
+
+def test_classifier_accuracy_is_predicted_from_latents_and_statnn_on_the_same_folds(mlp_zoo, mlp_space, tmp_path):
+    from shapezoo.classifiers.probe import probe_accuracy, statnn_features
+    from shapezoo.classifiers.space import load_classifier_space
+
+    zoo = load_zoo(mlp_zoo[0], kind="classifier")
+    feats = statnn_features(zoo.spec, zoo.params[:3])
+    assert feats.shape == (3, 7 * len(zoo.spec.layout().entries))
+    space = load_classifier_space(mlp_space[0])
+    latents = tmp_path / "z.safetensors"
+    save_latents(latents, space.encode(zoo.spec, zoo.params), zoo.names, {"zoo": str(mlp_zoo[0])})
+    result = probe_accuracy(latents, folds=4, out=tmp_path / "r.json")
+    for features in ("latent", "statnn"):
+        for model in ("ridge", "gbt"):
+            assert 0.5 < result[features][model]["kendall_tau"] <= 1.0  # accuracies spread widely in this zoo
+    assert json.loads((tmp_path / "r.json").read_text())["models"] == len(zoo.names)
+    with pytest.raises(InputError, match="too few for 30 folds"):
+        probe_accuracy(latents, folds=30)
+    with pytest.raises(InputError, match="records no 'nope'"):
+        probe_accuracy(latents, target="nope")

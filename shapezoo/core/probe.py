@@ -10,8 +10,6 @@ import numpy as np
 
 from ..errors import InputError
 
-FEATURES = ("latents", "weights", "pca")
-
 
 @dataclass(frozen=True)
 class ProbeConfig:
@@ -63,16 +61,22 @@ def fold_features(features: str, X: np.ndarray, train: np.ndarray, test: np.ndar
     return pca.transform(X[train]), pca.transform(X[test]), pca
 
 
-def classify(X: np.ndarray, y: np.ndarray, features: str, config: ProbeConfig = ProbeConfig()) -> dict:
+Folds = list[tuple[np.ndarray, np.ndarray]]
+
+
+def classify(
+    X: np.ndarray, y: np.ndarray, features: str, config: ProbeConfig = ProbeConfig(), folds: Folds | None = None
+) -> dict:
     """Held-out accuracy (mean and per fold) of a linear classifier (logistic regression) and a small MLP on
-    standardised features, and the linear one's confusion matrix summed over the test folds."""
+    standardised features, and the linear one's confusion matrix summed over the test folds. ``folds``: explicit
+    (train, test) index pairs instead of the stratified k folds."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
     from sklearn.preprocessing import StandardScaler
 
     n_classes = int(y.max()) + 1
     out: dict = {"linear": [], "mlp": [], "confusion": np.zeros((n_classes, n_classes), dtype=int)}
-    for train, test in splits(y, config):
+    for train, test in folds or splits(y, config):
         a, b, _ = fold_features(features, X, train, test, config)
         scaler = StandardScaler().fit(a)
         a, b = scaler.transform(a), scaler.transform(b)
@@ -97,7 +101,9 @@ def _average_precision(relevant: np.ndarray) -> float:
     return float((hits[relevant] / (np.flatnonzero(relevant) + 1)).mean()) if relevant.any() else 0.0
 
 
-def retrieve(X: np.ndarray, y: np.ndarray, features: str, config: ProbeConfig = ProbeConfig()) -> dict:
+def retrieve(
+    X: np.ndarray, y: np.ndarray, features: str, config: ProbeConfig = ProbeConfig(), folds: Folds | None = None
+) -> dict:
     """Each test-fold member queries the training folds' members (same class = relevant), ranked by cosine and by
     Euclidean distance of the features as they are (a space's own geometry; scaling every dimension to unit variance
     would let uninformative ones weigh as much): mean average precision and precision at ``config.k``."""
@@ -105,7 +111,7 @@ def retrieve(X: np.ndarray, y: np.ndarray, features: str, config: ProbeConfig = 
     scores: dict[str, dict[str, list[float]]] = {
         m: {"map": [], **{f"p@{k}": [] for k in config.k}} for m in ("cosine", "euclidean")
     }
-    for train, test in splits(y, config):
+    for train, test in folds or splits(y, config):
         a, b, _ = fold_features(features, X, train, test, config)
         unit_a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
         unit_b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
@@ -120,51 +126,3 @@ def retrieve(X: np.ndarray, y: np.ndarray, features: str, config: ProbeConfig = 
                 for k in config.k:
                     scores[metric][f"p@{k}"].append(float(relevant[:k].mean()))
     return {m: {key: float(np.mean(v)) for key, v in s.items()} for m, s in scores.items()}
-
-
-def probe_latents(
-    latents: Path,
-    tasks: tuple[str, ...] = ("classify", "retrieve"),
-    features: tuple[str, ...] = ("latents",),
-    zoo: Path | None = None,
-    config: ProbeConfig = ProbeConfig(),
-    kind: str = "field",
-    out: Path | None = None,
-) -> dict:
-    """Probe the members of a latents file on the same folds with each kind of features: their latents, their raw
-    weights (``weights``) or the PCA of those (``pca``; read from ``zoo``, default the zoo the latents were encoded
-    from). Labels come from the latents file, else from the zoo's entries. Returns (and writes to ``out``) one
-    result per features and task."""
-    from ..io import atomic_write_json, ensure_output_dir
-    from .latents import read_latents
-    from .zoo import load_zoo
-
-    unknown = sorted(set(features) - set(FEATURES)) + sorted(set(tasks) - {"classify", "retrieve"})
-    if unknown:
-        raise InputError(latents, f"unknown --features/--task {unknown} ({', '.join(FEATURES)}; classify, retrieve)")
-    found = read_latents(latents)
-    labels = found.meta.get("labels") or {}
-    members = None
-    if any(f != "latents" for f in features) or not labels:
-        zoo_path = zoo or (Path(found.meta["zoo"]) if isinstance(found.meta.get("zoo"), str) else None)
-        if zoo_path is None:
-            raise InputError(latents, "records no zoo; give --zoo for weights, pca or labels")
-        members = load_zoo(zoo_path, kind)
-        missing = [n for n in found.names if n not in members.names]
-        if missing:
-            raise InputError(zoo_path, f"lacks {len(missing)} member(s) of the latents file (e.g. '{missing[0]}')")
-        labels = labels or {n: members.entries[members.index(n)].get("label") for n in found.names}
-    y, classes = class_ids(found.names, labels, config.folds, latents)
-    matrices = {"latents": found.z.numpy().astype(np.float64)}
-    if members is not None:
-        matrices["weights"] = matrices["pca"] = members.stack(found.names).numpy().astype(np.float64)
-    result: dict = {"latents": str(latents), "members": len(found.names), "classes": classes, "folds": config.folds}
-    for f in features:
-        result[f] = {}
-        for task in tasks:
-            probe = classify if task == "classify" else retrieve
-            result[f][task] = probe(matrices[f], y, f, config)
-    if out is not None:
-        ensure_output_dir(out.parent if str(out.parent) else Path("."))
-        atomic_write_json(out, result)
-    return result
