@@ -69,7 +69,45 @@ class DemoConfig:
         )
 
 
-STAGES = ("generate", "sample", "fit", "mesh", "eval", "space", "interpolate", "render", "classifiers", "report")
+STAGES = (
+    "generate",
+    "sample",
+    "fit",
+    "mesh",
+    "eval",
+    "space",
+    "interpolate",
+    "render",
+    "probe",
+    "classifiers",
+    "report",
+)
+
+
+def run_probe(out: Path, space, zoo, meshes: list) -> dict:
+    """Families from the zoo's fields encoded by the space (encoder alone) vs their raw weights and PCA, stratified
+    folds (as many as the smallest family allows, at most 5) into ``probe.json``; and a retrieval strip: the first
+    field and its five nearest by latent (cosine)."""
+    import numpy as np
+
+    from .core.latents import save_latents
+    from .core.probe import ProbeConfig
+    from .probing import probe_latents
+
+    z = space.encode(zoo.params.to(next(space.model.parameters()).device)).cpu()
+    labels = {n: zoo.entries[zoo.index(n)]["label"] for n in zoo.names}
+    save_latents(out / "probe_latents.safetensors", z, zoo.names, {"zoo": str(out / "zoo"), "labels": labels})
+    counts = np.unique(list(labels.values()), return_counts=True)[1]
+    config = ProbeConfig(folds=int(min(5, counts.min())))
+    kinds = ("latents", "weights", "pca")
+    result = probe_latents(out / "probe_latents.safetensors", ("classify", "retrieve"), kinds, out / "zoo", config)
+    atomic_write_json(out / "probe.json", result)
+    unit = torch.nn.functional.normalize(z, dim=1)
+    picked = [zoo.names[i] for i in (unit @ unit[0]).argsort(descending=True)[:6].tolist()]  # the query first
+    strip = [meshes[zoo.names.index(n)] for n in picked]
+    labels_shown = [f"query: {picked[0]}"] + picked[1:]
+    save_png(render_strip(strip, labels_shown, size=200), out / "renders" / "retrieval_strip.png")
+    return {k: result[k]["classify"]["linear_accuracy"] for k in kinds}
 
 
 def run_classifiers(out: Path, models: int, epochs: int, device: str | torch.device = "cpu") -> dict:
@@ -188,6 +226,8 @@ def run_demo(
         labels = [f"t={i / (len(seq_meshes) - 1):.2f}" for i in range(len(seq_meshes))]
         save_png(render_strip(seq_meshes, labels, size=200), out / "renders" / f"{key}_strip.png")
     done("render")
+    probe = run_probe(out, space, zoo, meshes)
+    done("probe")
     classifiers = run_classifiers(out / "classifiers", config.classifier_models, config.classifier_epochs, device)
     done("classifiers")
     sections = build_report(out, out / "report.html")
@@ -200,6 +240,7 @@ def run_demo(
         "eval": {k: v["median"] for k, v in report["summary"].items()},
         "space": {k: v["field_iou_median"] for k, v in space_summary["results"].items()},
         "interpolation": [a, b],
+        "probe": probe,
         "classifiers": classifiers,
         "report": str(out / "report.html"),
         "sections": sections,

@@ -96,8 +96,8 @@ def render_strip(
     return render_grid(meshes, labels, cols=len(meshes), view=view, size=size)
 
 
-def save_png(image: np.ndarray, path: str | Path) -> None:
-    """Write an (h, w, 3) uint8 image as PNG, atomically."""
+def png_bytes(image: np.ndarray) -> bytes:
+    """An (h, w, 3) uint8 image encoded as PNG."""
     import io
 
     import matplotlib
@@ -107,4 +107,9 @@ def save_png(image: np.ndarray, path: str | Path) -> None:
 
     buf = io.BytesIO()
     matplotlib.image.imsave(buf, image, format="png")
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_png(image: np.ndarray, path: str | Path) -> None:
+    """Write an (h, w, 3) uint8 image as PNG, atomically."""
+    atomic_write_bytes(path, png_bytes(image))

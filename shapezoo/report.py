@@ -19,7 +19,7 @@ import numpy as np
 
 from .io import atomic_write_bytes, read_json
 
-SECTIONS = ("summary", "gallery", "metrics", "interpolation", "training", "latent-map", "classifiers")
+SECTIONS = ("summary", "gallery", "metrics", "interpolation", "training", "latent-map", "probe", "classifiers")
 PALETTE = ("#3b6fb6", "#d0743c", "#5b9e4d", "#b84a62", "#8a6bbf", "#c9a227", "#4aa3a2", "#777777")
 
 
@@ -296,6 +296,7 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
     else:
         parts["latent-map"] = "<p>No weight space in this run.</p>"
 
+    parts["probe"] = _probe_section(run, info)
     parts["classifiers"] = _classifier_section(run / "classifiers", info)
 
     summary_rows = [(k, str(v)) for k, v in info.items()]
@@ -305,6 +306,52 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
     data = {"gallery": gallery, "interp": seqs.get("interpolation", {}).get("meshes", [])}
     atomic_write_bytes(out, _page(parts, data).encode())
     return info
+
+
+def _probe_section(run: Path, info: dict) -> str:
+    """Accuracy and retrieval per kind of features, the confusion matrix of the latents' linear probe, and a
+    retrieval strip (a query and its nearest members by latent), from ``probe.json`` as ``shapezoo probe`` writes it
+    and ``renders/retrieval_strip.png``."""
+    path = run / "probe.json"
+    if not path.exists():
+        return "<p>No probe in this run.</p>"
+    r = read_json(path)
+    kinds = [k for k in ("latents", "weights", "pca", "d2") if k in r]
+    rows = []
+    for k in kinds:
+        c, q = r[k].get("classify", {}), r[k].get("retrieve", {}).get("cosine", {})
+        rows.append(
+            (k, c.get("linear_accuracy", "-"), c.get("mlp_accuracy", "-"), q.get("map", "-"), q.get("p@1", "-"))
+        )
+    parts = [
+        f"<p>{r['members']} members, {len(r['classes'])} classes, folds: {html.escape(str(r['folds']))}.</p>",
+        _table(["features", "linear accuracy", "MLP accuracy", "mAP (cosine)", "P@1"], rows),
+    ]
+    confusion = r.get(kinds[0], {}).get("classify", {}).get("confusion") if kinds else None
+    if confusion:
+        peak = max(max(row) for row in confusion) or 1
+        cells = "".join(
+            "<tr><th>"
+            + html.escape(name)
+            + "</th>"
+            + "".join(
+                f'<td style="background:rgba(59,111,182,{v / peak:.2f});text-align:center;'
+                f'color:{"#fff" if v / peak > 0.6 else "#222"}">{v}</td>'
+                for v in row
+            )
+            + "</tr>"
+            for name, row in zip(r["classes"], confusion)
+        )
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in r["classes"])
+        parts.append(
+            f"<p>Confusion matrix of the {kinds[0]} linear probe (rows: true class, columns: predicted; held-out"
+            f" folds)</p><table><tr><th></th>{head}</tr>{cells}</table>"
+        )
+    strip = run / "renders" / "retrieval_strip.png"
+    if strip.exists():
+        parts.append("<p>Retrieval: a query (left) and its five nearest members by latent (cosine).</p>" + _png(strip))
+    info["probe"] = r["members"]
+    return "".join(parts)
 
 
 def _classifier_section(folder: Path, info: dict) -> str:
@@ -358,6 +405,7 @@ def _page(parts: dict[str, str], data: dict) -> str:
         "interpolation": "Interpolation",
         "training": "Training curves",
         "latent-map": "Latent space",
+        "probe": "Probing: classes from latents",
         "classifiers": "Classifiers: accuracy along an interpolation",
     }
     body = "".join(f'<section id="{k}"><h2>{titles[k]}</h2>{parts[k]}</section>' for k in SECTIONS)
