@@ -11,7 +11,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -24,9 +24,6 @@ from .errors import ShapezooError
 from .fields import FieldSpec, field_forward
 from .jitter import JITTER_STRIDE, jitter_tables
 from .runtime import available_memory, cuda_graph, precision
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .core.cluster import TaskSpec, connect, run_tasks
 from .errors import InputError, ShapezooError
 from .fields import FieldSpec, init_params
 from .fit import FitConfig, FitResult, fit_fields
@@ -197,8 +198,6 @@ def _inner_fit(spec, phi, points, occupancy, n_uniform, names, inner, device) ->
 
 def _ray_inner_fit(address: str, threads: int) -> Callable[..., FitResult]:
     """``_inner_fit`` with the batch spread over Ray tasks (CPU), the results joined in order."""
-    from .core.cluster import TaskSpec, connect, run_tasks
-
     slots = max(1, int(connect(address).get("CPU", 1)) // threads)
 
     def fit(spec, phi, points, occupancy, n_uniform, names, inner, device) -> FitResult:

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from .charts import heat_table, html_table, png_img, svg_lines, svg_scatter
 from .io import atomic_write_bytes, read_json
 
 SECTIONS = ("summary", "gallery", "metrics", "interpolation", "training", "latent-map", "probe", "classifiers")
-PALETTE = ("#3b6fb6", "#d0743c", "#5b9e4d", "#b84a62", "#8a6bbf", "#c9a227", "#4aa3a2", "#777777")
 
 
 def _mesh_json(vertices: np.ndarray, faces: np.ndarray, name: str) -> dict:
@@ -36,94 +36,6 @@ def _load_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except (ValueError, IndexError):  # an empty mesh file (a step with no surface)
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
     return np.asarray(m.vertices), np.asarray(m.faces)
-
-
-def svg_lines(
-    series: dict[str, tuple[Sequence[float], Sequence[float]]],
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    log_y: bool = False,
-    width: int = 440,
-    height: int = 260,
-) -> str:
-    """A line plot as inline SVG (one polyline per series, shared axes, legend)."""
-    pts = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys) if np.isfinite(y) and (y > 0 or not log_y)]
-    if not pts:
-        return f"<p>{html.escape(title)}: no data</p>"
-    f = np.log10 if log_y else (lambda v: v)
-    xs_all, ys_all = np.array([p[0] for p in pts], float), f(np.array([p[1] for p in pts], float))
-    x0, x1 = xs_all.min(), xs_all.max() + (xs_all.max() == xs_all.min())
-    y0, y1 = ys_all.min(), ys_all.max() + (ys_all.max() == ys_all.min())
-    L, R, T, B = 52, 12, 24, 36
-    sx = lambda x: L + (x - x0) / (x1 - x0) * (width - L - R)  # noqa: E731
-    sy = lambda y: height - B - (y - y0) / (y1 - y0) * (height - T - B)  # noqa: E731
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="plot">',
-        f'<text x="{width / 2}" y="15" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
-        f'<line x1="{L}" y1="{height - B}" x2="{width - R}" y2="{height - B}" stroke="#999"/>',
-        f'<line x1="{L}" y1="{T}" x2="{L}" y2="{height - B}" stroke="#999"/>',
-    ]
-    for v in (y0, y1):
-        label = f"{10**v:.3g}" if log_y else f"{v:.3g}"
-        out.append(f'<text x="{L - 4}" y="{sy(v) + 4:.1f}" text-anchor="end" font-size="10">{label}</text>')
-    for v in (x0, x1):
-        out.append(f'<text x="{sx(v):.1f}" y="{height - B + 14}" text-anchor="middle" font-size="10">{v:.4g}</text>')
-    out.append(
-        f'<text x="{width / 2}" y="{height - 6}" text-anchor="middle" font-size="11">{html.escape(xlabel)}</text>'
-    )
-    out.append(
-        f'<text x="12" y="{height / 2}" font-size="11" transform="rotate(-90 12 {height / 2})" '
-        f'text-anchor="middle">{html.escape(ylabel)}</text>'
-    )
-    for i, (name, (xs, ys)) in enumerate(series.items()):
-        keep = [(x, f(y)) for x, y in zip(xs, ys) if np.isfinite(y) and (y > 0 or not log_y)]
-        c = PALETTE[i % len(PALETTE)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in keep)
-        out.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.6" points="{path}"/>')
-        out.append(
-            f'<text x="{width - R - 4}" y="{T + 12 + 13 * i}" text-anchor="end" font-size="10" '
-            f'fill="{c}">{html.escape(name)}</text>'
-        )
-    out.append("</svg>")
-    return "".join(out)
-
-
-def svg_scatter(xy: np.ndarray, groups: Sequence[str], title: str, width: int = 440, height: int = 320) -> str:
-    """A 2-D scatter as inline SVG, coloured by group, with a legend."""
-    names = sorted(set(groups))
-    lo, hi = xy.min(0), xy.max(0)
-    span = np.where(hi - lo > 0, hi - lo, 1)
-    p = 24 + (xy - lo) / span * (np.array([width, height]) - 48 - np.array([90, 0]))
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="plot">',
-        f'<text x="{width / 2}" y="15" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
-    ]
-    for (x, y), g in zip(p, groups):
-        c = PALETTE[names.index(g) % len(PALETTE)]
-        out.append(f'<circle cx="{x:.1f}" cy="{height - y:.1f}" r="3.2" fill="{c}" fill-opacity="0.8"/>')
-    for i, g in enumerate(names):
-        c = PALETTE[i % len(PALETTE)]
-        out.append(
-            f'<text x="{width - 8}" y="{34 + 14 * i}" text-anchor="end" font-size="11" fill="{c}">'
-            f"{html.escape(g)}</text>"
-        )
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _table(columns: Sequence[str], rows: Sequence[Sequence]) -> str:
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))  # noqa: E731
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _png(path: Path) -> str:
-    if not path.exists():
-        return ""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
 
 
 def _family(name: str) -> str:
@@ -150,7 +62,7 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
             '<div class="viewer" id="gallery-viewer"></div><p><select id="gallery-select">'
             + "".join(f'<option value="{i}">{html.escape(m["name"])}</option>' for i, m in enumerate(gallery))
             + "</select> drag to rotate, scroll to zoom</p>"
-            + _png(run / "renders" / "zoo_grid.png")
+            + png_img(run / "renders" / "zoo_grid.png")
         )
         if gallery
         else "<p>No field meshes in this run.</p>"
@@ -168,9 +80,9 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
         ]
         parts["metrics"] = (
             f"<p>{html.escape(report.get('units', ''))}</p>"
-            + _table(["metric", "mean", "median", "worst"], rows)
+            + html_table(["metric", "mean", "median", "worst"], rows)
             + "<details><summary>per field</summary>"
-            + _table(["field", "IoU", "CD-L2 x1e3", "F-score", "normal consistency"], entries)
+            + html_table(["field", "IoU", "CD-L2 x1e3", "F-score", "normal consistency"], entries)
             + "</details>"
         )
         info["metrics"] = len(entries)
@@ -218,16 +130,16 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
             f'<div class="viewer" id="interp-viewer"></div>'
             f'<p><input type="range" id="interp-slider" min="0" max="{n - 1}" value="0" step="1"> '
             f'step <span id="interp-step">0</span> of {n - 1}</p>'
-            + _png(run / "renders" / "interpolation_strip.png")
+            + png_img(run / "renders" / "interpolation_strip.png")
             + (
                 (
                     "<p>Raw-weight interpolation between the same fields (baseline):</p>"
-                    + _png(run / "renders" / "interpolation_weights_strip.png")
+                    + png_img(run / "renders" / "interpolation_weights_strip.png")
                 )
                 if "interpolation_weights" in seqs
                 else ""
             )
-            + _table(["step", "volume share", "CD-L2 to A x1e3", "CD-L2 to B x1e3"], rows)
+            + html_table(["step", "volume share", "CD-L2 to A x1e3", "CD-L2 to B x1e3"], rows)
             + plot
         )
     else:
@@ -300,7 +212,7 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
     parts["classifiers"] = _classifier_section(run / "classifiers", info)
 
     summary_rows = [(k, str(v)) for k, v in info.items()]
-    parts["summary"] = f"<p>Run folder: <code>{html.escape(str(run.resolve()))}</code></p>" + _table(
+    parts["summary"] = f"<p>Run folder: <code>{html.escape(str(run.resolve()))}</code></p>" + html_table(
         ["section", "items"], summary_rows
     )
     data = {"gallery": gallery, "interp": seqs.get("interpolation", {}).get("meshes", [])}
@@ -325,31 +237,19 @@ def _probe_section(run: Path, info: dict) -> str:
         )
     parts = [
         f"<p>{r['members']} members, {len(r['classes'])} classes, folds: {html.escape(str(r['folds']))}.</p>",
-        _table(["features", "linear accuracy", "MLP accuracy", "mAP (cosine)", "P@1"], rows),
+        html_table(["features", "linear accuracy", "MLP accuracy", "mAP (cosine)", "P@1"], rows),
     ]
     confusion = r.get(kinds[0], {}).get("classify", {}).get("confusion") if kinds else None
     if confusion:
-        peak = max(max(row) for row in confusion) or 1
-        cells = "".join(
-            "<tr><th>"
-            + html.escape(name)
-            + "</th>"
-            + "".join(
-                f'<td style="background:rgba(59,111,182,{v / peak:.2f});text-align:center;'
-                f'color:{"#fff" if v / peak > 0.6 else "#222"}">{v}</td>'
-                for v in row
-            )
-            + "</tr>"
-            for name, row in zip(r["classes"], confusion)
-        )
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in r["classes"])
         parts.append(
             f"<p>Confusion matrix of the {kinds[0]} linear probe (rows: true class, columns: predicted; held-out"
-            f" folds)</p><table><tr><th></th>{head}</tr>{cells}</table>"
+            f" folds)</p>" + heat_table(r["classes"], r["classes"], confusion)
         )
     strip = run / "renders" / "retrieval_strip.png"
     if strip.exists():
-        parts.append("<p>Retrieval: a query (left) and its five nearest members by latent (cosine).</p>" + _png(strip))
+        parts.append(
+            "<p>Retrieval: a query (left) and its five nearest members by latent (cosine).</p>" + png_img(strip)
+        )
     info["probe"] = r["members"]
     return "".join(parts)
 
@@ -372,7 +272,7 @@ def _classifier_section(folder: Path, info: dict) -> str:
             (f"{t:.2f}", arch, 100 * a, "-" if b is None else 100 * b)
             for t, arch, a, b in zip(r["t"], r["arch_latent"], r["accuracy_latent"], raw)
         ]
-        parts.append(_table(["t", "decoded as", "latent path acc %", "raw-weight acc %"], rows))
+        parts.append(html_table(["t", "decoded as", "latent path acc %", "raw-weight acc %"], rows))
         info["classifiers"] = len(r["t"])
     path = folder / "eval.json"
     if path.exists():
@@ -388,7 +288,9 @@ def _classifier_section(folder: Path, info: dict) -> str:
             )
             for role, v in summary.items()
         ]
-        parts.append(_table(["models", "count", "original acc %", "decoded acc %", "mean |gap| pt", "Spearman"], rows))
+        parts.append(
+            html_table(["models", "count", "original acc %", "decoded acc %", "mean |gap| pt", "Spearman"], rows)
+        )
     return "".join(parts) or "<p>No classifier zoo in this run.</p>"
 
 

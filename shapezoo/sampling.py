@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .core.cluster import StorageError, TaskSpec, check_shared, connect, run_tasks
 from .errors import InputError, ShapezooError
 from .fit import check_samples
 from .io import (
@@ -210,8 +211,6 @@ def sample_one(
     ``out/NAME.safetensors`` (skipped when the file is there from the same source and config), or ("failed",
     {name, source, error}) for a mesh that cannot be used. A file that cannot be written raises StorageError (the
     folder, not the mesh)."""
-    from .core.cluster import StorageError
-
     file = out / f"{name}.safetensors"
     try:
         if old and file.exists() and old.get("source") == str(path) and _same_hash(path, old["sha256"]):
@@ -303,8 +302,6 @@ def sample_meshes(
         for task in tasks:
             record(*sample_one(*task))
         return index
-    from .core.cluster import TaskSpec, check_shared, connect, run_tasks
-
     connect(ray)
     check_shared(out)
 

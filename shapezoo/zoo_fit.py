@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .core.cluster import StorageError, TaskSpec, check_shared, connect, run_tasks
 from .core.measure import metric_summary
 from .core.zoo import ZOO_JSON, ZooWriter, load_zoo, shard_name, write_shard
 from .errors import ShapezooError
@@ -82,8 +83,6 @@ def fit_batch(
     """One job of a zoo: fit a batch of shapes from ``start`` on ``device`` and write its shard file (atomic). Shapes
     whose samples cannot be used get failed entries and ``start`` rows. Returns the entries and the batch's curve
     (None when no shape could be fitted)."""
-    from .core.cluster import StorageError
-
     loaded, entries, n_uniform = load_sample_batch(samples_dir, shapes)
     rows = [start.expand(len(entries), -1)] if entries else []
     curve = None
@@ -151,8 +150,6 @@ def fit_zoo(
     threads = threads or torch.get_num_threads()
     task_device, gpus = "cpu", 0.0
     if ray is not None:
-        from .core.cluster import connect
-
         resources = connect(ray)
         if str(device) in ("auto", "cuda") and resources.get("GPU", 0) > 0:
             task_device, gpus = "cuda", 1.0
@@ -208,7 +205,6 @@ def fit_zoo(
             shard = writer.path / shard_name(base + j)
             landed(j, fit_batch(samples_dir, shapes_j, spec, start, config, device, shard, on_check))
     else:
-        from .core.cluster import TaskSpec, check_shared, run_tasks
 
         def lost(j: int, error: str) -> None:  # stored as failed before fitting: the next run retries them
             entries = [
