@@ -34,7 +34,7 @@ def d2_descriptor(source: str | None, name: str, points: int = 2048, pairs: int 
     return hist / pairs
 
 
-def _members(path: Path, zoo: Path | None, kind: str, need_zoo: bool, labels: dict | None):
+def _members(path: Path, zoo: Path | None, kind: str, need_zoo: bool, labels: dict | None, loaded: dict):
     """(latents, names, labels, the zoo or None) of one latents file; labels from ``labels``, else the file,
     else the zoo's entries."""
     found = read_latents(path)
@@ -44,7 +44,9 @@ def _members(path: Path, zoo: Path | None, kind: str, need_zoo: bool, labels: di
         zoo_path = zoo or (Path(found.meta["zoo"]) if isinstance(found.meta.get("zoo"), str) else None)
         if zoo_path is None:
             raise InputError(path, "records no zoo; give --zoo for weights, pca or labels")
-        members = load_zoo(zoo_path, kind)
+        if zoo_path not in loaded:  # a --train file usually shares the zoo: read it once
+            loaded[zoo_path] = load_zoo(zoo_path, kind)
+        members = loaded[zoo_path]
         missing = [n for n in found.names if n not in members.names]
         if missing:
             raise InputError(zoo_path, f"lacks {len(missing)} member(s) of {path.name} (e.g. '{missing[0]}')")
@@ -74,7 +76,8 @@ def probe_latents(
     if unknown:
         raise InputError(latents, f"unknown --features/--task {unknown} ({', '.join(FEATURES)}; classify, retrieve)")
     need_zoo = any(f != "latents" for f in features)
-    parts = [_members(p, zoo, kind, need_zoo, labels) for p in ([train] if train else []) + [latents]]
+    zoos: dict = {}
+    parts = [_members(p, zoo, kind, need_zoo, labels, zoos) for p in ([train] if train else []) + [latents]]
     names = [n for part in parts for n in part[1]]
     all_labels = {n: part[2].get(n) for part in parts for n in part[1]}
     folds = None
