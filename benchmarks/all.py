@@ -60,6 +60,10 @@ QUICK: dict[str, tuple[str | None, Args]] = {
         ),
     ),
     "space_iou": ("space", lambda d, w: [str(d["zoo"]), str(d["shapes"]), str(d["space"]), "--refine", "5"]),
+    "space_curve": (
+        "space",
+        lambda d, w: [str(d["shapes"]), "--run", f"quick={d['zoo']}:{d['space']}", "--refine", "0", "3"],
+    ),
     "space_eval": (
         "space",
         lambda d, w: (

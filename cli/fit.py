@@ -23,7 +23,10 @@ def fit(
         int, typer.Option(help="Adam steps per field (0: the recipe's, 500 from a learned init, else 4800).")
     ] = 0,
     points_per_step: Annotated[int, typer.Option(help="Training points per field per step.")] = 1024,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay).")] = 5e-4,
+    lr: Annotated[
+        float,
+        typer.Option(help="Peak learning rate, cosine decay (0: the recipe's, 2e-3 from a shift base, else 5e-4)."),
+    ] = 0.0,
     target_iou: Annotated[float, typer.Option(help="Stop a field early at this training IoU (0: never).")] = 0.0,
     batch: Annotated[int, typer.Option(help="Fields fitted together in one job.")] = 32,
     device: Device = "auto",
@@ -52,10 +55,11 @@ def fit(
 
     spec = FieldSpec.from_arch(arch, width, depth)
     start = choose_init(init, spec, out, template=bool(template))
+    shift = start is not None and start.modulation == "shift"
     config = FitConfig(
         steps=steps,
         points_per_step=points_per_step,
-        lr=lr,
+        lr=lr or FitConfig.default_lr("biases" if shift else "all"),
         target_iou=target_iou or None,
         init_seed=seed,
         template=template or None,

@@ -1,4 +1,4 @@
-"""``shapezoo init``: learn a start point for every field of an architecture (meta-learned over shapes)."""
+"""``shapezoo init``: learn where fields start (a Reptile init) or what they share (a shift base)."""
 
 from __future__ import annotations
 
@@ -60,3 +60,60 @@ def learn(
         "device": str(dev),
     }
     finish(f"learned init {out} ({len(record['shapes'])} shapes)", ["outer step", "inner loss", "IoU"], rows, summary)
+
+
+@app.command("base")
+@handle_errors
+def base(
+    samples: Annotated[list[Path], typer.Argument(help="Samples folders of the training shapes.")],
+    out: Annotated[Path, typer.Option(help="Base folder (created, or resumed when it exists).")],
+    arch: Annotated[str, typer.Option(help="siren or relu_pe.")] = "siren",
+    width: Annotated[int, typer.Option(help="Hidden units per layer.")] = 128,
+    depth: Annotated[int, typer.Option(help="Hidden layers.")] = 3,
+    steps: Annotated[int, typer.Option(help="Adam steps (each over --batch shapes).")] = 3000,
+    batch: Annotated[int, typer.Option(help="Shapes per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate of the shared weights.")] = 1e-4,
+    bias_lr: Annotated[float, typer.Option(help="Peak learning rate of the per-shape biases.")] = 1e-3,
+    val: Annotated[float, typer.Option(help="Validation share left out (as 'space train --val').")] = 0.1,
+    test: Annotated[float, typer.Option(help="Held-out share left out (as 'space train --test').")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the shape draws (as 'space train --seed').")] = 0,
+    train_shapes: Annotated[
+        int, typer.Option(help="Learn on this many of the training shapes (as 'space train --train-limit'; 0: all).")
+    ] = 0,
+    device: Device = "auto",
+):
+    """Learn a shift base on the training split of the shapes: shared weights that every field keeps, each shape
+    fitting only its biases (Functa's shift modulation). 'shapezoo fit --init BASE' fits such fields; a space of them
+    reads every field exactly."""
+    import torch
+
+    from shapezoo.fields import FieldSpec
+    from shapezoo.learned_init import BaseConfig, learn_base
+    from shapezoo.runtime import resolve_device
+
+    spec = FieldSpec.from_arch(arch, width, depth)
+    config = BaseConfig(
+        steps=steps, batch=batch, lr=lr, bias_lr=bias_lr, seed=seed, val=val, test=test, train_shapes=train_shapes
+    )
+    dev = resolve_device(device)
+    with progress() as bar:
+        task = bar.add_task("learning base", total=steps, status="")
+
+        def on_step(entry: dict) -> None:
+            bar.update(task, completed=entry["step"], status=f"loss {entry['loss']:.4f}")
+
+        record = learn_base(samples, out, spec, config, dev, on_step)
+    curve = record["curve"]
+    shown = sorted({*range(0, len(curve), max(1, len(curve) // 8)), len(curve) - 1}) if curve else []
+    rows = [(curve[i]["step"], curve[i]["loss"]) for i in shown]
+    summary = {
+        "out": str(out),
+        "spec": record["spec"],
+        "shapes": len(record["shapes"]),
+        "steps": record["steps_done"],
+        "complete": record["complete"],
+        "final": curve[-1] if curve else None,
+        "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
+    }
+    finish(f"shift base {out} ({len(record['shapes'])} shapes)", ["step", "loss"], rows, summary)

@@ -24,9 +24,13 @@ def train(
     zoo: Annotated[Path, typer.Argument(help="Field zoo to learn the space of.")],
     out: Annotated[Path, typer.Option(help="Space folder (created, or resumed when it exists).")],
     design: Annotated[
-        str, typer.Option(help="neuron (permutation-invariant) or prep (the paper's baseline).")
-    ] = "neuron",
-    latent: Annotated[int, typer.Option(help="Latent size.")] = 512,
+        str,
+        typer.Option(
+            help="auto (shift for a zoo fitted from a shift base, else neuron), shift (exact for such zoos), neuron "
+            "(learned, permutation-invariant) or prep (the paper's baseline)."
+        ),
+    ] = "auto",
+    latent: Annotated[int, typer.Option(help="Latent size (shift: the bias count).")] = 512,
     trunk: Annotated[
         int, typer.Option(help="Width of the neuron decoder's MLP before its heads (0: weights affine in z).")
     ] = 0,
@@ -41,6 +45,9 @@ def train(
     val: Annotated[float, typer.Option(help="Validation share of the fields (best checkpoint).")] = 0.1,
     test: Annotated[float, typer.Option(help="Held-out share of the fields (never trained on).")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split, the model and the data order.")] = 0,
+    train_limit: Annotated[
+        int, typer.Option(help="Train on this many of the training fields (random subset; 0: all), for curves.")
+    ] = 0,
     device: Device = "auto",
     distributed: Distributed = False,
 ):
@@ -60,6 +67,7 @@ def train(
         test=test,
         seed=seed,
         codes=codes,
+        train_limit=train_limit,
     )
     with training_run(distributed, device) as (dev, bar):
         task = bar.add_task("training", total=epochs, status="") if bar else None
@@ -78,7 +86,7 @@ def train(
         return
     rows = [(k, r["functional"], r["field_iou_median"], r["field_iou_mean"]) for k, r in summary["results"].items()]
     finish(
-        f"space {out} ({design}, latent {latent}; best epoch {summary['best_epoch']})",
+        f"space {out} ({summary['design']}, latent {summary['latent']}; best epoch {summary['best_epoch']})",
         ["split", "functional", "field IoU median", "field IoU mean"],
         rows,
         summary,

@@ -60,6 +60,12 @@ class FieldSpec:
             entries += [(f"layers.{i}.weight", (d[i + 1], d[i])), (f"layers.{i}.bias", (d[i + 1],))]
         return ParamLayout(tuple(entries))
 
+    def bias_mask(self) -> torch.Tensor:
+        """(P,) bool, True at the biases: the entries a shift modulation (``FitConfig.trainable='biases'``) moves."""
+        return torch.cat(
+            [torch.full((math.prod(shape),), name.endswith(".bias")) for name, shape in self.layout().entries]
+        )
+
     @classmethod
     def from_arch(cls, arch: str, width: int = 128, depth: int = 3) -> FieldSpec:
         """The spec the CLI's ``--arch siren|relu_pe --width --depth`` name."""

@@ -65,12 +65,22 @@ class FitConfig:
     points_per_pass: int | None = None
     """Points (fields x points_per_step) per forward/backward pass; None: 8192 on CPU, where activations that
     stay in cache beat one huge batched matmul, and everything at once on CUDA."""
+    trainable: Literal["all", "biases"] = "all"
+    """``biases``: only the biases move, every other weight stays at the start point's - fields are a shared base
+    plus a per-shape shift modulation (Functa), which a weight space reads exactly (``init learn --method shift``
+    learns such a base; fitting from it sets this)."""
 
     @staticmethod
     def default_steps(learned_init: bool) -> int:
         """Steps of the default recipe: 500 from a learned init, else 4800 (BENCHMARKS.md, "Learned initialisation
         and floaters")."""
         return 500 if learned_init else 4800
+
+    @staticmethod
+    def default_lr(trainable: str) -> float:
+        """Peak learning rate of the default recipe: 5e-4, or 2e-3 when only the biases move (BENCHMARKS.md, "An
+        encoder that generalises")."""
+        return 2e-3 if trainable == "biases" else 5e-4
 
     def __post_init__(self):
         if self.steps < 0 or self.points_per_step < 1:
@@ -87,6 +97,8 @@ class FitConfig:
             raise ShapezooError(f"jitter_margin must be >= 0 or None, got {self.jitter_margin}")
         if not 0.0 < self.holdout < 1.0:
             raise ShapezooError(f"holdout must be in (0, 1), got {self.holdout}")
+        if self.trainable not in ("all", "biases"):
+            raise ShapezooError(f"trainable must be 'all' or 'biases', got {self.trainable!r}")
 
 
 @dataclass
@@ -133,11 +145,13 @@ def _train_step(
     x_a: torch.Tensor,
     y_a: torch.Tensor,
     jitter_a: tuple[torch.Tensor, torch.Tensor] | None,
+    trainable: torch.Tensor | None,
 ) -> torch.Tensor:
     """One step for every running field, in place on ``state`` = (params, m, v, t, offset, bad) of the A running
     fields: BCE gradients (a pass per group of fields), then Adam with each field's own step count and cosine
     learning rate. ``jitter_a`` = (unit-ball offsets (A, n, 3), safe radii (A, n)) moves each point by an offset
-    picked by the field's own step count. Returns the (A,) losses."""
+    picked by the field's own step count. ``trainable`` (P,) masks the gradient (None: every weight moves); Adam
+    leaves a weight whose gradient is always zero where it started. Returns the (A,) losses."""
     p_a, m_a, v_a, t_a, off_a, bad = state
     idx = (off_a[:, None] + torch.arange(M, device=off_a.device)) % n_train
     if jitter_a is not None:
@@ -157,6 +171,8 @@ def _train_step(
         grads.append(torch.autograd.grad(loss.sum(), p)[0])
         losses.append(loss.detach())
     grad, loss = torch.cat(grads), torch.cat(losses)
+    if trainable is not None:
+        grad.mul_(trainable)
     with torch.no_grad():
         t_a.add_(1)
         tt = t_a.to(torch.float32)[:, None]
@@ -262,6 +278,8 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
         seeds = [member_seed(config.init_seed, "jitter:" + n) for n in names]
         jitter = jitter_tables(train_x, train_y, seeds, config.jitter_margin)
 
+    trainable = None if config.trainable == "all" else spec.bias_mask().to(device=device, dtype=torch.float32)
+
     # Optimiser state, one row per field.
     init = init.to(device=device, dtype=torch.float32)
     params = init.expand(B, -1).clone() if start is None else start.to(device=device, dtype=torch.float32).clone()
@@ -296,6 +314,7 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
                 x_a,
                 y_a,
                 jitter_a,
+                trainable,
             )
             graphs = device.type == "cuda" and USE_CUDA_GRAPHS
             run_step = cuda_graph(train_step, [p_a, m_a, v_a, t_a, off_a, bad]) if graphs else None

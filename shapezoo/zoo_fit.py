@@ -134,7 +134,8 @@ def fit_zoo(
 ) -> dict:
     """Fit every shape of a samples folder into the FieldZoo ``out``, ``batch`` fields per job.
 
-    Every field starts from ``init`` (a learned init) when given, else from the seeded init or the template;
+    Every field starts from ``init`` (a learned init; from a shift base only the biases move) when given, else from
+    the seeded init or the template;
     ``config.steps`` 0 takes the recipe's count for that start (a resumed zoo keeps its own). Resumes: fields
     already in ``out`` are skipped and never rewritten. Shapes with unusable samples are stored with status
     'failed' and their error. ``on_start(stored, total)`` is called once the work is known. Returns a summary
@@ -161,6 +162,8 @@ def fit_zoo(
         manifest = Path(out) / ZOO_JSON
         stored = read_json(manifest).get("fit", {}).get("steps", 0) if manifest.exists() else 0
         config = replace(config, steps=stored or FitConfig.default_steps(init is not None))
+    if init is not None and init.modulation == "shift":
+        config = replace(config, trainable="biases")  # a shift base's fields keep its shared weights
     if batch < 1:
         raise ShapezooError(f"--batch must be >= 1, got {batch}")
     index = read_index(samples_dir)

@@ -1,5 +1,6 @@
 """The tiny field zoo and space shared by the weight-space tests: 12 analytic solids fitted as width-16 SIRENs,
-and a space trained on them for a few epochs (built once per session in conftest.py)."""
+and a space trained on them for a few epochs (built once per session in conftest.py); small mesh folders and a
+hidden-unit permutation for the tests that need them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import trimesh
 
 from shapezoo.core.zoo import save_zoo
 from shapezoo.fields import FieldSpec, init_params
@@ -46,3 +48,34 @@ def fit_tiny_zoo(path: Path) -> Path:
     meta = {"init_seed": 0, "fit": asdict(FIT), "samples": {"config": asdict(SampleConfig(points=2000))}}
     save_zoo(path, SPEC, res.params, entries, init, meta)
     return path
+
+
+def permute_hidden(spec: FieldSpec, flat: torch.Tensor, seed: int) -> torch.Tensor:
+    """Permute every hidden layer's units consistently (rows of W_k, b_k and columns of W_{k+1})."""
+    w = {k: v.clone() for k, v in spec.layout().unflatten(flat).items()}
+    g = torch.Generator().manual_seed(seed)
+    for k in range(spec.depth):
+        perm = torch.randperm(spec.width, generator=g)
+        w[f"layers.{k}.weight"] = w[f"layers.{k}.weight"][perm]
+        w[f"layers.{k}.bias"] = w[f"layers.{k}.bias"][perm]
+        w[f"layers.{k + 1}.weight"] = w[f"layers.{k + 1}.weight"][:, perm]
+    return spec.layout().flatten(w)
+
+
+def write_meshes(folder, count: int, seed: int = 0):
+    """``count`` boxes and spheres of random size and position written as .obj files."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        size = rng.uniform(0.5, 1.0, 3)
+        if i % 2:
+            mesh = trimesh.creation.icosphere(2, radius=float(size[0]))
+        else:
+            mesh = trimesh.creation.box(extents=size)
+        mesh.apply_translation(rng.uniform(-0.5, 0.5, 3))
+        # a fixed frame box far away keeps every shape at the same scale after normalisation
+        frame = trimesh.creation.box(extents=(0.05, 0.05, 0.05))
+        frame.apply_translation((2.0, 2.0, 2.0))
+        mesh = trimesh.util.concatenate([mesh, frame]) if i % 3 == 2 else mesh
+        mesh.export(folder / f"shape_{seed}_{i:02d}.obj")
+    return folder

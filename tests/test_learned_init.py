@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from space_zoo import write_meshes
 from typer.testing import CliRunner
 
 from shapezoo.core.zoo import load_zoo
@@ -24,30 +25,11 @@ SPEC = FieldSpec(width=16, depth=2)
 TINY = InitConfig(outer_steps=4, inner_steps=10, batch=2, inner_lr=3e-3, points_per_step=256, checkpoint_every=1)
 
 
-def _meshes(folder, count: int, seed: int = 0):
-    """``count`` boxes and spheres of random size and position written as .obj files."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        size = rng.uniform(0.5, 1.0, 3)
-        if i % 2:
-            mesh = trimesh.creation.icosphere(2, radius=float(size[0]))
-        else:
-            mesh = trimesh.creation.box(extents=size)
-        mesh.apply_translation(rng.uniform(-0.5, 0.5, 3))
-        # a fixed frame box far away keeps every shape at the same scale after normalisation
-        frame = trimesh.creation.box(extents=(0.05, 0.05, 0.05))
-        frame.apply_translation((2.0, 2.0, 2.0))
-        mesh = trimesh.util.concatenate([mesh, frame]) if i % 3 == 2 else mesh
-        mesh.export(folder / f"shape_{seed}_{i:02d}.obj")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
     root = tmp_path_factory.mktemp("init")
-    sample_meshes(_meshes(root / "meshes", 6), root / "samples", SampleConfig(points=2000))
-    sample_meshes(_meshes(root / "unseen", 2, seed=7), root / "unseen_samples", SampleConfig(points=2000))
+    sample_meshes(write_meshes(root / "meshes", 6), root / "samples", SampleConfig(points=2000))
+    sample_meshes(write_meshes(root / "unseen", 2, seed=7), root / "unseen_samples", SampleConfig(points=2000))
     return root
 
 
@@ -63,7 +45,7 @@ def test_learning_resumes_after_a_kill_with_the_same_result(samples, tmp_path):
         learn_init([samples / "samples"], tmp_path / "killed", SPEC, TINY, on_step=kill_after_two)
     stopped = json.loads((tmp_path / "killed" / "init.json").read_text())
     assert stopped["outer_steps_done"] == 1 and not stopped["complete"]  # step 2's checkpoint never ran
-    with pytest.raises(InputError, match="stopped at outer step 1 of 4"):
+    with pytest.raises(InputError, match="stopped at step 1 of 4"):
         load_init(tmp_path / "killed")
     resumed = learn_init([samples / "samples"], tmp_path / "killed", SPEC, TINY)
     assert resumed["complete"] and [c["step"] for c in resumed["curve"]] == [1, 2, 3, 4]

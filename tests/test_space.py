@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 import torch
-from space_zoo import QUICK, SMALL, SPEC
+from space_zoo import QUICK, SMALL, SPEC, permute_hidden
 
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError, ShapezooError
-from shapezoo.fields import FieldSpec, field_forward
+from shapezoo.fields import field_forward
 from shapezoo.space import (
     Evidence,
     GaussianPrior,
@@ -29,22 +29,10 @@ from shapezoo.space.explore import sequence
 from shapezoo.space.latent import refine_latents
 
 
-def _permute_hidden(spec: FieldSpec, flat: torch.Tensor, seed: int) -> torch.Tensor:
-    """Permute every hidden layer's units consistently (rows of W_k, b_k and columns of W_{k+1})."""
-    w = {k: v.clone() for k, v in spec.layout().unflatten(flat).items()}
-    g = torch.Generator().manual_seed(seed)
-    for k in range(spec.depth):
-        perm = torch.randperm(spec.width, generator=g)
-        w[f"layers.{k}.weight"] = w[f"layers.{k}.weight"][perm]
-        w[f"layers.{k}.bias"] = w[f"layers.{k}.bias"][perm]
-        w[f"layers.{k + 1}.weight"] = w[f"layers.{k + 1}.weight"][:, perm]
-    return spec.layout().flatten(w)
-
-
 def test_neuron_encoder_is_invariant_to_hidden_permutations(tiny_zoo):
     zoo = load_zoo(tiny_zoo)
     params = zoo.params[:3]
-    permuted = torch.stack([_permute_hidden(SPEC, p, i) for i, p in enumerate(params)])
+    permuted = torch.stack([permute_hidden(SPEC, p, i) for i, p in enumerate(params)])
     assert not torch.equal(permuted, params)
     x = torch.rand(3, 200, 3) - 0.5
     torch.testing.assert_close(field_forward(SPEC, permuted, x), field_forward(SPEC, params, x), atol=1e-5, rtol=1e-5)

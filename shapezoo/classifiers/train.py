@@ -119,7 +119,7 @@ def _split(zoos: list[Zoo[ClassifierSpec]], config: SpaceTrainConfig) -> dict[st
     names = [n for zoo in zoos for n in zoo.names if zoo.unusable(n) is None]
     if len(set(names)) != len(names):
         raise ShapezooError("model names repeat across the zoos (train each architecture's zoo once)")
-    return split_names(names, config.val, config.test, config.seed)
+    return split_names(names, config.val, config.test, config.seed, config.train_limit)
 
 
 def train_classifier_space(

@@ -75,15 +75,18 @@ def check_latents(z: torch.Tensor, size: int, what: str | Path) -> None:
         raise InputError(what, f"latent rows {bad[:5]} contain NaN or inf")
 
 
-def split_names(names: list[str], val: float, test: float, seed: int) -> dict[str, list[str]]:
-    """Deterministic train/val/test split by member name (independent of order)."""
+def split_names(names: list[str], val: float, test: float, seed: int, train_limit: int = 0) -> dict[str, list[str]]:
+    """Deterministic train/val/test split by member name (independent of order). ``train_limit`` > 0 keeps that
+    many training members (a random subset, the same for every limit's larger ones); val and test do not change."""
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ShapezooError(f"validation ({val}) and test ({test}) fractions must be in [0, 1) and sum below 1")
     key = sorted(names, key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).hexdigest())
     n_test, n_val = round(test * len(key)), round(val * len(key))
     if len(key) - n_test - n_val < 1:
         raise ShapezooError(f"{len(names)} fields leave none for training after the validation/test split")
-    split = {"test": key[:n_test], "val": key[n_test : n_test + n_val], "train": key[n_test + n_val :]}
+    train = key[n_test + n_val :]
+    train = train[:train_limit] if train_limit > 0 else train
+    split = {"test": key[:n_test], "val": key[n_test : n_test + n_val], "train": train}
     return {k: sorted(v, key=names.index) for k, v in split.items()}
 
 

@@ -53,6 +53,9 @@ class Schedule:
     """Share of the zoo for validation (chooses the checkpoint kept)."""
     test: float = 0.2
     """Share of the zoo held out entirely (reported, never seen in training or selection)."""
+    train_limit: int = 0
+    """Train on only this many of the training members (a random subset; 0: all), for learning curves; the
+    validation and test members stay the same."""
     eval_every: int = 10
     """Validate and checkpoint every this many epochs."""
     grad_clip: float = 1.0

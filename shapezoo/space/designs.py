@@ -1,6 +1,7 @@
-"""Weight autoencoders: ``prep`` (the paper's 2-D weight grid + conv) and ``neuron`` (hidden units as tokens).
+"""Weight autoencoders: ``shift`` (fields of a shift base: exact, nothing to learn), ``neuron`` (hidden units as
+tokens) and ``prep`` (the paper's 2-D weight grid + conv).
 
-Both map flat field weights (B, P) to latents (B, d) and back. Decoders end in a per-parameter scale and shift
+All map flat field weights (B, P) to latents (B, d) and back. Decoders end in a per-parameter scale and shift
 initialised from zoo statistics, so an untrained decoder already outputs the zoo's mean field.
 """
 
@@ -15,20 +16,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.nets import mlp
+from ..errors import ShapezooError
 from ..fields import FieldSpec
 
-Design = Literal["neuron", "prep"]
-DESIGNS = ("neuron", "prep")
+Design = Literal["auto", "shift", "neuron", "prep"]
+DESIGNS = ("shift", "neuron", "prep")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Sizes of a weight autoencoder."""
 
-    design: Design = "neuron"
-    """``neuron``: permutation-invariant encoder over hidden units; ``prep``: the paper's conv baseline."""
+    design: Design = "auto"
+    """``auto``: ``shift`` for a zoo fitted from a shift base, else ``neuron``. ``shift``: z = the field's
+    standardised biases after aligning its hidden units to the base (exact and permutation invariant for such zoos;
+    latent = the bias count); ``neuron``: permutation-invariant encoder over hidden units; ``prep``: the paper's
+    conv baseline."""
     latent: int = 512
-    """Size of z."""
+    """Size of z (``shift``: set to the architecture's bias count)."""
     hidden: int = 64
     """Token width of the neuron encoder; the prep convs use hidden / 8 .. hidden channels."""
     rounds: int = 2
@@ -236,6 +241,70 @@ class PrepDecoder(nn.Module):
         return self.affine(self.grid.from_grid(x[..., : self.grid.rows, : self.grid.cols]))
 
 
+def align_to_base(spec: FieldSpec, params: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """(B, P) fields with their hidden units permuted to match ``base`` (P,) layer by layer, by the incoming weights
+    (columns already in the base's order): the same function, in the base's unit order. A field of the shift base,
+    however permuted, comes back exactly as the field; other fields get the best matching (Hungarian on distance)."""
+    from scipy.optimize import linear_sum_assignment
+
+    layout = spec.layout()
+    w, ref = layout.unflatten(params), layout.unflatten(base[None])
+    aligned, perm = {}, None
+    for i in range(spec.depth + 1):
+        weight, bias = w[f"layers.{i}.weight"], w[f"layers.{i}.bias"]
+        if perm is not None:
+            weight = torch.gather(weight, 2, perm[:, None, :].expand(-1, weight.shape[1], -1))
+        if i < spec.depth:
+            cost = torch.cdist(weight, ref[f"layers.{i}.weight"].expand(len(weight), -1, -1))  # field x base rows
+            perm = cost.argmin(1)  # per base unit, the field unit closest to it
+            for k in range(len(perm)):
+                if len(set(perm[k].tolist())) < perm.shape[1]:  # not a bijection: solve the assignment
+                    rows, cols = linear_sum_assignment(cost[k].detach().cpu().numpy())
+                    perm[k, torch.as_tensor(cols)] = torch.as_tensor(rows, device=perm.device)
+            weight = torch.gather(weight, 1, perm[..., None].expand(-1, -1, weight.shape[2]))
+            bias = torch.gather(bias, 1, perm)
+        aligned[f"layers.{i}.weight"], aligned[f"layers.{i}.bias"] = weight, bias
+    return layout.flatten(aligned)
+
+
+class ShiftEncoder(nn.Module):
+    """Fields of a shift base -> their biases, standardised per bias over the zoo (``stats``), after aligning hidden
+    units to the base (so permuted copies of a field encode alike). Nothing in it is learned."""
+
+    mask: torch.Tensor
+
+    def __init__(self, spec: FieldSpec):
+        super().__init__()
+        self.spec = spec
+        self.register_buffer("mask", spec.bias_mask(), persistent=False)
+
+    def forward(self, params: torch.Tensor, stats: ParamStats) -> torch.Tensor:
+        aligned = align_to_base(self.spec, params, stats.mean)
+        return (aligned[:, self.mask] - stats.mean[self.mask]) / stats.std[self.mask]
+
+    def residual(self, params: torch.Tensor, stats: ParamStats) -> torch.Tensor:
+        """(B,) relative distance of the aligned fields' shared weights from the base's (0 for fields of the base)."""
+        aligned = align_to_base(self.spec, params, stats.mean)
+        shared = ~self.mask
+        return (aligned[:, shared] - stats.mean[shared]).norm(dim=1) / stats.mean[shared].norm()
+
+
+class ShiftDecoder(nn.Module):
+    """z -> the base's shared weights with biases ``mean + std * z`` (affine in z; the affine starts at the zoo
+    statistics, whose shared-weight means are the base)."""
+
+    mask: torch.Tensor
+
+    def __init__(self, spec: FieldSpec, stats: ParamStats):
+        super().__init__()
+        self.register_buffer("mask", spec.bias_mask(), persistent=False)
+        self.affine = _OutputAffine(stats)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        y = z.new_zeros(len(z), len(self.mask)).masked_scatter(self.mask.expand(len(z), -1), z)
+        return self.affine(y)
+
+
 class WeightAutoencoder(nn.Module):
     """encode: (B, P) field weights -> (B, latent); decode: (B, latent) -> (B, P)."""
 
@@ -243,14 +312,21 @@ class WeightAutoencoder(nn.Module):
         super().__init__()
         self.spec, self.config = spec, config
         self.stats: ParamStats = stats
-        if config.design == "neuron":
-            self.encoder: nn.Module = NeuronEncoder(spec, config)
-            self.decoder: nn.Module = NeuronDecoder(spec, config, stats)
-        else:
+        if config.design == "shift":
+            self.encoder: nn.Module = ShiftEncoder(spec)
+            self.decoder: nn.Module = ShiftDecoder(spec, stats)
+        elif config.design == "neuron":
+            self.encoder = NeuronEncoder(spec, config)
+            self.decoder = NeuronDecoder(spec, config, stats)
+        elif config.design == "prep":
             self.encoder = PrepEncoder(spec, config)
             self.decoder = PrepDecoder(spec, config, stats)
+        else:
+            raise ShapezooError(f"unknown design '{config.design}' ({' or '.join(DESIGNS)})")
 
     def encode(self, params: torch.Tensor) -> torch.Tensor:
+        if self.config.design == "shift":
+            return self.encoder(params, self.stats)
         if self.config.design == "neuron":
             return self.encoder(self.stats.per_tensor(self.spec, params))
         return self.encoder((params - self.stats.mean) / self.stats.std)

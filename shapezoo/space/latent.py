@@ -133,6 +133,14 @@ def refine_latents(
     """Improve encoder latents (N, d) by gradient steps on the functional loss against the fields (N, P) themselves.
 
     The encoder is amortised (one pass) and predicts the training codes; latent optimisation against the field's
-    own function does the rest, most for fields unlike the training zoo.
+    own function does the rest, most for fields unlike the training zoo. Fields the encoder reads exactly
+    (``WeightSpace.exact``) keep their latents.
     """
-    return refine_model_latents(space.model, space.spec, params, z, steps, lr, points, pool, seed)
+    todo = (~space.exact(params)).nonzero().flatten()
+    if steps <= 0 or not len(todo):
+        return z
+    z = z.clone()
+    z[todo.to(z.device)] = refine_model_latents(
+        space.model, space.spec, params[todo.to(params.device)], z[todo.to(z.device)], steps, lr, points, pool, seed
+    )
+    return z

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -12,7 +12,7 @@ from ..core.spaces import SPACE_JSON, load_space_state, read_space_header, write
 from ..errors import InputError, ShapezooError
 from ..fields import FieldSpec, init_params
 from ..io import atomic_save_tensors, ensure_output_dir, load_tensors
-from .designs import DESIGNS, ModelConfig, ParamStats, WeightAutoencoder
+from .designs import DESIGNS, ModelConfig, ParamStats, ShiftEncoder, WeightAutoencoder
 
 SPACE_FORMAT = "shapezoo.space/1"
 INIT_FILE = "init.safetensors"
@@ -58,6 +58,17 @@ class WeightSpace:
         return torch.cat([self.model.encode(p.to(dev)) for p in params.split(batch)])
 
     @torch.no_grad()
+    def exact(self, params: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: fields the encoder reads exactly (a ``shift`` space's fields of its base, however permuted),
+        which refinement would not improve; False for every field of a learned encoder."""
+        if self.model.config.design != "shift":
+            return torch.zeros(len(params), dtype=torch.bool)
+        encoder = self.model.encoder
+        assert isinstance(encoder, ShiftEncoder)
+        dev = next(self.model.parameters()).device
+        return encoder.residual(params.to(dev), self.model.stats).cpu() < 1e-5
+
+    @torch.no_grad()
     def decode(self, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
         """(N, latent) -> (N, P) field weights, on the model's device."""
         self.check_latents(z, "latents")
@@ -96,10 +107,14 @@ def _describe(spec: FieldSpec) -> str:
 
 def build_model(spec: FieldSpec, config: ModelConfig, params: torch.Tensor | None = None) -> WeightAutoencoder:
     """A fresh autoencoder whose output affine starts at the statistics of ``params`` (N, P)."""
+    if config.design == "auto":
+        config = replace(config, design="neuron")  # no zoo to look at: the learned encoder
     if config.design not in DESIGNS:
         raise ShapezooError(f"unknown design '{config.design}' ({' or '.join(DESIGNS)})")
     if config.latent < 1:
         raise ShapezooError(f"latent size must be >= 1, got {config.latent}")
+    if config.design == "shift":
+        config = replace(config, latent=int(spec.bias_mask().sum()))
     return WeightAutoencoder(spec, config, ParamStats(spec, params))
 
 

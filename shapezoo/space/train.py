@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -17,7 +17,7 @@ from ..core.training import Schedule, learning_rate, load_checkpoint, open_state
 from ..errors import ShapezooError
 from ..fields import FieldSpec, FieldZoo, field_forward
 from ..io import atomic_write_json, ensure_output_dir
-from .designs import ModelConfig
+from .designs import Design, ModelConfig
 from .space import WeightSpace, build_model, load_space, save_space
 
 
@@ -202,6 +202,11 @@ class _Objective(torch.nn.Module):
         return losses(self.model, self.spec, params, x, targets, c.weight_loss, codes, c.code_reg)
 
 
+def default_design(zoo: FieldZoo) -> Design:
+    """``shift`` for a zoo fitted from a shift base (its fields are read exactly), else ``neuron``."""
+    return "shift" if (zoo.meta.get("init") or {}).get("modulation") == "shift" else "neuron"
+
+
 def train_space(
     zoo: FieldZoo,
     out: str | Path,
@@ -219,6 +224,8 @@ def train_space(
     share of each global batch and DistributedDataParallel averages the gradients, so the run follows the
     single-process one; rank 0 holds the folder's lock, evaluates and writes, the other ranks return None.
     """
+    if model_config.design == "auto":
+        model_config = replace(model_config, design=default_design(zoo))
     group = ranks()
     with group.lock(Path(out)):
         return _train(zoo, ensure_output_dir(out), model_config, config, torch.device(device), on_eval, group)
@@ -228,7 +235,7 @@ def _train(zoo, out, model_config, config, device, on_eval, group) -> dict | Non
     usable = [n for n in zoo.names if zoo.unusable(n) is None]
     if len(usable) < 2:
         raise ShapezooError(f"a weight space needs at least 2 usable fields; the zoo has {len(usable)}")
-    split = split_names(usable, config.val, config.test, config.seed)
+    split = split_names(usable, config.val, config.test, config.seed, config.train_limit)
     configs = {"model": asdict(model_config), "train": asdict(config)}
     state = open_state(out, configs, split, "another zoo")
 
@@ -241,6 +248,8 @@ def _train(zoo, out, model_config, config, device, on_eval, group) -> dict | Non
     }
     torch.manual_seed(config.seed)
     model = build_model(zoo.spec, model_config, params["train"].cpu()).to(device)
+    if model_config.design == "shift":
+        return _shift_space(zoo, out, model, params, probes, config, configs, split, state, device)
     groups = [{"params": list(model.parameters()), "scale": 1.0}]
     codes = None
     if config.codes:
@@ -353,6 +362,52 @@ def _train(zoo, out, model_config, config, device, on_eval, group) -> dict | Non
     }
     best.meta.update(results=summary, history=state["history"], best=state["best"])
     save_space(out, best)
+    atomic_write_json(out / "train_summary.json", summary)
+    return summary
+
+
+def _shift_space(zoo, out, model, params, probes, config, configs, split, state, device) -> dict:
+    """The ``shift`` design has nothing to learn: its statistics come from the training fields and its base (the
+    zoo's start point) must be what every field shares. Saves the space, its training latents and results."""
+    shared = ~zoo.spec.bias_mask().to(device)
+    base = zoo.init.to(device)
+    with torch.no_grad():
+        model.stats.mean[shared] = base[shared]  # exactly the base, not a mean of copies of it
+        model.decoder.affine.shift.copy_(model.stats.mean)
+        model.decoder.affine.scale.copy_(model.stats.std)
+        for k, p in params.items():
+            worst = float(model.encoder.residual(p, model.stats).max()) if len(p) else 0.0
+            if worst > 1e-5:
+                raise ShapezooError(
+                    f"the zoo's {k} fields do not share the weights of its start point (relative "
+                    f"distance up to {worst:.3g}); the shift design needs a zoo fitted from a shift base "
+                    "('shapezoo init base', then 'shapezoo fit --init BASE') - use --design neuron for this zoo"
+                )
+    started = time.perf_counter()
+    state["best"] = {"epoch": 0}
+    space = WeightSpace(zoo.spec, model, _meta(zoo, configs, split, state), zoo.init)
+    results = {
+        k: evaluate_split(model, zoo.spec, params[k], probes[k][0], probes[k][1], config.probe_uniform)
+        for k in ("train", "val", "test")
+        if len(params[k])
+    }
+    save_latents(out / LATENTS_FILE, space.encode(params["train"]), split["train"], _labels(zoo, split["train"]))
+    summary = {
+        "space": str(out),
+        "design": "shift",
+        "latent": model.config.latent,
+        "fields": {k: len(v) for k, v in split.items()},
+        "epochs": 0,
+        "steps": 0,
+        "best_epoch": 0,
+        "results": results,
+        "train_seconds_this_run": round(time.perf_counter() - started, 2),
+        "fields_per_second": None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "device": str(device),
+    }
+    space.meta.update(results=summary)
+    save_space(out, space)
     atomic_write_json(out / "train_summary.json", summary)
     return summary
 

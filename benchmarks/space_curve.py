@@ -1,0 +1,93 @@
+"""Held-out reconstruction against the number of training fields: IoU vs the ground truth of each (zoo, space) run.
+
+Each ``--run NAME=ZOO:SPACE`` scores the test fields of the space's split (the same names for every run made with
+the same split seed and shares) decoded with the encoder alone and with encoder + N refinement steps, by the
+evaluation protocol's IoU (100k seeded uniform points vs the mesh's inside test; labels computed once per shape),
+per family as well. Prints one row per run and refinement, writes JSON.
+
+Usage: python -m benchmarks.space_curve MESHES --run shift280=ZOO:SPACE --run neuron280=ZOO2:SPACE2 --refine 0 100
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+from pathlib import Path
+
+import torch
+
+from benchmarks import _common
+from shapezoo.core.zoo import load_zoo
+from shapezoo.fields import field_forward
+from shapezoo.meshes import find_meshes, load_mesh, shape_label
+from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
+from shapezoo.sampling import label_points
+from shapezoo.space import load_space
+from shapezoo.space.latent import refine_latents
+
+
+def _ious(spec, params: torch.Tensor, names: list[str], labels: dict, x: torch.Tensor) -> list[float]:
+    with torch.no_grad():
+        return [
+            volume_iou(field_forward(spec, w[None].float(), x).reshape(-1).numpy() > 0, labels[n])
+            for n, w in zip(names, params.cpu())
+        ]
+
+
+def _summary(names: list[str], values: list[float], refs: dict) -> dict:
+    family = collections.defaultdict(list)
+    for n, v in zip(names, values):
+        family[shape_label(n, refs[n]) or "-"].append(v)
+    return {
+        "median": statistics.median(values),
+        "mean": statistics.fmean(values),
+        "per_family": {f: statistics.median(v) for f, v in sorted(family.items())},
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = _common.parser(__doc__, "space_curve.json")
+    ap.add_argument("meshes", type=Path, help="ground-truth meshes, named like the fields")
+    ap.add_argument("--run", action="append", default=[], help="NAME=ZOO:SPACE")
+    ap.add_argument("--refine", type=int, nargs="*", default=[0, 100])
+    a = ap.parse_args(argv)
+    dev = _common.device(a)
+    refs = dict(find_meshes(a.meshes))
+    pts = uniform_points(IOU_POINTS)
+    x = torch.as_tensor(pts, dtype=torch.float32)[None]
+    labels: dict = {}
+    result: dict = {"meshes": str(a.meshes), "runs": {}}
+    print(f"{'run':14s} {'design':7s} {'train':>5s} {'refine':>6s} {'test':>4s} {'IoU med':>8s}  per family")
+    for name, spec_str in (r.split("=", 1) for r in a.run):
+        zoo_path, space_path = spec_str.split(":", 1)
+        zoo, space = load_zoo(zoo_path), load_space(space_path, dev)
+        names = space.meta["split"]["test"]
+        for n in names:
+            if n not in labels:
+                labels[n] = label_points(load_mesh(refs[n]), pts)[0]
+        w = torch.stack([zoo.weights(n) for n in names]).to(dev)
+        z = space.encode(w)
+        row = {
+            "zoo": zoo_path,
+            "space": space_path,
+            "design": space.model.config.design,
+            "train_fields": len(space.meta["split"]["train"]),
+            "test_fields": len(names),
+            "original": _summary(names, _ious(zoo.spec, w, names, labels, x), refs),
+        }
+        for steps in a.refine:
+            decoded = space.decode(refine_latents(space, w, z, steps))
+            row[f"refine{steps}"] = _summary(names, _ious(zoo.spec, decoded, names, labels, x), refs)
+        result["runs"][name] = row
+        for key in ["original"] + [f"refine{s}" for s in a.refine]:
+            fam = " ".join(f"{f} {v:.3f}" for f, v in row[key]["per_family"].items())
+            print(
+                f"{name:14s} {row['design']:7s} {row['train_fields']:5d} {key:>8s} {len(names):4d} "
+                f"{row[key]['median']:.4f}  {fam}",
+                flush=True,
+            )
+    return _common.finish(a.out, result, dev)
+
+
+if __name__ == "__main__":
+    _common.run(main)

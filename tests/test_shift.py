@@ -1,0 +1,159 @@
+"""Shift bases and the shift space: fields that share every weight but their biases, read exactly by the encoder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from space_zoo import QUICK, permute_hidden, write_meshes
+from typer.testing import CliRunner
+
+from shapezoo.core.latents import LATENTS_FILE, load_latents, split_names
+from shapezoo.core.zoo import load_zoo
+from shapezoo.errors import ShapezooError
+from shapezoo.fields import FieldSpec, field_forward, init_params
+from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.learned_init import BASE_STATE, BaseConfig, learn_base, load_init
+from shapezoo.sampling import SampleConfig, load_samples, sample_meshes
+from shapezoo.space import ModelConfig, load_space, train_space
+from shapezoo.space.latent import refine_latents
+from shapezoo.zoo_fit import fit_zoo
+from shapezoo_cli.main import app
+
+SPEC = FieldSpec(width=16, depth=2)
+TINY = BaseConfig(steps=24, batch=4, points_per_step=256, lr=1e-3, bias_lr=1e-2, checkpoint_every=8, val=0.0, test=0.0)
+FIT = FitConfig(steps=60, points_per_step=256, lr=1e-2, check_every=20)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shift")
+    sample_meshes(write_meshes(root / "meshes", 10), root / "samples", SampleConfig(points=2000))
+    return root / "samples"
+
+
+@pytest.fixture(scope="module")
+def base(samples, tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "base"
+    learn_base([samples], out, SPEC, TINY)
+    return out
+
+
+@pytest.fixture(scope="module")
+def shift_zoo(samples, base, tmp_path_factory):
+    out = tmp_path_factory.mktemp("shiftzoo") / "zoo"
+    fit_zoo(samples, out, SPEC, FIT, batch=4, init=load_init(base))
+    return out
+
+
+def _data(samples):
+    data = [load_samples(p) for p in sorted(samples.glob("*.safetensors"))]
+    pts = torch.stack([torch.from_numpy(d["points"]) for d in data])
+    occ = torch.stack([torch.from_numpy(d["occupancy"]) for d in data])
+    return pts, occ, int(data[0]["n_uniform"]), [f"s{i}" for i in range(len(data))]
+
+
+def test_fitting_biases_only_moves_only_the_biases_and_still_fits(samples):
+    pts, occ, nu, names = _data(samples)
+    init = init_params(SPEC, 0)
+    result = fit_fields(SPEC, init, pts[:3], occ[:3], nu, names[:3], replace(FIT, trainable="biases"))
+    shared = ~SPEC.bias_mask()
+    assert torch.equal(result.params[:, shared], init[shared].expand(3, -1))
+    assert not torch.equal(result.params[:, ~shared], init[~shared].expand(3, -1))
+    start = fit_fields(SPEC, init, pts[:3], occ[:3], nu, names[:3], replace(FIT, steps=1, trainable="biases"))
+    assert all(r["loss"] < s["loss"] for r, s in zip(result.metrics, start.metrics))
+    with pytest.raises(ShapezooError, match="trainable"):
+        FitConfig(trainable="weights")  # type: ignore[arg-type]
+
+
+def test_a_base_lowers_the_loss_and_resumes_after_a_kill_with_the_same_weights(samples, base, tmp_path):
+    record = json.loads((base / "init.json").read_text())
+    assert record["modulation"] == "shift" and record["complete"] and record["steps_done"] == TINY.steps
+    curve = record["curve"]
+    assert curve[-1]["loss"] < curve[0]["loss"]
+
+    def kill_after_ten(entry):
+        if entry["step"] == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        learn_base([samples], tmp_path / "killed", SPEC, TINY, on_step=kill_after_ten)
+    assert json.loads((tmp_path / "killed" / "init.json").read_text())["steps_done"] == 8  # last checkpoint
+    with pytest.raises(ShapezooError, match="stopped at step 8 of 24"):
+        load_init(tmp_path / "killed")
+    resumed = learn_base([samples], tmp_path / "killed", SPEC, TINY)
+    assert resumed["curve"] == [{**e, "seconds": r["seconds"]} for e, r in zip(curve, resumed["curve"])]
+    torch.testing.assert_close(load_init(tmp_path / "killed").params, load_init(base).params, atol=1e-6, rtol=0)
+    assert (base / BASE_STATE).exists()
+    with pytest.raises(ShapezooError, match="different 'config'"):
+        learn_base([samples], base, SPEC, replace(TINY, steps=30))
+
+
+def test_a_base_learns_on_the_training_split_only(samples, tmp_path):
+    config = replace(TINY, steps=2, val=0.2, test=0.2)
+    record = learn_base([samples], tmp_path, SPEC, config)
+    names = [json.loads((samples / "samples.json").read_text())["shapes"][i]["name"] for i in range(10)]
+    assert [s["name"] for s in record["shapes"]] == split_names(names, 0.2, 0.2, 0)["train"]
+    assert len(record["shapes"]) == 6
+
+
+def test_a_zoo_fitted_from_a_base_keeps_its_shared_weights(shift_zoo, base):
+    zoo, init = load_zoo(shift_zoo), load_init(base)
+    assert zoo.meta["fit"]["trainable"] == "biases" and zoo.meta["init"]["modulation"] == "shift"
+    shared = ~SPEC.bias_mask()
+    assert torch.equal(zoo.params[:, shared], init.params[shared].expand(len(zoo.names), -1))
+    assert all(e["status"] == "ok" for e in zoo.entries)
+
+
+def test_the_shift_space_reads_fields_exactly_and_ignores_hidden_permutations(shift_zoo, tiny_zoo, tmp_path):
+    zoo = load_zoo(shift_zoo)
+    summary = train_space(zoo, tmp_path / "space", ModelConfig(), QUICK)  # auto -> shift
+    assert summary["design"] == "shift" and summary["latent"] == int(SPEC.bias_mask().sum())
+    assert summary["results"]["test"]["field_iou_median"] == 1.0
+    space = load_space(tmp_path / "space")
+    z = space.encode(zoo.params)
+    torch.testing.assert_close(space.decode(z), zoo.params, atol=1e-5, rtol=1e-5)
+    z_train, names = load_latents(tmp_path / "space" / LATENTS_FILE)
+    assert len(names) == len(z_train) == summary["fields"]["train"]
+
+    permuted = torch.stack([permute_hidden(SPEC, p, i) for i, p in enumerate(zoo.params)])
+    assert not torch.equal(permuted, zoo.params)
+    x = torch.rand(len(permuted), 64, 3) - 0.5
+    torch.testing.assert_close(field_forward(SPEC, permuted, x), field_forward(SPEC, zoo.params, x), atol=1e-5, rtol=0)
+    torch.testing.assert_close(space.encode(permuted), z, atol=1e-5, rtol=1e-5)
+    assert space.exact(permuted).all()
+
+    # a field off the base is not exact: refinement works on it, the exact ones keep their latents
+    off = zoo.params[:1] + 0.01 * torch.randn(1, zoo.params.shape[1])
+    both = torch.cat([zoo.params[:1], off])
+    assert space.exact(both).tolist() == [True, False]
+    z0 = space.encode(both)
+    refined = refine_latents(space, both, z0, steps=3, points=128, pool=256)
+    assert torch.equal(refined[0], z0[0]) and not torch.equal(refined[1], z0[1])
+
+    with pytest.raises(ShapezooError, match="shift base"):
+        train_space(load_zoo(tiny_zoo), tmp_path / "refused", ModelConfig(design="shift"), QUICK)
+
+
+def test_cli_base_fit_space_and_exact_encode(samples, tmp_path):
+    runner = CliRunner()
+    args = ["--steps", "6", "--batch", "4", "--val", "0", "--test", "0", "--width", "16", "--depth", "2"]
+    r = runner.invoke(app, ["init", "base", str(samples), "--out", str(tmp_path / "base"), *args, "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["complete"] is True
+    fit = ["fit", str(samples), "--out", str(tmp_path / "zoo"), "--init", str(tmp_path / "base"), "--steps", "20"]
+    r = runner.invoke(app, [*fit, "--width", "16", "--depth", "2", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    space = ["space", "train", str(tmp_path / "zoo"), "--out", str(tmp_path / "space")]
+    r = runner.invoke(app, [*space, "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "shift" in r.output
+    z = str(tmp_path / "z.safetensors")
+    enc = ["encode", str(tmp_path / "zoo"), "--space", str(tmp_path / "space"), "--out", z]
+    assert runner.invoke(app, [*enc, "--refine", "0"]).exit_code == 0
+    dec = ["decode", z, "--space", str(tmp_path / "space"), "--out", str(tmp_path / "dec")]
+    r = runner.invoke(app, dec)
+    assert r.exit_code == 0, r.output
+    torch.testing.assert_close(load_zoo(tmp_path / "dec").params, load_zoo(tmp_path / "zoo").params, atol=1e-5, rtol=0)
