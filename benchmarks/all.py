@@ -62,7 +62,17 @@ QUICK: dict[str, tuple[str | None, Args]] = {
     "space_iou": ("space", lambda d, w: [str(d["zoo"]), str(d["shapes"]), str(d["space"]), "--refine", "5"]),
     "space_curve": (
         "space",
-        lambda d, w: [str(d["shapes"]), "--run", f"quick={d['zoo']}:{d['space']}", "--refine", "0", "3"],
+        lambda d, w: (
+            [str(d["shapes"]), "--run", f"quick={d['zoo']}:{d['space']}", "--run", f"fields={d['zoo']}"]
+            + ["--split-from", str(d["space"]), "--refine", "0", "3"]
+        ),
+    ),
+    "shift_recipe": (
+        "samples",
+        lambda d, w: (
+            [str(d["samples"]), "--base", str(w / "base"), "--base-steps", "3", "--width", "16"]
+            + ["--variants", "5x2e-3", "full", "--every", "1", "--resolution", "32"]
+        ),
     ),
     "space_eval": (
         "space",

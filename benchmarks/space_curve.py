@@ -3,7 +3,9 @@
 Each ``--run NAME=ZOO:SPACE`` scores the test fields of the space's split (the same names for every run made with
 the same split seed and shares) decoded with the encoder alone and with encoder + N refinement steps, by the
 evaluation protocol's IoU (100k seeded uniform points vs the mesh's inside test; labels computed once per shape),
-per family as well. Prints one row per run and refinement, writes JSON.
+per family as well. ``--run NAME=ZOO`` scores a zoo's own fields on the test names of ``--split-from SPACE``: for a
+zoo of a shift base that is what its shift space decodes with the encoder alone (exact, tested), without building
+the space. Prints one row per run and refinement, writes JSON.
 
 Usage: python -m benchmarks.space_curve MESHES --run shift280=ZOO:SPACE --run neuron280=ZOO2:SPACE2 --refine 0 100
 """
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("meshes", type=Path, help="ground-truth meshes, named like the fields")
     ap.add_argument("--run", action="append", default=[], help="NAME=ZOO:SPACE")
     ap.add_argument("--refine", type=int, nargs="*", default=[0, 100])
+    ap.add_argument("--split-from", type=Path, help="space whose test names the zoo-only runs are scored on")
     a = ap.parse_args(argv)
     dev = _common.device(a)
     refs = dict(find_meshes(a.meshes))
@@ -59,8 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"meshes": str(a.meshes), "runs": {}}
     print(f"{'run':14s} {'design':7s} {'train':>5s} {'refine':>6s} {'test':>4s} {'IoU med':>8s}  per family")
     for name, spec_str in (r.split("=", 1) for r in a.run):
-        zoo_path, space_path = spec_str.split(":", 1)
-        zoo, space = load_zoo(zoo_path), load_space(space_path, dev)
+        zoo_path, _, space_path = spec_str.partition(":")
+        zoo, space = load_zoo(zoo_path), load_space(space_path or a.split_from, dev)
         names = space.meta["split"]["test"]
         for n in names:
             if n not in labels:
@@ -70,19 +73,19 @@ def main(argv: list[str] | None = None) -> dict:
         row = {
             "zoo": zoo_path,
             "space": space_path,
-            "design": space.model.config.design,
-            "train_fields": len(space.meta["split"]["train"]),
+            "design": space.model.config.design if space_path else "fields",
+            "train_fields": len(space.meta["split"]["train"]) if space_path else None,
             "test_fields": len(names),
             "original": _summary(names, _ious(zoo.spec, w, names, labels, x), refs),
         }
-        for steps in a.refine:
+        for steps in a.refine if space_path else []:
             decoded = space.decode(refine_latents(space, w, z, steps))
             row[f"refine{steps}"] = _summary(names, _ious(zoo.spec, decoded, names, labels, x), refs)
         result["runs"][name] = row
-        for key in ["original"] + [f"refine{s}" for s in a.refine]:
+        for key in ["original"] + [f"refine{s}" for s in a.refine if space_path]:
             fam = " ".join(f"{f} {v:.3f}" for f, v in row[key]["per_family"].items())
             print(
-                f"{name:14s} {row['design']:7s} {row['train_fields']:5d} {key:>8s} {len(names):4d} "
+                f"{name:14s} {row['design']:7s} {row['train_fields'] or 0:5d} {key:>8s} {len(names):4d} "
                 f"{row[key]['median']:.4f}  {fam}",
                 flush=True,
             )

@@ -104,6 +104,7 @@ def test_cli_defaults_match_the_library_recipe():
     # --steps 0 takes the recipe's length for the start point: FitConfig's own from the seeded init
     assert params["steps"].default == 0 and FitConfig.default_steps(learned_init=False) == FitConfig.steps
     assert FitConfig.default_steps(learned_init=True) < FitConfig.steps
-    assert params["lr"].default == FitConfig.lr
+    # --lr 0 takes the recipe's rate: FitConfig's own for full fits, a higher one when only biases move
+    assert params["lr"].default == 0 and FitConfig.default_lr("all") == FitConfig.lr < FitConfig.default_lr("biases")
     assert params["points_per_step"].default == FitConfig.points_per_step
     assert params["width"].default == FieldSpec.width and params["depth"].default == FieldSpec.depth

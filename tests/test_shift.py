@@ -157,3 +157,11 @@ def test_cli_base_fit_space_and_exact_encode(samples, tmp_path):
     r = runner.invoke(app, dec)
     assert r.exit_code == 0, r.output
     torch.testing.assert_close(load_zoo(tmp_path / "dec").params, load_zoo(tmp_path / "zoo").params, atol=1e-5, rtol=0)
+
+
+def test_a_train_limit_keeps_validation_and_test_and_nests():
+    names = [f"shape_{i:03d}" for i in range(50)]
+    full = split_names(names, 0.1, 0.2, 0)
+    small, larger = split_names(names, 0.1, 0.2, 0, train_limit=8), split_names(names, 0.1, 0.2, 0, train_limit=20)
+    assert small["test"] == full["test"] and small["val"] == full["val"] and larger["test"] == full["test"]
+    assert len(small["train"]) == 8 and set(small["train"]) <= set(larger["train"]) <= set(full["train"])
