@@ -54,6 +54,7 @@ def train(
     """Train an encoder/decoder of field weights with a functional loss; keeps the best validation checkpoint."""
     from shapezoo.core.zoo import load_zoo
     from shapezoo.space import ModelConfig, TrainConfig, train_space
+    from shapezoo.space.train import default_design
 
     z = load_zoo(zoo)
     model = ModelConfig(design=design, latent=latent, trunk=trunk)  # type: ignore[arg-type]
@@ -70,7 +71,8 @@ def train(
         train_limit=train_limit,
     )
     with training_run(distributed, device) as (dev, bar):
-        task = bar.add_task("training", total=epochs, status="") if bar else None
+        shift = (default_design(z) if design == "auto" else design) == "shift"  # nothing to train: no bar
+        task = bar.add_task("training", total=epochs, status="") if bar and not shift else None
 
         def on_eval(entry: dict) -> None:
             tr, v = entry["train"], entry.get("val") or entry.get("train_eval")
