@@ -20,9 +20,10 @@ from shapezoo.core.latents import split_names
 from shapezoo.extract import ExtractConfig, extract_meshes
 from shapezoo.fields import FieldSpec
 from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.learned_init import BaseConfig, bundled_init, learn_base, load_init
+from shapezoo.learned_init import bundled_init, load_init
 from shapezoo.metrics import components
 from shapezoo.sampling import load_sample_batch, read_index
+from shapezoo.shift_base import BaseConfig, learn_base
 
 
 def _config(variant: str, check: int) -> tuple[FitConfig, bool]:

@@ -88,8 +88,8 @@ def base(
     import torch
 
     from shapezoo.fields import FieldSpec
-    from shapezoo.learned_init import BaseConfig, learn_base
     from shapezoo.runtime import resolve_device
+    from shapezoo.shift_base import BaseConfig, learn_base
 
     spec = FieldSpec.from_arch(arch, width, depth)
     config = BaseConfig(

@@ -22,15 +22,8 @@ _EXPORTS = {
     "shapezoo.sampling": ["SampleConfig", "sample_meshes"],
     "shapezoo.fit": ["FitConfig", "FitResult", "fit_fields"],
     "shapezoo.zoo_fit": ["fit_zoo"],
-    "shapezoo.learned_init": [
-        "BaseConfig",
-        "InitConfig",
-        "LearnedInit",
-        "bundled_init",
-        "learn_base",
-        "learn_init",
-        "load_init",
-    ],
+    "shapezoo.learned_init": ["InitConfig", "LearnedInit", "bundled_init", "learn_init", "load_init"],
+    "shapezoo.shift_base": ["BaseConfig", "learn_base"],
     "shapezoo.extract": ["ExtractConfig", "export_mesh", "extract_meshes"],
     "shapezoo.evaluation": ["evaluate_meshes", "evaluate_zoo"],
     "shapezoo.space": [
@@ -70,9 +63,10 @@ if TYPE_CHECKING:
     from .extract import ExtractConfig, export_mesh, extract_meshes
     from .fields import FieldModule, FieldSpec, FieldZoo, field_forward, init_params, to_module
     from .fit import FitConfig, FitResult, fit_fields
-    from .learned_init import BaseConfig, InitConfig, LearnedInit, bundled_init, learn_base, learn_init, load_init
+    from .learned_init import InitConfig, LearnedInit, bundled_init, learn_init, load_init
     from .meshes import Shape, find_meshes, load_mesh
     from .sampling import SampleConfig, sample_meshes
+    from .shift_base import BaseConfig, learn_base
     from .space import (
         Evidence,
         GaussianPrior,

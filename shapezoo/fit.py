@@ -67,8 +67,8 @@ class FitConfig:
     stay in cache beat one huge batched matmul, and everything at once on CUDA."""
     trainable: Literal["all", "biases"] = "all"
     """``biases``: only the biases move, every other weight stays at the start point's - fields are a shared base
-    plus a per-shape shift modulation (Functa), which a weight space reads exactly (``init learn --method shift``
-    learns such a base; fitting from it sets this)."""
+    plus a per-shape shift modulation (Functa), which a weight space reads exactly (``shapezoo init base``,
+    ``shift_base.learn_base``, learns such a base; fitting from it sets this)."""
 
     @staticmethod
     def default_steps(learned_init: bool) -> int:

@@ -15,8 +15,9 @@ from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import ShapezooError
 from shapezoo.fields import FieldSpec, field_forward, init_params
 from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.learned_init import BASE_STATE, BaseConfig, learn_base, load_init
+from shapezoo.learned_init import load_init
 from shapezoo.sampling import SampleConfig, load_samples, sample_meshes
+from shapezoo.shift_base import BASE_STATE, BaseConfig, learn_base
 from shapezoo.space import ModelConfig, load_space, train_space
 from shapezoo.space.latent import refine_latents
 from shapezoo.zoo_fit import fit_zoo

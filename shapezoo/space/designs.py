@@ -241,6 +241,10 @@ class PrepDecoder(nn.Module):
         return self.affine(self.grid.from_grid(x[..., : self.grid.rows, : self.grid.cols]))
 
 
+EXACT_TOL = 1e-5
+"""Relative distance from the base below which a field counts as the base's (read exactly by the shift encoder)."""
+
+
 def align_to_base(spec: FieldSpec, params: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     """(B, P) fields with their hidden units permuted to match ``base`` (P,) layer by layer, by the incoming weights
     (columns already in the base's order): the same function, in the base's unit order. A field of the shift base,

@@ -136,8 +136,10 @@ def refine_latents(
     own function does the rest, most for fields unlike the training zoo. Fields the encoder reads exactly
     (``WeightSpace.exact``) keep their latents.
     """
+    if steps <= 0:
+        return z
     todo = (~space.exact(params)).nonzero().flatten()
-    if steps <= 0 or not len(todo):
+    if not len(todo):
         return z
     z = z.clone()
     z[todo.to(z.device)] = refine_model_latents(

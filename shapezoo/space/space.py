@@ -12,7 +12,7 @@ from ..core.spaces import SPACE_JSON, load_space_state, read_space_header, write
 from ..errors import InputError, ShapezooError
 from ..fields import FieldSpec, init_params
 from ..io import atomic_save_tensors, ensure_output_dir, load_tensors
-from .designs import DESIGNS, ModelConfig, ParamStats, ShiftEncoder, WeightAutoencoder
+from .designs import DESIGNS, EXACT_TOL, ModelConfig, ParamStats, ShiftEncoder, WeightAutoencoder
 
 SPACE_FORMAT = "shapezoo.space/1"
 INIT_FILE = "init.safetensors"
@@ -66,7 +66,7 @@ class WeightSpace:
         encoder = self.model.encoder
         assert isinstance(encoder, ShiftEncoder)
         dev = next(self.model.parameters()).device
-        return encoder.residual(params.to(dev), self.model.stats).cpu() < 1e-5
+        return encoder.residual(params.to(dev), self.model.stats).cpu() < EXACT_TOL
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, batch: int = 256) -> torch.Tensor:

@@ -17,7 +17,7 @@ from ..core.training import Schedule, learning_rate, load_checkpoint, open_state
 from ..errors import ShapezooError
 from ..fields import FieldSpec, FieldZoo, field_forward
 from ..io import atomic_write_json, ensure_output_dir
-from .designs import Design, ModelConfig
+from .designs import EXACT_TOL, Design, ModelConfig
 from .space import WeightSpace, build_model, load_space, save_space
 
 
@@ -377,7 +377,7 @@ def _shift_space(zoo, out, model, params, probes, config, configs, split, state,
         model.decoder.affine.scale.copy_(model.stats.std)
         for k, p in params.items():
             worst = float(model.encoder.residual(p, model.stats).max()) if len(p) else 0.0
-            if worst > 1e-5:
+            if worst > EXACT_TOL:
                 raise ShapezooError(
                     f"the zoo's {k} fields do not share the weights of its start point (relative "
                     f"distance up to {worst:.3g}); the shift design needs a zoo fitted from a shift base "
