@@ -88,6 +88,20 @@ QUICK: dict[str, tuple[str | None, Args]] = {
             + ["--split", "train", "--refine", "5"]
         ),
     ),
+    "generation": (
+        "space",
+        lambda d, w: (
+            [str(d["shapes"]), "--space", str(d["space"]), "--zoo", str(d["zoo"]), "--prior", str(w / "prior")]
+            + ["--prior-steps", "20", "--count", "3", "--resolution", "32", "--points", "256", "--per-family", "2"]
+        ),
+    ),
+    "generation_classifiers": (
+        None,
+        lambda d, w: (
+            ["--space", str(w / "gc" / "space"), "--zoo", str(w / "gc" / "zoo"), "--prior", str(w / "gc" / "prior")]
+            + ["--build", "24", "--prior-steps", "20", "--count", "6"]
+        ),
+    ),
     "classifiers": (
         None,
         lambda d, w: ["throughput", "--arch", "mlp-8", "--models", "4", "--steps", "10", "--work", str(w / "cls")],

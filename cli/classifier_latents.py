@@ -195,3 +195,48 @@ def evaluate(
         for role, v in result["summary"].items()
     ]
     finish(f"{zoo} through {space} ({split} images)", ["name", "role", "original %", "decoded %"], rows, result)
+
+
+@handle_errors
+def sample(
+    space: Annotated[Path, typer.Option(help="Classifier space folder.")],
+    out: Annotated[Path, typer.Option(help="New zoo folder for the sampled models.")],
+    count: Annotated[int, typer.Option(help="Number of new models.")] = 16,
+    prior: Annotated[
+        str,
+        typer.Option(help="'gaussian' (fitted to the training latents) or a prior folder ('shapezoo prior train')."),
+    ] = "gaussian",
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    arch: Annotated[
+        str | None, typer.Option(help="Architecture to decode to (default: the decoder's prediction).")
+    ] = None,
+    zoo: Annotated[
+        Path | None, typer.Option(help="Training zoo: report each model's disagreement with its nearest one.")
+    ] = None,
+    temperature: Annotated[
+        float, typer.Option(help="Scale of the starting noise (< 1: more typical, less varied models).")
+    ] = 1.0,
+    root: Root = None,
+    device: Device = "auto",
+):
+    """Draw new models from a prior over the space's training latents into a zoo, with their test accuracy."""
+    from shapezoo.classifiers.data import images_for
+    from shapezoo.classifiers.jobs import sample_models
+    from shapezoo.classifiers.space import load_classifier_space
+    from shapezoo.core.zoo import load_zoo
+    from shapezoo.runtime import resolve_device
+
+    dev = resolve_device(device)
+    s = load_classifier_space(space, dev)
+    train = load_zoo(zoo, kind="classifier") if zoo is not None else None
+    summary = sample_models(s, space, count, out, images_for(s.meta, root, dev), prior, seed, arch, train, temperature)
+    rows = [
+        (r["name"], pct(r["accuracy_test"]), pct(r["disagreement_to_nearest_training"]) if zoo else "-")
+        for r in summary["samples"][:10]
+    ]
+    finish(
+        f"{count} x {summary['arch']} sampled into {out}",
+        ["model", "test acc %", "disagreement to nearest training %"],
+        rows,
+        summary,
+    )

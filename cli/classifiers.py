@@ -200,6 +200,6 @@ def probe(
     )
 
 
-for _name in ("encode", "decode", "interpolate", "optimize"):
+for _name in ("encode", "decode", "interpolate", "optimize", "sample"):
     app.command(_name)(getattr(latents, _name))
 app.command("eval")(latents.evaluate)

@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from . import classifiers, data, fit, init, mesh, probe, report, space
+from . import classifiers, data, fit, generate, init, mesh, probe, report, space
 
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
@@ -25,6 +25,8 @@ app.command("eval")(mesh.evaluate)
 app.add_typer(space.app, name="space")
 for _name in ("encode", "decode", "interpolate", "optimize", "sample"):
     app.command(_name)(getattr(space, _name))
+app.add_typer(generate.prior_app, name="prior")
+app.command("eval-generation")(generate.eval_generation)
 app.command("probe")(probe.probe)
 app.command("report")(report.report)
 app.command("demo")(report.demo)

@@ -266,9 +266,18 @@ def sample(
     ),
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     resolution: Annotated[int, typer.Option(help="Extraction grid cells per side.")] = 128,
+    prior: Annotated[
+        str,
+        typer.Option(help="'gaussian' (fitted to the training latents) or a prior folder ('shapezoo prior train')."),
+    ] = "gaussian",
+    family: Annotated[str | None, typer.Option(help="Draw members of this family / class only.")] = None,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance of a family-conditional prior.")] = 1.0,
+    temperature: Annotated[
+        float, typer.Option(help="Scale of the starting noise (< 1: more typical, less varied members).")
+    ] = 1.0,
     device: Device = "auto",
 ):
-    """Draw new members from a Gaussian fitted to the training latents; report how close each is to training."""
+    """Draw new members from a prior over the training latents; report how close each is to training."""
     from shapezoo.extract import ExtractConfig
     from shapezoo.runtime import resolve_device
     from shapezoo.space import load_space
@@ -287,6 +296,10 @@ def sample(
             ExtractConfig(resolution=resolution),
             dev,
             on_member=lambda name: bar.update(task, advance=1, status=name),
+            prior=prior,
+            family=family,
+            guidance=guidance,
+            temperature=temperature,
         )
     finish(
         f"{count} samples in {out}",

@@ -17,6 +17,7 @@ _EXPORTS = {
     "shapezoo.core.spec": ["NetworkSpec", "register_kind"],
     "shapezoo.core.zoo": ["Zoo", "ZooWriter", "load_zoo", "save_zoo"],
     "shapezoo.core.latents": ["interpolate", "load_latents", "read_latents", "save_latents"],
+    "shapezoo.core.prior": ["LatentPrior", "PriorConfig", "draw_latents", "load_prior", "train_prior"],
     "shapezoo.fields": ["FieldModule", "FieldSpec", "FieldZoo", "field_forward", "init_params", "to_module"],
     "shapezoo.meshes": ["Shape", "find_meshes", "load_mesh"],
     "shapezoo.sampling": ["SampleConfig", "sample_meshes"],
@@ -26,6 +27,7 @@ _EXPORTS = {
     "shapezoo.shift_base": ["BaseConfig", "learn_base"],
     "shapezoo.extract": ["ExtractConfig", "export_mesh", "extract_meshes"],
     "shapezoo.evaluation": ["evaluate_meshes", "evaluate_zoo"],
+    "shapezoo.generation": ["evaluate_generation"],
     "shapezoo.space": [
         "Evidence",
         "GaussianPrior",
@@ -56,6 +58,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .core.latents import interpolate, load_latents, read_latents, save_latents
+    from .core.prior import LatentPrior, PriorConfig, draw_latents, load_prior, train_prior
     from .core.spec import NetworkSpec, register_kind
     from .core.zoo import Zoo, ZooWriter, load_zoo, save_zoo
     from .errors import InputError, ShapezooError
@@ -63,6 +66,7 @@ if TYPE_CHECKING:
     from .extract import ExtractConfig, export_mesh, extract_meshes
     from .fields import FieldModule, FieldSpec, FieldZoo, field_forward, init_params, to_module
     from .fit import FitConfig, FitResult, fit_fields
+    from .generation import evaluate_generation
     from .learned_init import InitConfig, LearnedInit, bundled_init, learn_init, load_init
     from .meshes import Shape, find_meshes, load_mesh
     from .sampling import SampleConfig, sample_meshes

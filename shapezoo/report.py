@@ -20,7 +20,17 @@ import numpy as np
 from .charts import heat_table, html_table, png_img, svg_lines, svg_scatter
 from .io import atomic_write_bytes, read_json
 
-SECTIONS = ("summary", "gallery", "metrics", "interpolation", "training", "latent-map", "probe", "classifiers")
+SECTIONS = (
+    "summary",
+    "gallery",
+    "metrics",
+    "interpolation",
+    "training",
+    "latent-map",
+    "probe",
+    "generation",
+    "classifiers",
+)
 
 
 def _mesh_json(vertices: np.ndarray, faces: np.ndarray, name: str) -> dict:
@@ -209,6 +219,7 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
         parts["latent-map"] = "<p>No weight space in this run.</p>"
 
     parts["probe"] = _probe_section(run, info)
+    parts["generation"] = _generation_section(run / "generation", info)
     parts["classifiers"] = _classifier_section(run / "classifiers", info)
 
     summary_rows = [(k, str(v)) for k, v in info.items()]
@@ -251,6 +262,40 @@ def _probe_section(run: Path, info: dict) -> str:
             "<p>Retrieval: a query (left) and its five nearest members by latent (cosine).</p>" + png_img(strip)
         )
     info["probe"] = r["members"]
+    return "".join(parts)
+
+
+def _generation_section(folder: Path, info: dict) -> str:
+    """MMD / COV / 1-NNA of sampled shapes against held-out ones, their distance to the nearest training shape
+    beside the held-out shapes' own, and each sample rendered beside that nearest training shape, from
+    ``generation.json`` and ``nearest.png`` as ``shapezoo eval-generation`` writes them."""
+    path = folder / "generation.json"
+    if not path.exists():
+        return "<p>No generation evaluation in this run.</p>"
+    r = read_json(path)
+    m, n, sizes = r["metrics"], r["novelty"], r["sizes"]
+    parts = [
+        f"<p>{sizes['generated']} samples against {sizes['reference']} held-out shapes, {r['points']} surface points"
+        f" each; novelty against {sizes['train']} training shapes. {html.escape(r.get('units', ''))}.</p>",
+        html_table(
+            ["MMD x1e3", "COV", "1-NNA (50% ideal)", "nearest training: samples x1e3", "held-out x1e3", "ratio"],
+            [
+                (
+                    1e3 * m["mmd"],
+                    m["cov"],
+                    m["1-nna"],
+                    1e3 * n["samples_median"],
+                    1e3 * n["reference_median"],
+                    n["ratio"],
+                )
+            ],
+        ),
+    ]
+    if (folder / "nearest.png").exists():
+        parts.append(
+            "<p>Each sample (left) beside its nearest training shape (right).</p>" + png_img(folder / "nearest.png")
+        )
+    info["generation"] = sizes["generated"]
     return "".join(parts)
 
 
@@ -308,6 +353,7 @@ def _page(parts: dict[str, str], data: dict) -> str:
         "training": "Training curves",
         "latent-map": "Latent space",
         "probe": "Probing: classes from latents",
+        "generation": "Generation: new shapes, and how new they are",
         "classifiers": "Classifiers: accuracy along an interpolation",
     }
     body = "".join(f'<section id="{k}"><h2>{titles[k]}</h2>{parts[k]}</section>' for k in SECTIONS)

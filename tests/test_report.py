@@ -16,7 +16,10 @@ from shapezoo.render import render_grid, render_mesh, render_strip, save_png
 from shapezoo.report import SECTIONS
 from shapezoo_cli.main import app
 
-TINY = DemoConfig(per_family=2, points=4000, fit_steps=80, width=16, epochs=6, latent=8, resolution=40, interp_steps=4)
+# fields and a space just good enough to decode surfaces, which the generation stage needs
+TINY = DemoConfig(
+    per_family=2, points=4000, fit_steps=200, width=16, epochs=30, latent=8, resolution=40, interp_steps=4
+)
 
 
 def _mesh(m):
@@ -65,6 +68,9 @@ def test_demo_runs_every_stage_and_the_report_has_every_section(demo_run):
     assert summary["sections"]["interpolation"] == 4 and summary["sections"]["gallery"] == 8
     for png in ("zoo_grid.png", "interpolation_strip.png", "interpolation_weights_strip.png"):
         assert (out / "renders" / png).stat().st_size > 1000
+    generation = summary["generation"]
+    assert 0 < generation["cov"] <= 1 and 0 <= generation["1-nna"] <= 1 and generation["novelty_ratio"] > 0
+    assert (out / "generation" / "nearest.png").stat().st_size > 1000 and "beside its nearest training shape" in page
     assert json.loads((out / "demo.json").read_text())["report"].endswith("report.html")
     classifiers = summary["classifiers"]
     assert classifiers["accuracy_raw"][0] < 0.7 < classifiers["accuracy_raw"][-1]  # weakest -> strongest model

@@ -223,14 +223,23 @@ class ClassifierModule(nn.Module):
 
 
 @torch.no_grad()
+def predictions(spec: ClassifierSpec, params: torch.Tensor, images: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """(B, N) predicted classes of B models on N images, evaluated in chunks of images."""
+    return torch.cat([classifier_forward(spec, params, x).argmax(-1) for x in images.split(chunk)], dim=1)
+
+
 def accuracy(
     spec: ClassifierSpec, params: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, chunk: int = 2048
 ) -> torch.Tensor:
     """(B,) accuracies of B models on a labelled image set, evaluated in chunks of images."""
-    correct = torch.zeros(params.shape[0], device=params.device)
-    for x, y in zip(images.split(chunk), labels.split(chunk)):
-        correct += (classifier_forward(spec, params, x).argmax(-1) == y).sum(-1)
-    return correct / max(1, len(labels))
+    if not len(labels):
+        return torch.zeros(params.shape[0], device=params.device)
+    return (predictions(spec, params, images, chunk) == labels).float().mean(-1)
+
+
+def disagreement(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(A, B) share of images on which models disagree, from predictions a (A, N) and b (B, N)."""
+    return torch.stack([(row[None] != b).float().mean(-1) for row in a])
 
 
 register_kind("classifier", ClassifierSpec)

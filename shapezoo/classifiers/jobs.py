@@ -10,10 +10,11 @@ from typing import Literal
 import torch
 
 from ..core.latents import LATENTS_FILE, load_latents, read_latents, save_latents
+from ..core.prior import draw_latents
 from ..core.zoo import Zoo, save_zoo
 from ..errors import ShapezooError
 from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir
-from .archs import ClassifierSpec, accuracy, init_params, parse_arch
+from .archs import ClassifierSpec, accuracy, disagreement, init_params, parse_arch, predictions
 from .data import ImageData
 from .explore import LatentOptConfig, encode_models, evaluate_zoo, interpolation_path, optimize_latent
 from .space import ClassifierSpace
@@ -160,3 +161,50 @@ def evaluate_to_file(
     ensure_output_dir(out.parent if str(out.parent) else Path("."))
     atomic_write_json(out, result)
     return result
+
+
+def sample_models(
+    space: ClassifierSpace,
+    space_path: str | Path,
+    count: int,
+    out: Path,
+    data: ImageData,
+    prior: str | Path = "gaussian",
+    seed: int = 0,
+    arch: str | None = None,
+    train: Zoo[ClassifierSpec] | None = None,
+    temperature: float = 1.0,
+) -> dict:
+    """A zoo of ``count`` new models drawn from a prior over the space's training latents (``gaussian`` or a learned
+    prior folder), decoded to ``arch`` (default: the decoder's prediction), each with its test accuracy; with the
+    ``train`` zoo, also how new each is: the share of test images on which it disagrees with its nearest training
+    model (the one it disagrees with least)."""
+    z, what = draw_latents(space_path, count, seed, prior, device=space.device, temperature=temperature)
+    spec0 = space.archs[0]
+    spec, params = space.decode(z, parse_arch(arch, spec0.in_shape, spec0.classes) if arch else None)
+    pred = predictions(spec, params, data.test[0])
+    acc = (pred == data.test[1]).float().mean(-1).tolist()
+    names = [f"sample_{i:03d}" for i in range(count)]
+    metrics: list[dict] = [{"accuracy_test": a} for a in acc]
+    novelty = None
+    if train is not None:
+        if train.spec != spec:
+            raise ShapezooError(f"the training zoo holds {train.spec.name} models; the samples are {spec.name}")
+        usable, _ = train.select(None)
+        d = disagreement(pred, predictions(spec, train.stack(usable).to(params.device), data.test[0]))
+        nearest = d.min(1)
+        for m, v, j in zip(metrics, nearest.values.tolist(), nearest.indices.tolist()):
+            m.update({"disagreement_to_nearest_training": v, "nearest_training": usable[j]})
+        novelty = {"median": float(nearest.values.median()), "mean": float(nearest.values.mean())}
+    entries = [{"name": n, "arch": spec.name, "status": "ok", "metrics": m} for n, m in zip(names, metrics)]
+    meta = {"data": space.meta.get("data"), "sampled": {"space": str(space_path), "prior": what, "seed": seed}}
+    save_zoo(out, spec, params.cpu(), entries, init_params(spec, 0), meta)
+    return {
+        "zoo": str(out),
+        "arch": spec.name,
+        "prior": what,
+        "models": count,
+        "accuracy_test": {"mean": sum(acc) / len(acc), "min": min(acc), "max": max(acc)},
+        "novelty": novelty,
+        "samples": [{"name": n, **m} for n, m in zip(names, metrics)],
+    }

@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 
 from ..core.latents import read_latents, save_latents
+from ..core.prior import draw_latents
 from ..core.zoo import ZOO_JSON, load_zoo, save_zoo
 from ..errors import ShapezooError
 from ..extract import ExtractConfig, export_mesh, extract_meshes
@@ -194,26 +195,32 @@ def sample_members(
     config: ExtractConfig = ExtractConfig(resolution=128),
     device: str | torch.device = "cpu",
     on_member: Callable[[str], None] | None = None,
+    prior: str | Path = "gaussian",
+    family: str | None = None,
+    guidance: float = 1.0,
+    nearest: bool = True,
+    temperature: float = 1.0,
 ) -> dict:
-    """New members drawn from a Gaussian fitted to the training latents, meshed into ``out/sample_NN.obj``, each with
-    how close it is to the training shapes (latents in ``latents.safetensors``, the summary in ``sample.json``)."""
-    if count < 1:
-        raise ShapezooError(f"--count must be >= 1, got {count}")
-    prior, train_z, train_names = prior_from_space(space, space_path)
-    z = prior.sample(count, seed)
+    """New members drawn from a prior over the training latents (``gaussian``, or a learned prior folder; of one
+    ``family`` if given), meshed into ``out/sample_NN.obj``, each (with ``nearest``) with how close it is to the
+    training shapes (latents in ``latents.safetensors``, the summary in ``sample.json``)."""
+    z, what = draw_latents(space_path, count, seed, prior, family, guidance, device, temperature)
+    _, train_z, train_names = prior_from_space(space, space_path)
     ensure_output_dir(out)
     rows: list[dict] = []
     for i in range(count):
         name = f"sample_{i:02d}"
         (mesh,), _ = extract_meshes(space.spec, space.decode(z[i : i + 1]), config, [name])
-        row = {"name": name, "file": str(out / f"{name}.obj"), "faces": len(mesh[1])}
+        row = {"name": name, "file": str(out / f"{name}.obj"), "faces": len(mesh[1]), "family": family}
         if len(mesh[1]):
             export_mesh(*mesh, row["file"])
-            row.update(nearest_training(space, z[i], train_z, train_names, mesh, config, device=device))
+            if nearest:
+                row.update(nearest_training(space, z[i], train_z, train_names, mesh, config, device=device))
         rows.append(row)
         if on_member is not None:
             on_member(name)
-    save_latents(out / "latents.safetensors", z, [r["name"] for r in rows])
-    summary = {"samples": rows, "prior": "gaussian (shrunk covariance) over the training latents"}
+    labels = {r["name"]: family for r in rows} if family else None
+    save_latents(out / "latents.safetensors", z, [r["name"] for r in rows], {"labels": labels} if labels else None)
+    summary = {"samples": rows, "prior": what, "seed": seed, "temperature": temperature, "space": str(space_path)}
     atomic_write_json(out / "sample.json", summary)
     return summary

@@ -1,4 +1,4 @@
-"""Moving through a weight space of fields: a Gaussian prior over latents, and latent optimisation."""
+"""Moving through a weight space of fields: latent optimisation against evidence and against the fields themselves."""
 
 from __future__ import annotations
 
@@ -9,39 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from ..core.latents import frozen
+from ..core.prior import GaussianPrior
 from ..errors import ShapezooError
 from ..fields import field_forward
 from .space import WeightSpace
 from .train import refine_model_latents
-
-
-@dataclass
-class GaussianPrior:
-    """A Gaussian over latents: mean (d,) and a lower-triangular factor (d, d) of the shrunk covariance."""
-
-    mean: torch.Tensor
-    factor: torch.Tensor
-
-    @classmethod
-    def fit(cls, z: torch.Tensor, shrinkage: float = 0.1) -> GaussianPrior:
-        """Fit to latents (N, d), shrinking the covariance towards its diagonal (N is often below d)."""
-        if len(z) < 2:
-            raise ShapezooError(f"a latent prior needs at least 2 latents, got {len(z)}")
-        z = z.double()
-        cov = torch.cov(z.T).reshape(z.shape[1], z.shape[1])
-        cov = (1 - shrinkage) * cov + shrinkage * torch.diag(torch.diag(cov)) + 1e-8 * torch.eye(len(cov))
-        return cls(z.mean(0).float(), torch.linalg.cholesky(cov).float())
-
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed)
-        return self.to_latent(torch.randn(n, len(self.mean), generator=g))
-
-    def to_latent(self, u: torch.Tensor) -> torch.Tensor:
-        """Whitened coordinates (n, d) -> latents."""
-        return self.mean.to(u) + u @ self.factor.to(u).T
-
-    def to_whitened(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.solve_triangular(self.factor.to(z), (z - self.mean.to(z)).T, upper=False).T
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,398 @@
+"""Priors over a space's training latents (either modality), to draw new members from: a Gaussian (shrunk
+covariance), and a learned one — a small flow-matching model, optionally conditioned on the members' labels,
+resumable, saved as prior.safetensors + prior.json.
+
+Flow matching (rectified flow): x_t = (1 - t) noise + t z, the network predicts z - noise, and samples integrate
+that velocity from noise at t = 0 to t = 1 with Heun steps. The checkpoint kept is the one with the lowest loss on
+a validation share of the training latents, which is what stops it from learning the training latents by heart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import InputError, ShapezooError
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
+from .latents import LATENTS_FILE, Latents, read_latents, split_names
+from .spaces import SPACE_JSON
+from .training import STATE_JSON, load_checkpoint, open_state, save_checkpoint
+
+PRIOR_FORMAT = "shapezoo.prior/1"
+PRIOR_FILE = "prior.safetensors"
+PRIOR_JSON = "prior.json"
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """How a latent prior is trained and sampled."""
+
+    steps: int = 1500
+    batch: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    hidden: int = 512
+    blocks: int = 3
+    dropout: float = 0.3
+    conditional: bool = False
+    """Condition on the members' labels (family, class); a share ``label_dropout`` of each batch is trained
+    without its label, so the same network also samples unconditionally."""
+    label_dropout: float = 0.1
+    val: float = 0.1
+    """Share of the training latents held out to choose the checkpoint (by validation loss)."""
+    keep: str = "best"
+    """Checkpoint kept: ``best`` (lowest validation loss) or ``last`` (after all steps: nearer the training
+    latents, sharper and less new)."""
+    eval_every: int = 50
+    sample_steps: int = 50
+    """Heun steps from noise to a latent."""
+    seed: int = 0
+
+
+@dataclass
+class GaussianPrior:
+    """A Gaussian over latents: mean (d,) and a lower-triangular factor (d, d) of the shrunk covariance."""
+
+    mean: torch.Tensor
+    factor: torch.Tensor
+
+    @classmethod
+    def fit(cls, z: torch.Tensor, shrinkage: float = 0.1) -> GaussianPrior:
+        """Fit to latents (N, d), shrinking the covariance towards its diagonal (N is often below d)."""
+        if len(z) < 2:
+            raise ShapezooError(f"a latent prior needs at least 2 latents, got {len(z)}")
+        z = z.double()
+        cov = torch.cov(z.T).reshape(z.shape[1], z.shape[1])
+        cov = (1 - shrinkage) * cov + shrinkage * torch.diag(torch.diag(cov)) + 1e-8 * torch.eye(len(cov))
+        return cls(z.mean(0).float(), torch.linalg.cholesky(cov).float())
+
+    def sample(self, n: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+        """``n`` seeded latents; ``temperature`` scales the whitened draw (< 1: nearer the mean)."""
+        g = torch.Generator().manual_seed(seed)
+        return self.to_latent(temperature * torch.randn(n, len(self.mean), generator=g))
+
+    def to_latent(self, u: torch.Tensor) -> torch.Tensor:
+        """Whitened coordinates (n, d) -> latents."""
+        return self.mean.to(u) + u @ self.factor.to(u).T
+
+    def to_whitened(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve_triangular(self.factor.to(z), (z - self.mean.to(z)).T, upper=False).T
+
+
+def latents_fingerprint(z: torch.Tensor) -> str:
+    """SHA-256 of a latents tensor's values (not the file's bytes: safetensors' metadata order varies)."""
+    return hashlib.sha256(z.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def space_latents(space: str | Path) -> Latents:
+    """The training latents saved in a space folder of either modality; a folder without them raises InputError."""
+    space = Path(space)
+    if not (space / SPACE_JSON).exists():
+        raise InputError(space, "not a space folder (no space.json)")
+    if not (space / LATENTS_FILE).exists():
+        raise InputError(space, f"holds no {LATENTS_FILE} (train the space to the end first)")
+    return read_latents(space / LATENTS_FILE)
+
+
+def _time_features(t: torch.Tensor, size: int = 64) -> torch.Tensor:
+    freqs = torch.exp(torch.linspace(0, math.log(1000.0), size // 2, device=t.device))
+    angles = t[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class _Block(nn.Module):
+    def __init__(self, hidden: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.net = nn.Sequential(
+            nn.Linear(hidden, 2 * hidden), nn.SiLU(), nn.Dropout(dropout), nn.Linear(2 * hidden, hidden)
+        )
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return h + self.net(self.norm(h) + cond)
+
+
+class Velocity(nn.Module):
+    """v(x_t, t, label): residual MLP; label index ``classes`` means "no label"."""
+
+    def __init__(self, dim: int, hidden: int, blocks: int, classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.classes = classes
+        self.inp = nn.Linear(dim, hidden)
+        self.time = nn.Sequential(nn.Linear(64, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.label = nn.Embedding(classes + 1, hidden)
+        self.blocks = nn.ModuleList(_Block(hidden, dropout) for _ in range(blocks))
+        last = nn.Linear(hidden, dim)
+        nn.init.zeros_(last.weight)  # starts at v = 0: no drift before it learns one
+        nn.init.zeros_(last.bias)
+        self.out = nn.Sequential(nn.LayerNorm(hidden), last)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        cond = self.time(_time_features(t)) + self.label(label)
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, cond)
+        return self.out(h)
+
+
+@dataclass
+class LatentPrior:
+    """A trained flow over standardised latents: ``model`` with the latents' ``mean``/``std`` (d,) and the
+    ``labels`` it knows (empty when unconditional); ``meta`` is prior.json."""
+
+    model: Velocity
+    mean: torch.Tensor
+    std: torch.Tensor
+    labels: list[str]
+    meta: dict
+
+    @property
+    def dim(self) -> int:
+        return len(self.mean)
+
+    def label_index(self, label: str | None) -> int:
+        """Index of ``label`` (None: unconditional); an unknown label raises ShapezooError naming the known ones."""
+        if label is None:
+            return self.model.classes
+        if label not in self.labels:
+            known = ", ".join(self.labels) if self.labels else "none: the prior is unconditional"
+            raise ShapezooError(f"the prior knows no family '{label}' (known: {known})")
+        return self.labels.index(label)
+
+    def check_source(self, latents: Latents, space: str | Path) -> None:
+        """Raise InputError unless this prior was trained on ``latents`` (a space's training latents)."""
+        if latents.z.shape[1] != self.dim or latents_fingerprint(latents.z) != self.meta.get("latents_sha256"):
+            raise InputError(
+                space,
+                f"is not the space this prior was trained on (prior of {self.meta.get('space')!r}, latent size "
+                f"{self.dim}); train a prior for this space with 'shapezoo prior train'",
+            )
+
+    @torch.no_grad()
+    def sample(
+        self, count: int, seed: int = 0, label: str | None = None, guidance: float = 1.0, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """``count`` latents (count, d), seeded; ``label`` conditions on a known label, ``guidance`` > 1 pushes
+        conditional samples further from the unconditional ones (classifier-free guidance), ``temperature`` < 1
+        starts from narrower noise (samples nearer the modes: more typical, less varied)."""
+        if count < 1:
+            raise ShapezooError(f"--count must be >= 1, got {count}")
+        index = self.label_index(label)
+        dev = self.mean.device
+        self.model.eval()
+        if not temperature > 0:
+            raise ShapezooError(f"--temperature must be > 0, got {temperature}")
+        x = temperature * torch.randn(count, self.dim, generator=torch.Generator().manual_seed(seed)).to(dev)
+        lab = torch.full((count,), index, dtype=torch.long, device=dev)
+        free = torch.full_like(lab, self.model.classes)
+
+        def velocity(x, t):
+            tt = torch.full((count,), t, device=dev)
+            v = self.model(x, tt, lab)
+            if guidance != 1.0 and index != self.model.classes:
+                v = self.model(x, tt, free) + guidance * (v - self.model(x, tt, free))
+            return v
+
+        steps = int(self.meta["config"]["sample_steps"])
+        h = 1.0 / steps
+        for i in range(steps):
+            t = i * h
+            v = velocity(x, t)
+            guess = x + h * v
+            x = x + h / 2 * (v + velocity(guess, t + h))
+        return (self.mean + self.std * x).cpu()
+
+    def to(self, device) -> LatentPrior:
+        self.model.to(device)
+        self.mean, self.std = self.mean.to(device), self.std.to(device)
+        return self
+
+
+def _labels_of(latents: Latents, conditional: bool, what: str | Path) -> tuple[list[str], torch.Tensor | None]:
+    if not conditional:
+        return [], None
+    found = latents.meta.get("labels") or {}
+    labels = [str(found[n]) for n in latents.names if found.get(n) is not None]
+    if len(labels) < len(latents.names):
+        missing = len(latents.names) - len(labels)
+        raise InputError(
+            what, f"{missing} of {len(latents.names)} training latents carry no label; a conditional prior needs them"
+        )
+    known = sorted(set(labels))
+    if len(known) < 2:
+        raise InputError(what, f"the training latents have a single label ({known[0]}); nothing to condition on")
+    return known, torch.tensor([known.index(v) for v in labels])
+
+
+def _flow_loss(model: Velocity, z: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    noise = torch.randn(z.shape, generator=g).to(z)
+    t = torch.rand(len(z), generator=g).to(z)
+    x = (1 - t[:, None]) * noise + t[:, None] * z
+    return ((model(x, t, labels) - (z - noise)) ** 2).mean()
+
+
+@locks("out")
+def train_prior(
+    space: str | Path,
+    out: str | Path,
+    config: PriorConfig = PriorConfig(),
+    device: str | torch.device = "cpu",
+    on_eval: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Train a prior on a space's training latents into ``out``; resumes from ``out``'s checkpoint when the
+    options match. Writes prior.safetensors + prior.json (the best checkpoint by validation loss) and returns the
+    summary."""
+    if config.keep not in ("best", "last"):
+        raise ShapezooError(f"keep must be 'best' or 'last', got {config.keep!r}")
+    if config.steps < 1 or config.batch < 1 or not config.lr > 0 or config.eval_every < 1 or config.sample_steps < 1:
+        raise ShapezooError("--steps, --batch, eval-every and sample-steps must be >= 1 and --lr > 0")
+    latents = space_latents(space)
+    if len(latents.z) < 4:
+        raise InputError(Path(space) / LATENTS_FILE, f"holds {len(latents.z)} latents; a prior needs at least 4")
+    labels, label_idx = _labels_of(latents, config.conditional, Path(space) / LATENTS_FILE)
+    split = split_names(latents.names, config.val, 0.0, config.seed)
+    rows = {k: torch.tensor([latents.names.index(n) for n in v], dtype=torch.long) for k, v in split.items()}
+    if not len(rows["val"]):
+        raise ShapezooError(f"{len(latents.z)} latents leave none for validation at --val {config.val}")
+    dev = torch.device(device)
+    z_all = latents.z.to(dev)
+    mean, std = z_all[rows["train"]].mean(0), z_all[rows["train"]].std(0).clamp_min(1e-6)
+    zs = (z_all - mean) / std
+    classes = len(labels)
+    lab_all = (label_idx if label_idx is not None else torch.zeros(len(zs), dtype=torch.long)).to(dev)
+    if label_idx is None:
+        lab_all = torch.full_like(lab_all, classes)
+
+    out = ensure_output_dir(out)
+    source = {"space": str(space), "latents_sha256": latents_fingerprint(latents.z), "labels": labels}
+    state = open_state(out, {"prior": asdict(config), **source}, split, "latents of another space")
+    torch.manual_seed(config.seed)
+    model = Velocity(zs.shape[1], config.hidden, config.blocks, classes, config.dropout).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if (out / STATE_JSON).exists() and state["step"] > 0:
+        load_checkpoint(out, model, opt)
+    best = _read_best(out, dev) if state["best"] else None
+    val_z, val_lab = zs[rows["val"]], lab_all[rows["val"]]
+    train_z, train_lab = zs[rows["train"]], lab_all[rows["train"]]
+    while state["step"] < config.steps:
+        step = state["step"]
+        g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        model.train()
+        pick = torch.randint(len(train_z), (config.batch,), generator=g).to(dev)
+        lab = train_lab[pick]
+        if classes:
+            drop = (torch.rand(len(pick), generator=g) < config.label_dropout).to(dev)
+            lab = torch.where(drop, torch.full_like(lab, classes), lab)
+        for group in opt.param_groups:
+            group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(config.seed * 1_000_003 + step)  # dropout masks: a function of the step, for resume
+            loss = _flow_loss(model, train_z[pick], lab, g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        state["step"] = step + 1
+        if state["step"] % config.eval_every == 0 or state["step"] == config.steps:
+            val = _validation_loss(model, val_z, val_lab, config.seed)
+            row = {"step": state["step"], "train": float(loss.detach()), "val": val}
+            state["history"].append(row)
+            last = state["step"] == config.steps
+            if state["best"] is None or (val < state["best"]["val"] if config.keep == "best" else last):
+                state["best"] = row
+                best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                atomic_save_tensors(out / "best.safetensors", {k: v.cpu().contiguous() for k, v in best.items()})
+            save_checkpoint(out, model, opt, state)
+            if on_eval is not None:
+                on_eval(state["step"], row)
+    assert best is not None
+    meta = {
+        "format": PRIOR_FORMAT,
+        **source,
+        "dim": zs.shape[1],
+        "latents": len(latents.z),
+        "split": {k: len(v) for k, v in split.items()},
+        "config": asdict(config),
+        "best": state["best"],
+        "history": state["history"],
+        "method": "flow matching (rectified flow), Heun sampler",
+    }
+    tensors = {f"model.{k}": v.cpu().contiguous() for k, v in best.items()}
+    atomic_save_tensors(out / PRIOR_FILE, {**tensors, "mean": mean.cpu(), "std": std.cpu()})
+    atomic_write_json(out / PRIOR_JSON, meta)
+    return {"out": str(out), **{k: meta[k] for k in ("space", "dim", "latents", "split", "best", "labels")}}
+
+
+def _read_best(out: Path, dev: torch.device) -> dict:
+    tensors, _ = load_tensors(out / "best.safetensors", framework="pt")
+    return {k: v.to(dev) for k, v in tensors.items()}
+
+
+@torch.no_grad()
+def _validation_loss(model: Velocity, z: torch.Tensor, labels: torch.Tensor, seed: int, repeats: int = 16) -> float:
+    """Flow loss on the validation latents, averaged over ``repeats`` fixed draws of noise and time."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed + 7)
+    return float(sum(_flow_loss(model, z, labels, g) for _ in range(repeats)) / repeats)
+
+
+def load_prior(path: str | Path, device: str | torch.device = "cpu") -> LatentPrior:
+    """Read a prior folder; problems raise InputError naming the file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(path, "prior folder not found")
+    meta = read_json(path / PRIOR_JSON)
+    if meta.get("format") != PRIOR_FORMAT:
+        raise InputError(path / PRIOR_JSON, f"not a shapezoo prior (format {meta.get('format')!r})")
+    try:
+        config = PriorConfig(**meta["config"])
+        labels = list(meta.get("labels", []))
+        tensors, _ = load_tensors(path / PRIOR_FILE, framework="pt")
+        model = Velocity(int(meta["dim"]), config.hidden, config.blocks, len(labels))
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        mean, std = tensors["mean"], tensors["std"]
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise InputError(path / PRIOR_FILE, f"does not match prior.json ({str(exc).splitlines()[0]})") from None
+    return LatentPrior(model, mean, std, labels, meta).to(device)
+
+
+def draw_latents(
+    space: str | Path,
+    count: int,
+    seed: int = 0,
+    prior: str | Path = "gaussian",
+    label: str | None = None,
+    guidance: float = 1.0,
+    device: str | torch.device = "cpu",
+    temperature: float = 1.0,
+) -> tuple[torch.Tensor, str]:
+    """``count`` new latents (count, d) for a space folder and a description of where they came from: from a
+    Gaussian fitted to its training latents (to those labelled ``label``, if given), or from a learned prior
+    folder, which must have been trained on this space's latents; ``temperature`` scales the starting noise."""
+    if count < 1:
+        raise ShapezooError(f"--count must be >= 1, got {count}")
+    if not temperature > 0:
+        raise ShapezooError(f"--temperature must be > 0, got {temperature}")
+    latents = space_latents(space)
+    if str(prior) != "gaussian":
+        learned = load_prior(prior, device)
+        learned.check_source(latents, space)
+        what = f"learned prior {prior}" + (f", family {label}" if label else "")
+        return learned.sample(count, seed, label, guidance, temperature), what
+    z = latents.z
+    if label is not None:
+        labels = latents.meta.get("labels") or {}
+        rows = [i for i, n in enumerate(latents.names) if labels.get(n) == label]
+        if not rows:
+            known = sorted({v for v in labels.values() if v is not None})
+            raise ShapezooError(
+                f"the space has no training member of family '{label}' (known: {', '.join(known) or 'none'})"
+            )
+        z = z[rows]
+    what = "gaussian (shrunk covariance) over the training latents" + (f" of family {label}" if label else "")
+    return GaussianPrior.fit(z).sample(count, seed, temperature), what
