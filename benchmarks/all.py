@@ -92,7 +92,20 @@ QUICK: dict[str, tuple[str | None, Args]] = {
         "space",
         lambda d, w: (
             [str(d["shapes"]), "--space", str(d["space"]), "--zoo", str(d["zoo"]), "--prior", str(w / "prior")]
-            + ["--prior-steps", "20", "--count", "3", "--resolution", "32", "--points", "256", "--per-family", "2"]
+            + [
+                "--conditional",
+                str(w / "prior_c"),
+                "--prior-steps",
+                "20",
+                "--count",
+                "3",
+                "--resolution",
+                "32",
+                "--points",
+                "256",
+                "--per-family",
+                "2",
+            ]
         ),
     ),
     "generation_classifiers": (

@@ -41,9 +41,8 @@ def _build(zoo: Path, space: Path, models: int) -> None:
     spec = ClassifierSpec("mlp", 8, data.in_shape, data.classes)
     train_zoo(spec, data, zoo, ZooConfig(count=models, batch=models, steps=(5, 200), lr=(2e-3, 4e-3)))
     config = SpaceTrainConfig(epochs=20, batch=8, warmup=5)
-    train_classifier_space(
-        [load_zoo(zoo, kind="classifier")], data, space, SpaceConfig(latent=8, hidden=64), config=config
-    )
+    zoos = [load_zoo(zoo, kind="classifier")]
+    train_classifier_space(zoos, data, space, model_config=SpaceConfig(latent=8, hidden=64), config=config)
 
 
 def main(argv: list[str] | None = None) -> dict:

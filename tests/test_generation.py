@@ -243,3 +243,16 @@ def test_cli_classifier_sample_is_seeded_and_reports_novelty(mlp_space, mlp_zoo,
         assert 0.0 <= m["disagreement_to_nearest_training"] <= 1.0 and m["nearest_training"]
     res = _run(["classifiers", "sample", "--space", space, "--count", "0", "--out", tmp_path / "c", "--device", "cpu"])
     assert res.exit_code == 1 and "--count must be >= 1" in res.output and not (tmp_path / "c").exists()
+
+
+def test_bad_prior_files_and_generation_inputs_are_one_line(trained, tmp_path):
+    space = trained[0]
+    train_prior(space, tmp_path / "prior", TINY)
+    (tmp_path / "prior" / "prior.safetensors").write_bytes(b"not a safetensors file")
+    res = _run(["sample", "--space", space, "--prior", tmp_path / "prior", "--out", tmp_path / "gen", "--device", "cpu"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert any(ln.startswith("error:") and "prior.safetensors" in ln for ln in res.output.splitlines()), res.output
+    write_meshes(tmp_path / "meshes", 3)
+    res = _run(["eval-generation", tmp_path / "meshes", "--reference", tmp_path / "meshes", "--train", tmp_path / "meshes",
+                "--space", space, "--out", tmp_path / "eval", "--device", "cpu"])
+    assert res.exit_code == 1 and "has no mesh for" in res.output and not (tmp_path / "eval" / "generation.json").exists()
