@@ -28,6 +28,9 @@ def train(
     lr: Annotated[float, typer.Option(help="Peak AdamW learning rate (cosine decay).")] = 1e-3,
     hidden: Annotated[int, typer.Option(help="Width of the velocity network.")] = 512,
     val: Annotated[float, typer.Option(help="Share of the training latents that chooses the checkpoint.")] = 0.1,
+    components: Annotated[
+        int, typer.Option(help="Model the top N principal directions of the latents (0: every dimension).")
+    ] = 0,
     keep: Annotated[
         str, typer.Option(help="Checkpoint kept: 'best' on validation, or 'last' (sharper, nearer the training set).")
     ] = "best",
@@ -39,7 +42,15 @@ def train(
     from shapezoo.runtime import resolve_device
 
     config = PriorConfig(
-        steps=steps, batch=batch, lr=lr, hidden=hidden, val=val, keep=keep, seed=seed, conditional=family_conditional
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        hidden=hidden,
+        val=val,
+        components=components,
+        keep=keep,
+        seed=seed,
+        conditional=family_conditional,
     )
     with progress() as bar:
         task = bar.add_task("training prior", total=steps, status="")

@@ -95,6 +95,19 @@ def test_prior_learns_the_latents_conditions_on_labels_and_is_seeded(tmp_path):
         load_prior(tmp_path / "prior").check_source(space_latents(_latent_space(tmp_path / "other", seed=1)), "other")
 
 
+def test_prior_on_principal_directions_samples_their_span(tmp_path):
+    space = _latent_space(tmp_path / "space")
+    train_prior(space, tmp_path / "prior", PriorConfig(**{**TINY.__dict__, "components": 2}))
+    prior = load_prior(tmp_path / "prior")
+    assert prior.basis.shape == (2, 8) and prior.meta["components"] == 2
+    z = prior.sample(50, seed=0)
+    centred = z - prior.mean
+    assert torch.linalg.matrix_rank(centred, atol=1e-4) == 2  # in the span of the two directions
+    assert (torch.sign(z[:, 0]) < 0).double().mean().item() == pytest.approx(0.5, abs=0.25)  # both clusters
+    with pytest.raises(ShapezooError, match="principal directions"):
+        train_prior(space, tmp_path / "too_many", PriorConfig(**{**TINY.__dict__, "components": 60}))
+
+
 def test_prior_training_resumes_to_the_same_weights(tmp_path):
     space = _latent_space(tmp_path / "space")
     train_prior(space, tmp_path / "whole", TINY)

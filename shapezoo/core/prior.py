@@ -46,6 +46,9 @@ class PriorConfig:
     label_dropout: float = 0.1
     val: float = 0.1
     """Share of the training latents held out to choose the checkpoint (by validation loss)."""
+    components: int = 0
+    """Model the top ``components`` principal directions of the training latents (0: every dimension); the rest
+    is left at the mean. Few latents in many dimensions leave little to learn outside the leading directions."""
     keep: str = "best"
     """Checkpoint kept: ``best`` (lowest validation loss) or ``last`` (after all steps: nearer the training
     latents, sharper and less new)."""
@@ -143,12 +146,13 @@ class Velocity(nn.Module):
 
 @dataclass
 class LatentPrior:
-    """A trained flow over standardised latents: ``model`` with the latents' ``mean``/``std`` (d,) and the
-    ``labels`` it knows (empty when unconditional); ``meta`` is prior.json."""
+    """A trained flow over coordinates x (k,) of latents z = ``mean`` + x @ ``basis`` (mean (d,), basis (k, d):
+    the latents standardised, or their top-k principal directions, whitened), with the ``labels`` it knows (empty
+    when unconditional); ``meta`` is prior.json."""
 
     model: Velocity
     mean: torch.Tensor
-    std: torch.Tensor
+    basis: torch.Tensor
     labels: list[str]
     meta: dict
 
@@ -188,7 +192,8 @@ class LatentPrior:
         self.model.eval()
         if not temperature > 0:
             raise ShapezooError(f"--temperature must be > 0, got {temperature}")
-        x = temperature * torch.randn(count, self.dim, generator=torch.Generator().manual_seed(seed)).to(dev)
+        k = len(self.basis)
+        x = temperature * torch.randn(count, k, generator=torch.Generator().manual_seed(seed)).to(dev)
         lab = torch.full((count,), index, dtype=torch.long, device=dev)
         free = torch.full_like(lab, self.model.classes)
 
@@ -206,12 +211,29 @@ class LatentPrior:
             v = velocity(x, t)
             guess = x + h * v
             x = x + h / 2 * (v + velocity(guess, t + h))
-        return (self.mean + self.std * x).cpu()
+        return (self.mean + x @ self.basis).cpu()
 
     def to(self, device) -> LatentPrior:
         self.model.to(device)
-        self.mean, self.std = self.mean.to(device), self.std.to(device)
+        self.mean, self.basis = self.mean.to(device), self.basis.to(device)
         return self
+
+
+def _coordinates(z: torch.Tensor, components: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (d,) and basis (k, d) with z = mean + x @ basis for unit-variance coordinates x: the latents
+    standardised per dimension (``components`` 0), or their top principal directions of the standardised latents,
+    each scaled by its standard deviation."""
+    mean, std = z.mean(0), z.std(0).clamp_min(1e-6)
+    if components <= 0:
+        return mean, torch.diag(std)
+    if components > min(z.shape) - 1:
+        raise ShapezooError(
+            f"--components {components}: {len(z)} training latents of size {z.shape[1]} have at most "
+            f"{min(z.shape) - 1} principal directions"
+        )
+    _, s, vt = torch.linalg.svd((z - mean) / std, full_matrices=False)
+    scale = s[:components] / (len(z) - 1) ** 0.5
+    return mean, scale[:, None] * vt[:components] * std[None]
 
 
 def _labels_of(latents: Latents, conditional: bool, what: str | Path) -> tuple[list[str], torch.Tensor | None]:
@@ -262,8 +284,8 @@ def train_prior(
         raise ShapezooError(f"{len(latents.z)} latents leave none for validation at --val {config.val}")
     dev = torch.device(device)
     z_all = latents.z.to(dev)
-    mean, std = z_all[rows["train"]].mean(0), z_all[rows["train"]].std(0).clamp_min(1e-6)
-    zs = (z_all - mean) / std
+    mean, basis = _coordinates(z_all[rows["train"]], config.components)
+    zs = torch.linalg.lstsq(basis.T, (z_all - mean).T).solution.T  # coordinates of every latent (N, k)
     classes = len(labels)
     lab_all = (label_idx if label_idx is not None else torch.zeros(len(zs), dtype=torch.long)).to(dev)
     if label_idx is None:
@@ -314,7 +336,8 @@ def train_prior(
     meta = {
         "format": PRIOR_FORMAT,
         **source,
-        "dim": zs.shape[1],
+        "dim": len(mean),
+        "components": len(basis),
         "latents": len(latents.z),
         "split": {k: len(v) for k, v in split.items()},
         "config": asdict(config),
@@ -323,7 +346,7 @@ def train_prior(
         "method": "flow matching (rectified flow), Heun sampler",
     }
     tensors = {f"model.{k}": v.cpu().contiguous() for k, v in best.items()}
-    atomic_save_tensors(out / PRIOR_FILE, {**tensors, "mean": mean.cpu(), "std": std.cpu()})
+    atomic_save_tensors(out / PRIOR_FILE, {**tensors, "mean": mean.cpu(), "basis": basis.cpu().contiguous()})
     atomic_write_json(out / PRIOR_JSON, meta)
     return {"out": str(out), **{k: meta[k] for k in ("space", "dim", "latents", "split", "best", "labels")}}
 
@@ -353,12 +376,12 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> LatentPr
         config = PriorConfig(**meta["config"])
         labels = list(meta.get("labels", []))
         tensors, _ = load_tensors(path / PRIOR_FILE, framework="pt")
-        model = Velocity(int(meta["dim"]), config.hidden, config.blocks, len(labels))
+        mean, basis = tensors["mean"], tensors["basis"]
+        model = Velocity(len(basis), config.hidden, config.blocks, len(labels))
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        mean, std = tensors["mean"], tensors["std"]
     except (KeyError, TypeError, RuntimeError) as exc:
         raise InputError(path / PRIOR_FILE, f"does not match prior.json ({str(exc).splitlines()[0]})") from None
-    return LatentPrior(model, mean, std, labels, meta).to(device)
+    return LatentPrior(model, mean, basis, labels, meta).to(device)
 
 
 def draw_latents(
