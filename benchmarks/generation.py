@@ -4,7 +4,8 @@ On one field space and its zoo, side by side with the same count, seed, extracti
 - ``learned``: the learned prior (``shapezoo prior train``), unconditional;
 - ``gaussian``: the Gaussian fitted to the training latents (today's ``sample``);
 - ``noise``: a random training latent plus Gaussian noise, at the scale whose median distance to the nearest
-  training latent equals the learned prior's samples' (the study's "training network plus noise");
+  training latent equals the learned prior's samples' (the study's "training network plus noise"), and at
+  ``--noise-scales`` multiples of it (``noise x0.5``: a curve to read the baseline off at the prior's novelty);
 - ``avg-latent`` / ``avg-weights``: the decoded average of two random training latents / the average of the same
   two training fields' raw weights;
 - ``copies``: the training fields themselves, decoded from their latents (a generator that memorises: the reference
@@ -110,6 +111,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--per-family", type=int, default=100, help="conditional samples per family")
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    ap.add_argument(
+        "--noise-scales",
+        type=float,
+        nargs="*",
+        default=[1.0],
+        help="noise baselines at these multiples of the matched scale",
+    )
     ap.add_argument("--temperature", type=float, default=1.0, help="starting-noise scale of learned and gaussian")
     ap.add_argument("--min-component", type=float, default=0.0, help="drop mesh pieces below this share of faces")
     ap.add_argument("--resolution", type=int, default=128)
@@ -151,9 +159,10 @@ def main(argv: list[str] | None = None) -> dict:
             return z_learned
         if method == "gaussian":
             return GaussianPrior.fit(train_z).sample(count, a.seed, a.temperature)
-        if method == "noise":
+        if method.startswith("noise"):
+            scale = float(method.split("x")[1]) if "x" in method else 1.0
             pick = torch.randint(len(train_z), (count,), generator=torch.Generator().manual_seed(a.seed + 1))
-            return train_z[pick] + sigma * torch.randn(
+            return train_z[pick] + scale * sigma * torch.randn(
                 count, train_z.shape[1], generator=torch.Generator().manual_seed(a.seed + 2)
             )
         if method == "avg-latent":
@@ -164,7 +173,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     config = ExtractConfig(resolution=a.resolution, min_component=a.min_component)
     results: dict = {}
-    for method in a.methods:
+    methods = [m for m in a.methods if m != "noise"]
+    if "noise" in a.methods:
+        at = a.methods.index("noise")
+        methods[at:at] = [f"noise x{k:g}" if k != 1 else "noise" for k in a.noise_scales]
+    for method in methods:
         t = time.perf_counter()
         z = latents_of(method)
         if z is None:
@@ -172,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
             params = w.mean(1).to(dev)
         else:
             params = space.decode(z)
-        names = [f"{method}_{i:03d}" for i in range(count)]
+        names = [f"{method.replace(' ', '')}_{i:03d}" for i in range(count)]
         meshes = []
         for b in range(0, count, 8):
             meshes += extract_meshes(space.spec, params[b : b + 8], config, names[b : b + 8])[0]

@@ -32,8 +32,11 @@ def train(
         int, typer.Option(help="Model the top N principal directions of the latents (0: every dimension).")
     ] = 0,
     keep: Annotated[
-        str, typer.Option(help="Checkpoint kept: 'best' on validation, or 'last' (sharper, nearer the training set).")
-    ] = "best",
+        str,
+        typer.Option(
+            help="Checkpoint kept: 'last', 'best' on validation, or 'auto' (last for fields, best for classifiers)."
+        ),
+    ] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the model, the validation split and the batches.")] = 0,
     device: Device = "auto",
 ):

@@ -273,8 +273,9 @@ def sample(
     family: Annotated[str | None, typer.Option(help="Draw members of this family / class only.")] = None,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance of a family-conditional prior.")] = 1.0,
     temperature: Annotated[
-        float, typer.Option(help="Scale of the starting noise (< 1: more typical, less varied members).")
-    ] = 1.0,
+        float,
+        typer.Option(help="Scale of the starting noise (< 1: more typical, less varied members; 0: the prior's own)."),
+    ] = 0.0,
     device: Device = "auto",
 ):
     """Draw new members from a prior over the training latents; report how close each is to training."""
@@ -299,7 +300,7 @@ def sample(
             prior=prior,
             family=family,
             guidance=guidance,
-            temperature=temperature,
+            temperature=temperature or None,
         )
     finish(
         f"{count} samples in {out}",

@@ -117,8 +117,8 @@ def run_probe(out: Path, space, zoo, meshes: list) -> dict:
 
 def run_generation(out: Path, space, extract: ExtractConfig, count: int, device: str | torch.device = "cpu") -> dict:
     """New shapes from a small learned prior over the space's training latents (``out/prior``), meshed into
-    ``out/generated`` (at temperature 0.7 and without pieces under 5% of a mesh: the demo's space is small, its
-    decodes rough), scored against the held-out shapes and for novelty against the training shapes into
+    ``out/generated`` (without pieces under 5% of a mesh: the demo's space is small, its decodes rough), scored
+    against the held-out shapes and for novelty against the training shapes into
     ``out/generation`` (``generation.json`` and ``nearest.png``, which the report shows)."""
     from dataclasses import replace
 

@@ -173,7 +173,7 @@ def sample_models(
     seed: int = 0,
     arch: str | None = None,
     train: Zoo[ClassifierSpec] | None = None,
-    temperature: float = 1.0,
+    temperature: float | None = None,
 ) -> dict:
     """A zoo of ``count`` new models drawn from a prior over the space's training latents (``gaussian`` or a learned
     prior folder), decoded to ``arch`` (default: the decoder's prediction), each with its test accuracy; with the

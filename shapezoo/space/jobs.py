@@ -199,7 +199,7 @@ def sample_members(
     family: str | None = None,
     guidance: float = 1.0,
     nearest: bool = True,
-    temperature: float = 1.0,
+    temperature: float | None = None,
 ) -> dict:
     """New members drawn from a prior over the training latents (``gaussian``, or a learned prior folder; of one
     ``family`` if given), meshed into ``out/sample_NN.obj``, each (with ``nearest``) with how close it is to the
