@@ -437,8 +437,9 @@ def draw_latents(
     if str(prior) != "gaussian":
         learned = load_prior(prior, device)
         learned.check_source(latents, space)
-        what = f"learned prior {prior}" + (f", family {label}" if label else "")
-        return learned.sample(count, seed, label, guidance, temperature), what
+        t = float(learned.meta["config"].get("temperature", 1.0)) if temperature is None else temperature
+        what = f"learned prior {prior}, temperature {t:g}" + (f", family {label}" if label else "")
+        return learned.sample(count, seed, label, guidance, t), what
     z = latents.z
     if label is not None:
         labels = latents.meta.get("labels") or {}
@@ -449,5 +450,6 @@ def draw_latents(
                 f"the space has no training member of family '{label}' (known: {', '.join(known) or 'none'})"
             )
         z = z[rows]
-    what = "gaussian (shrunk covariance) over the training latents" + (f" of family {label}" if label else "")
-    return GaussianPrior.fit(z).sample(count, seed, 1.0 if temperature is None else temperature), what
+    t = 1.0 if temperature is None else temperature
+    what = f"gaussian (shrunk covariance) over the training latents, temperature {t:g}"
+    return GaussianPrior.fit(z).sample(count, seed, t), what + (f", family {label}" if label else "")

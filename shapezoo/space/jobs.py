@@ -221,6 +221,6 @@ def sample_members(
             on_member(name)
     labels = {r["name"]: family for r in rows} if family else None
     save_latents(out / "latents.safetensors", z, [r["name"] for r in rows], {"labels": labels} if labels else None)
-    summary = {"samples": rows, "prior": what, "seed": seed, "temperature": temperature, "space": str(space_path)}
+    summary = {"samples": rows, "prior": what, "seed": seed, "space": str(space_path)}
     atomic_write_json(out / "sample.json", summary)
     return summary
