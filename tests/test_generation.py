@@ -288,3 +288,24 @@ def test_bad_prior_files_and_generation_inputs_are_one_line(trained, tmp_path):
     assert (
         res.exit_code == 1 and "has no mesh for" in res.output and not (tmp_path / "eval" / "generation.json").exists()
     )
+
+
+def test_prior_train_refuses_a_folder_another_process_writes(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from shapezoo.io import LOCK_FILE
+
+    space = _latent_space(tmp_path / "space")
+    out = tmp_path / "prior"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / LOCK_FILE).write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname()}))
+        res = _run(["prior", "train", space, "--out", out, "--steps", "5", "--device", "cpu"])
+        assert res.exit_code == 1 and "another shapezoo" in res.output and str(sleeper.pid) in res.output
+        assert not (out / "prior.json").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
