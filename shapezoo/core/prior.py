@@ -2,8 +2,8 @@
 covariance), and a learned one — a small flow-matching model, optionally conditioned on the members' labels,
 resumable, saved as prior.safetensors + prior.json.
 
-Flow matching (rectified flow): x_t = (1 - t) noise + t z, the network predicts z - noise, and samples integrate
-that velocity from noise at t = 0 to t = 1 with Heun steps, from noise scaled by a temperature. The loss on a
+The flow (``core.flow``) models the latents' coordinates (standardised, or on principal directions); samples start
+from noise scaled by a temperature. The loss on a
 validation share of the training latents is recorded as training goes: it rises once the flow starts to learn the
 training latents by heart, which is the memorisation the generation benchmark then measures on shapes.
 """
@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..errors import InputError, ShapezooError
 from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
+from .flow import Velocity, flow_loss, heun
 from .latents import LATENTS_FILE, Latents, read_latents, split_names
 from .spaces import SPACE_JSON
 from .training import STATE_JSON, load_checkpoint, open_state, save_checkpoint
@@ -124,47 +124,6 @@ def space_latents(space: str | Path) -> Latents:
     return read_latents(space / LATENTS_FILE)
 
 
-def _time_features(t: torch.Tensor, size: int = 64) -> torch.Tensor:
-    freqs = torch.exp(torch.linspace(0, math.log(1000.0), size // 2, device=t.device))
-    angles = t[:, None] * freqs[None]
-    return torch.cat([angles.sin(), angles.cos()], dim=1)
-
-
-class _Block(nn.Module):
-    def __init__(self, hidden: int, dropout: float):
-        super().__init__()
-        self.norm = nn.LayerNorm(hidden)
-        self.net = nn.Sequential(
-            nn.Linear(hidden, 2 * hidden), nn.SiLU(), nn.Dropout(dropout), nn.Linear(2 * hidden, hidden)
-        )
-
-    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return h + self.net(self.norm(h) + cond)
-
-
-class Velocity(nn.Module):
-    """v(x_t, t, label): residual MLP; label index ``classes`` means "no label"."""
-
-    def __init__(self, dim: int, hidden: int, blocks: int, classes: int, dropout: float = 0.0):
-        super().__init__()
-        self.classes = classes
-        self.inp = nn.Linear(dim, hidden)
-        self.time = nn.Sequential(nn.Linear(64, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.label = nn.Embedding(classes + 1, hidden)
-        self.blocks = nn.ModuleList(_Block(hidden, dropout) for _ in range(blocks))
-        last = nn.Linear(hidden, dim)
-        nn.init.zeros_(last.weight)  # starts at v = 0: no drift before it learns one
-        nn.init.zeros_(last.bias)
-        self.out = nn.Sequential(nn.LayerNorm(hidden), last)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        cond = self.time(_time_features(t)) + self.label(label)
-        h = self.inp(x)
-        for block in self.blocks:
-            h = block(h, cond)
-        return self.out(h)
-
-
 @dataclass
 class LatentPrior:
     """A trained flow over coordinates x (k,) of latents z = ``mean`` + x @ ``basis`` (mean (d,), basis (k, d):
@@ -223,22 +182,16 @@ class LatentPrior:
         k = len(self.basis)
         x = temperature * torch.randn(count, k, generator=torch.Generator().manual_seed(seed)).to(dev)
         lab = torch.full((count,), index, dtype=torch.long, device=dev)
-        free = torch.full_like(lab, self.model.classes)
 
-        def velocity(x, t):
+        def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
             tt = torch.full((count,), t, device=dev)
             v = self.model(x, tt, lab)
             if guidance != 1.0 and index != self.model.classes:
-                v = self.model(x, tt, free) + guidance * (v - self.model(x, tt, free))
+                free = self.model(x, tt, torch.full_like(lab, self.model.classes))
+                v = free + guidance * (v - free)
             return v
 
-        steps = int(self.meta["config"]["sample_steps"])
-        h = 1.0 / steps
-        for i in range(steps):
-            t = i * h
-            v = velocity(x, t)
-            guess = x + h * v
-            x = x + h / 2 * (v + velocity(guess, t + h))
+        x = heun(velocity, x, int(self.meta["config"]["sample_steps"]))
         return (self.mean + x @ self.basis).cpu()
 
     def to(self, device) -> LatentPrior:
@@ -278,13 +231,6 @@ def _labels_of(latents: Latents, conditional: bool, what: str | Path) -> tuple[l
     if len(known) < 2:
         raise InputError(what, f"the training latents have a single label ({known[0]}); nothing to condition on")
     return known, torch.tensor([known.index(v) for v in labels])
-
-
-def _flow_loss(model: Velocity, z: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    noise = torch.randn(z.shape, generator=g).to(z)
-    t = torch.rand(len(z), generator=g).to(z)
-    x = (1 - t[:, None]) * noise + t[:, None] * z
-    return ((model(x, t, labels) - (z - noise)) ** 2).mean()
 
 
 @locks("out")
@@ -346,7 +292,7 @@ def train_prior(
             group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(config.seed * 1_000_003 + step)  # dropout masks: a function of the step, for resume
-            loss = _flow_loss(model, train_z[pick], lab, g)
+            loss = flow_loss(model, train_z[pick], lab, g)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -392,7 +338,7 @@ def _validation_loss(model: Velocity, z: torch.Tensor, labels: torch.Tensor, see
     """Flow loss on the validation latents, averaged over ``repeats`` fixed draws of noise and time."""
     model.eval()
     g = torch.Generator().manual_seed(seed + 7)
-    return float(sum(_flow_loss(model, z, labels, g) for _ in range(repeats)) / repeats)
+    return float(sum(flow_loss(model, z, labels, g) for _ in range(repeats)) / repeats)
 
 
 def load_prior(path: str | Path, device: str | torch.device = "cpu") -> LatentPrior:
