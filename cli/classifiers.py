@@ -182,18 +182,22 @@ def probe(
     folds: Annotated[int, typer.Option(help="Folds (every model predicted once, unseen).")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the folds and the trees.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+    train: Annotated[
+        Path | None,
+        typer.Option(help="Fit on these latents (other models, e.g. the space's training members); no folds."),
+    ] = None,
 ):
     """Predict each model's accuracy from its latent, beside the StatNN baseline (weight statistics -> trees)."""
     from shapezoo.classifiers.probe import probe_accuracy
 
-    result = probe_accuracy(latents, zoo, target, folds, seed, out)
+    result = probe_accuracy(latents, zoo, target, folds, seed, out, train)
     rows = [
         (features, model, r["kendall_tau"], r["r2"])
         for features in ("latent", "statnn")
         for model, r in result[features].items()
     ]
     finish(
-        f"{result['models']} models, {target}, {folds} folds",
+        f"{result['models']} models, {target}, " + (f"{folds} folds" if train is None else f"fitted on {train.name}"),
         ["features", "regressor", "Kendall tau", "R^2"],
         rows,
         result,

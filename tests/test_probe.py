@@ -146,3 +146,14 @@ def test_classifier_accuracy_is_predicted_from_latents_and_statnn_on_the_same_fo
         probe_accuracy(latents, folds=30)
     with pytest.raises(InputError, match="records no 'nope'"):
         probe_accuracy(latents, target="nope")
+    # one split: fitted on the first models' latents, scored on the others only
+    z, names = space.encode(zoo.spec, zoo.params), zoo.names
+    first, rest = tmp_path / "first.safetensors", tmp_path / "rest.safetensors"
+    save_latents(first, z[::2], names[::2], {"zoo": str(mlp_zoo[0])})
+    save_latents(rest, z[1::2], names[1::2], {"zoo": str(mlp_zoo[0])})
+    split = probe_accuracy(rest, train=first)
+    assert split["folds"] == "train -> latents" and split["models"] == len(names[1::2])
+    for features in ("latent", "statnn"):
+        assert 0.5 < split[features]["ridge"]["kendall_tau"] <= 1.0, split
+    with pytest.raises(InputError, match="shares"):
+        probe_accuracy(latents, train=first)

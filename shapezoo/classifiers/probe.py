@@ -27,14 +27,13 @@ def statnn_features(spec: ClassifierSpec, params: torch.Tensor) -> np.ndarray:
     return torch.cat(rows, 1).numpy().astype(np.float64)
 
 
-def predict(X: np.ndarray, target: np.ndarray, folds: int, seed: int) -> dict:
-    """Held-out predictions of ``target`` over k seeded folds by ridge regression (standardised) and gradient-boosted
-    trees; Kendall tau and R^2 of the pooled held-out predictions."""
+def predict(X: np.ndarray, target: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], seed: int) -> dict:
+    """Held-out predictions of ``target`` over ``splits`` ((train, test) index pairs: k folds, or one split) by ridge
+    regression (standardised) and gradient-boosted trees; Kendall tau and R^2 of the pooled held-out predictions."""
     from scipy.stats import kendalltau
     from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
-    from sklearn.model_selection import KFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -42,28 +41,21 @@ def predict(X: np.ndarray, target: np.ndarray, folds: int, seed: int) -> dict:
         "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
         "gbt": lambda: GradientBoostingRegressor(random_state=seed),
     }
+    scored = np.concatenate([test for _, test in splits])
     out = {}
     for key, make in models.items():
         predicted = np.zeros_like(target)
-        for train, test in KFold(folds, shuffle=True, random_state=seed).split(X):
+        for train, test in splits:
             predicted[test] = make().fit(X[train], target[train]).predict(X[test])
         out[key] = {
-            "kendall_tau": float(kendalltau(target, predicted).statistic),
-            "r2": float(r2_score(target, predicted)),
+            "kendall_tau": float(kendalltau(target[scored], predicted[scored]).statistic),
+            "r2": float(r2_score(target[scored], predicted[scored])),
         }
     return out
 
 
-def probe_accuracy(
-    latents: Path,
-    zoo: Path | None = None,
-    target: str = "accuracy_test",
-    folds: int = 5,
-    seed: int = 0,
-    out: Path | None = None,
-) -> dict:
-    """Predict each model's ``target`` metric (recorded in the zoo) from its latent and, on the same folds, from
-    StatNN's weight statistics; returns (and writes to ``out``) Kendall tau and R^2 of both."""
+def _models(latents: Path, zoo: Path | None, target: str) -> tuple:
+    """(latents, zoo path, zoo, target values) of a latents file whose models the zoo holds with ``target``."""
     found = read_latents(latents)
     zoo_path = zoo or (Path(found.meta["zoo"]) if isinstance(found.meta.get("zoo"), str) else None)
     if zoo_path is None:
@@ -75,17 +67,48 @@ def probe_accuracy(
     values = [members.entries[members.index(n)].get("metrics", {}).get(target) for n in found.names]
     if any(v is None for v in values):
         raise InputError(zoo_path, f"records no '{target}' for some models (e.g. accuracy_test, accuracy_val)")
-    if len(found.names) < 2 * folds:
-        raise InputError(latents, f"{len(found.names)} models are too few for {folds} folds (need {2 * folds})")
-    y = np.array(values, dtype=np.float64)
+    return found, zoo_path, members, np.array(values, dtype=np.float64)
+
+
+def probe_accuracy(
+    latents: Path,
+    zoo: Path | None = None,
+    target: str = "accuracy_test",
+    folds: int = 5,
+    seed: int = 0,
+    out: Path | None = None,
+    train: Path | None = None,
+) -> dict:
+    """Predict each model's ``target`` metric (recorded in the zoo) from its latent and, on the same folds, from
+    StatNN's weight statistics; returns (and writes to ``out``) Kendall tau and R^2 of both. With ``train`` (the
+    latents of other models, e.g. a space's training members) one split instead: fitted on those, scored on
+    ``latents``."""
+    from sklearn.model_selection import KFold
+
+    parts = [_models(p, zoo, target) for p in ([train] if train else []) + [latents]]
+    if train is None and len(parts[0][0].names) < 2 * folds:
+        raise InputError(latents, f"{len(parts[0][0].names)} models are too few for {folds} folds (need {2 * folds})")
+    if train is not None:
+        overlap = set(parts[0][0].names) & set(parts[1][0].names)
+        if overlap:
+            raise InputError(train, f"shares {len(overlap)} model(s) with {latents.name} (e.g. '{min(overlap)}')")
+    y = np.concatenate([part[3] for part in parts])
+    z = np.concatenate([part[0].z.numpy().astype(np.float64) for part in parts])
+    stats = np.concatenate([statnn_features(m.spec, m.stack(f.names)) for f, _, m, _ in parts])
+    if train is None:
+        splits = list(KFold(folds, shuffle=True, random_state=seed).split(z))
+    else:
+        n_train = len(parts[0][3])
+        splits = [(np.arange(n_train), np.arange(n_train, len(y)))]
     result = {
         "latents": str(latents),
-        "zoo": str(zoo_path),
+        "train": None if train is None else str(train),
+        "zoo": str(parts[-1][1]),
         "target": target,
-        "models": len(y),
-        "folds": folds,
-        "latent": predict(found.z.numpy().astype(np.float64), y, folds, seed),
-        "statnn": predict(statnn_features(members.spec, members.stack(found.names)), y, folds, seed),
+        "models": len(parts[-1][3]),
+        "folds": folds if train is None else "train -> latents",
+        "latent": predict(z, y, splits, seed),
+        "statnn": predict(stats, y, splits, seed),
     }
     if out is not None:
         ensure_output_dir(out.parent if str(out.parent) else Path("."))
