@@ -20,17 +20,21 @@ def learn(
     arch: Annotated[str, typer.Option(help="siren or relu_pe.")] = "siren",
     width: Annotated[int, typer.Option(help="Hidden units per layer.")] = 128,
     depth: Annotated[int, typer.Option(help="Hidden layers.")] = 3,
-    outer_steps: Annotated[int, typer.Option(help="Reptile updates of the start point.")] = 300,
+    outer_steps: Annotated[int, typer.Option(help="Outer (meta-learning) updates of the start point.")] = 300,
     inner_steps: Annotated[int, typer.Option(help="Fitting steps per shape inside each update.")] = 100,
     batch: Annotated[int, typer.Option(help="Shapes fitted per update.")] = 8,
-    outer_lr: Annotated[float, typer.Option(help="Reptile step size (decays linearly to 0).")] = 1.0,
+    method: Annotated[str, typer.Option(help="reptile, or fomaml (first-order MAML).")] = "reptile",
+    outer_lr: Annotated[
+        float, typer.Option(help="Outer step size, decaying linearly to 0 (0: the method's, 1.0 / Adam 1e-4).")
+    ] = 0.0,
     inner_lr: Annotated[float, typer.Option(help="Peak Adam learning rate of the inner fits.")] = 5e-4,
     seed: Annotated[int, typer.Option(help="Seed of the starting weights and the shape draws.")] = 0,
     device: Device = "auto",
     ray: Ray = None,
     threads: Threads = 0,
 ):
-    """Meta-learn one start point (first-order Reptile, the batched fitter as inner loop); a rerun resumes."""
+    """Meta-learn one start point (first-order: Reptile or FOMAML, the batched fitter as inner loop); a rerun
+    resumes."""
     import torch
 
     from shapezoo.fields import FieldSpec
@@ -38,7 +42,15 @@ def learn(
     from shapezoo.runtime import resolve_device
 
     spec = FieldSpec.from_arch(arch, width, depth)
-    config = InitConfig(outer_steps=outer_steps, inner_steps=inner_steps, batch=batch, outer_lr=outer_lr, seed=seed)
+    config = InitConfig(
+        outer_steps=outer_steps,
+        inner_steps=inner_steps,
+        batch=batch,
+        method=method,  # type: ignore[arg-type]  # checked by InitConfig
+        outer_lr=outer_lr or None,
+        inner_lr=inner_lr,
+        seed=seed,
+    )
     dev = torch.device("cpu") if ray else resolve_device(device)  # with Ray the inner fits run in CPU tasks
     with progress() as bar:
         task = bar.add_task("learning init", total=outer_steps, status="")

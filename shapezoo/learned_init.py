@@ -3,11 +3,13 @@
 A *Reptile init* (``learn_init``) is where full fits start; a *shift base* (``shift_base.learn_base``) is read
 from the same folder format, with ``modulation: shift`` in its record (fields fitted from it move only their biases).
 
-First-order meta-learning (Reptile, Nichol et al. 2018, "On First-Order Meta-Learning Algorithms", Alg. 2): each
-outer step fits a batch of shapes for ``inner_steps`` with the batched fitter (``fit_fields``, the same recipe a
-short fit uses) from the current start ``phi`` and moves ``phi`` towards the mean of the fitted weights,
-``phi += eps_t * (mean(theta) - phi)`` with ``eps_t`` decaying linearly to zero. The folder it writes
-(``init.safetensors`` + ``init.json``) is both the result and the checkpoint, so a killed run resumes exactly.
+First-order meta-learning, two methods with the same inner loop: each outer step fits a batch of shapes for
+``inner_steps`` with the batched fitter (``fit_fields``, the same recipe a short fit uses) from the current start
+``phi``. *Reptile* (Nichol et al. 2018, "On First-Order Meta-Learning Algorithms", Alg. 2, the default) moves ``phi``
+towards the mean of the fitted weights, ``phi += eps_t * (mean(theta) - phi)`` with ``eps_t`` decaying linearly to
+zero. *First-order MAML* (Finn et al. 2017, section 5.2) takes an Adam step on ``phi`` along the mean loss gradient at
+the fitted weights, on a fresh draw of each shape's points. The folder it writes (``init.safetensors`` +
+``init.json``) is both the result and the checkpoint, so a killed run resumes exactly.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .core.cluster import TaskSpec, connect, run_tasks
+from .core.training import adam_step_
 from .errors import InputError, ShapezooError
-from .fields import FieldSpec, init_params
+from .fields import FieldSpec, field_forward, init_params
 from .fit import FitConfig, FitResult, fit_fields
 from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
 from .sampling import INDEX_NAME, load_sample_batch, read_index
@@ -39,13 +44,18 @@ class InitConfig:
     """The meta-learning recipe (saved in the init's JSON)."""
 
     outer_steps: int = 300
-    """Reptile updates of the start point."""
+    """Outer (meta-learning) updates of the start point."""
     inner_steps: int = 100
     """Fitting steps per shape inside one outer step (the fitter's cosine schedule over these steps)."""
     batch: int = 8
     """Shapes fitted together per outer step, drawn without replacement from the training shapes."""
-    outer_lr: float = 1.0
-    """Reptile step size at the first outer step; decays linearly to 0 at the last."""
+    method: Literal["reptile", "fomaml"] = "reptile"
+    """``reptile`` or ``fomaml`` (first-order MAML); BENCHMARKS.md, "Learned initialisation", compares them."""
+    outer_lr: float | None = None
+    """Step size at the first outer step, decaying linearly to 0 at the last: Reptile's interpolation factor (None:
+    1.0) or FOMAML's Adam learning rate (None: 1e-4)."""
+    query_points: int = 4096
+    """FOMAML: points per shape of the outer gradient (a fresh seeded draw of the shape's samples)."""
     inner_lr: float = 5e-4
     """Peak Adam learning rate of the inner fits (the default fitting recipe's)."""
     points_per_step: int = 1024
@@ -56,13 +66,23 @@ class InitConfig:
     """Outer steps between checkpoints (the folder is rewritten atomically)."""
 
     def __post_init__(self):
-        for name in ("outer_steps", "inner_steps", "batch", "points_per_step", "checkpoint_every"):
+        if self.method not in ("reptile", "fomaml"):
+            raise ShapezooError(f"unknown meta-learning method '{self.method}' (reptile or fomaml)")
+        for name in ("outer_steps", "inner_steps", "batch", "points_per_step", "checkpoint_every", "query_points"):
             if getattr(self, name) < 1:
                 raise ShapezooError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         for name in ("outer_lr", "inner_lr"):
             value = getattr(self, name)
+            if name == "outer_lr" and value is None:
+                continue
             if not (np.isfinite(value) and value > 0):
                 raise ShapezooError(f"{name.replace('_', '-')} must be a positive number, got {value}")
+
+    def step_size(self) -> float:
+        """The outer step size at the first step (the method's default when ``outer_lr`` is None)."""
+        if self.outer_lr is not None:
+            return self.outer_lr
+        return 1.0 if self.method == "reptile" else 1e-4
 
     def inner(self) -> FitConfig:
         """The fitting recipe of the inner loop."""
@@ -205,6 +225,22 @@ def load_training_shapes(samples: list[Path]) -> tuple[list[dict], int]:
     return shapes, n_uniform
 
 
+_METHODS = {"reptile": "reptile (first-order)", "fomaml": "first-order MAML"}
+
+
+def _query_gradient(spec, theta, points, occupancy, count: int, seed: list[int]) -> torch.Tensor:
+    """FOMAML's outer gradient: the mean over fields of the loss gradient at the fitted weights ``theta`` (k, P),
+    on ``count`` points drawn afresh (seeded) from each field's samples."""
+    pick = torch.as_tensor(
+        np.random.default_rng(seed).integers(0, points.shape[1], size=(len(theta), count)), device=points.device
+    )
+    x = torch.gather(points, 1, pick[..., None].expand(-1, -1, 3))
+    y = torch.gather(occupancy.float(), 1, pick)
+    theta = theta.detach().requires_grad_(True)
+    loss = F.binary_cross_entropy_with_logits(field_forward(spec, theta, x).squeeze(-1), y)
+    return torch.autograd.grad(loss, theta)[0].sum(0)  # the loss is already a mean over fields
+
+
 def _draw(config: InitConfig, step: int, n: int) -> np.ndarray:
     """The shapes of one outer step: a function of (seed, step) alone, so a resumed run draws the same."""
     return np.sort(np.random.default_rng([config.seed, step]).choice(n, size=min(config.batch, n), replace=False))
@@ -274,16 +310,18 @@ def learn_init(
         "spec": spec.to_json(),
         "layout": spec.layout().to_json(),
         "param_count": spec.layout().size,
-        "method": "reptile (first-order), batched fitter as the inner loop",
+        "method": f"{_METHODS[config.method]}, batched fitter as the inner loop",
         "config": asdict(config),
         "samples": [str(f) for f in folders],
         "shapes": [{"name": s["name"], "sha256": s["sha256"], "source": s["source"]} for s in shapes],
     }
     manifest = out / INIT_JSON
     phi, curve, done = init_params(spec, config.seed), [], 0
+    moments = torch.zeros(2, phi.numel())  # FOMAML's Adam state (first and second moments), checkpointed with phi
     if manifest.exists():
         old = read_resumable(manifest, header, ("format", "spec", "config", "shapes"))
-        phi = load_tensors(out / INIT_WEIGHTS, framework="pt")[0]["params"].float()
+        saved = load_tensors(out / INIT_WEIGHTS, framework="pt")[0]
+        phi, moments = saved["params"].float(), saved.get("outer_moments", moments).float()
         curve, done = old.get("curve", []), int(old.get("outer_steps_done", 0))
     inner = config.inner()
     points = torch.stack([s["points"] for s in shapes])
@@ -291,7 +329,10 @@ def learn_init(
 
     def save(complete: bool) -> dict:
         record = {**header, "outer_steps_done": done, "complete": complete, "curve": curve}
-        atomic_save_tensors(out / INIT_WEIGHTS, {"params": phi.contiguous()})
+        tensors = {"params": phi.contiguous()}
+        if config.method == "fomaml":
+            tensors["outer_moments"] = moments.contiguous()
+        atomic_save_tensors(out / INIT_WEIGHTS, tensors)
         atomic_write_json(manifest, record)
         return record
 
@@ -299,15 +340,27 @@ def learn_init(
         save(False)
     if done >= config.outer_steps:
         return read_json(manifest)
-    record, phi = {}, phi.to(device)
+    record, phi, moments = {}, phi.to(device), moments.to(device)
     while done < config.outer_steps:
         tic = time.perf_counter()
         pick = _draw(config, done, len(shapes)).tolist()
         result = inner_fit(spec, phi, points[pick], occupancy[pick], n_uniform, [names[i] for i in pick], inner, device)
         ok = [i for i, st in enumerate(result.status) if st == "ok"]
-        eps = config.outer_lr * (1.0 - done / config.outer_steps)
-        if ok:
+        eps = config.step_size() * (1.0 - done / config.outer_steps)
+        if ok and config.method == "reptile":
             phi = phi + eps * (result.params[ok].to(device).mean(0) - phi)
+        elif ok:
+            fitted = [pick[i] for i in ok]
+            grad = _query_gradient(
+                spec,
+                result.params[ok].to(device),
+                points[fitted].to(device),
+                occupancy[fitted].to(device),
+                config.query_points,
+                [config.seed, done, 1],
+            )
+            phi = phi.clone()
+            adam_step_(phi[None], grad[None], moments[:1], moments[1:], float(done + 1), eps)
         done += 1
         entry = {
             "step": done,
@@ -320,7 +373,7 @@ def learn_init(
         if on_step is not None:
             on_step(entry)
         if done % config.checkpoint_every == 0 or done == config.outer_steps:
-            phi = phi.detach().cpu()
+            phi, moments = phi.detach().cpu(), moments.cpu()
             record = save(done == config.outer_steps)
-            phi = phi.to(device)
+            phi, moments = phi.to(device), moments.to(device)
     return record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -33,8 +34,10 @@ def samples(tmp_path_factory):
     return root
 
 
-def test_learning_resumes_after_a_kill_with_the_same_result(samples, tmp_path):
-    whole = learn_init([samples / "samples"], tmp_path / "whole", SPEC, TINY)
+@pytest.mark.parametrize("method", ["reptile", "fomaml"])
+def test_learning_resumes_after_a_kill_with_the_same_result(samples, tmp_path, method):
+    tiny = dataclasses.replace(TINY, method=method)
+    whole = learn_init([samples / "samples"], tmp_path / "whole", SPEC, tiny)
     assert whole["complete"] and whole["outer_steps_done"] == 4 and len(whole["curve"]) == 4
 
     def kill_after_two(entry):
@@ -42,12 +45,12 @@ def test_learning_resumes_after_a_kill_with_the_same_result(samples, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        learn_init([samples / "samples"], tmp_path / "killed", SPEC, TINY, on_step=kill_after_two)
+        learn_init([samples / "samples"], tmp_path / "killed", SPEC, tiny, on_step=kill_after_two)
     stopped = json.loads((tmp_path / "killed" / "init.json").read_text())
     assert stopped["outer_steps_done"] == 1 and not stopped["complete"]  # step 2's checkpoint never ran
     with pytest.raises(InputError, match="stopped at step 1 of 4"):
         load_init(tmp_path / "killed")
-    resumed = learn_init([samples / "samples"], tmp_path / "killed", SPEC, TINY)
+    resumed = learn_init([samples / "samples"], tmp_path / "killed", SPEC, tiny)
     assert resumed["complete"] and [c["step"] for c in resumed["curve"]] == [1, 2, 3, 4]
     a, b = load_init(tmp_path / "whole"), load_init(tmp_path / "killed")
     assert torch.equal(a.params, b.params)
@@ -58,7 +61,7 @@ def test_learning_resumes_after_a_kill_with_the_same_result(samples, tmp_path):
     )
     assert all(len(s["sha256"]) == 64 for s in a.record["shapes"])
     # a finished folder is returned as it is; another recipe on it is refused
-    assert learn_init([samples / "samples"], tmp_path / "whole", SPEC, TINY)["curve"] == whole["curve"]
+    assert learn_init([samples / "samples"], tmp_path / "whole", SPEC, tiny)["curve"] == whole["curve"]
     with pytest.raises(InputError, match="different 'config'"):
         learn_init([samples / "samples"], tmp_path / "whole", SPEC, InitConfig(outer_steps=5))
 
@@ -70,8 +73,11 @@ def _unseen(samples):
     return pts, occ, int(data[0]["n_uniform"]), [f"u{i}" for i in range(len(data))]
 
 
-def test_a_learned_init_fits_unseen_shapes_faster_than_the_seeded_one(samples, tmp_path):
-    config = InitConfig(outer_steps=40, inner_steps=20, batch=3, inner_lr=3e-3, points_per_step=256)
+@pytest.mark.parametrize("method,outer_lr,ratio", [("reptile", None, 0.8), ("fomaml", 1e-2, 0.9)])
+def test_a_learned_init_fits_unseen_shapes_faster_than_the_seeded_one(samples, tmp_path, method, outer_lr, ratio):
+    config = InitConfig(
+        outer_steps=40, inner_steps=20, batch=3, inner_lr=3e-3, points_per_step=256, method=method, outer_lr=outer_lr
+    )
     learn_init([samples / "samples"], tmp_path, SPEC, config)
     learned = load_init(tmp_path)
     pts, occ, nu, names = _unseen(samples)
@@ -79,7 +85,7 @@ def test_a_learned_init_fits_unseen_shapes_faster_than_the_seeded_one(samples, t
     from_learned = fit_fields(SPEC, learned.params, pts, occ, nu, names, short)
     from_seeded = fit_fields(SPEC, init_params(SPEC, 0), pts, occ, nu, names, short)
     loss = lambda r: np.mean([m["loss"] for m in r.metrics])  # noqa: E731
-    assert loss(from_learned) < 0.8 * loss(from_seeded), (loss(from_learned), loss(from_seeded))
+    assert loss(from_learned) < ratio * loss(from_seeded), (loss(from_learned), loss(from_seeded))
 
 
 def test_fits_from_a_learned_init_batched_equal_independent(samples, tmp_path):
