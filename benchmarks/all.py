@@ -34,13 +34,16 @@ QUICK: dict[str, tuple[str | None, Args]] = {
     "fit_budget": ("samples", lambda d, w: [str(d["samples"]), "--shapes", "3", "--budgets", "50x512", "100x512"]),
     "fit_sweep": (
         "samples",
-        lambda d, w: [str(d["samples"]), "--shapes", "3", "--variants", "default", "lr 1e-3", "--steps", "50"],
+        lambda d, w: (
+            [str(d["samples"]), "--shapes", "3", "--variants", "default", "lr 7e-4", "--steps", "50"]
+            + ["--init", str(BUNDLED_INIT)]
+        ),
     ),
     "init_budget": (
         "samples",
         lambda d, w: (
             [str(d["samples"]), "--init", str(BUNDLED_INIT), "--budgets", "30", "--starts", "learned"]
-            + ["seeded", "--shapes", "3", "--resolution", "32"]
+            + ["seeded", "--shapes", "3", "--resolution", "32", "--meshes", str(d["shapes"])]
         ),
     ),
     "sampling_throughput": (

@@ -1,14 +1,17 @@
 """Where fields start, measured: held-out IoU, floaters and throughput against the step budget, per start point.
 
 Usage: python -m benchmarks.init_budget SAMPLES --init INIT [--budgets 100 250 500 1000 4800]
-       [--starts learned seeded template] [--shapes 20] [--resolution 256] [--device cpu] [--out JSON]
+       [--starts learned seeded template] [--shapes 20] [--resolution 256] [--meshes MESHES] [--device cpu]
+       [--out JSON]
 
 Every start (a learned init, the seeded init, a template: the first shape fitted from the seeded init with the same
 recipe, as ``fit --template`` does) fits the same shapes at every budget (the default recipe with ``steps`` = the
 budget: cosine decay over it). Per row: held-out IoU (uniform points, as ``fit`` reports), the meshes' connected
-components and floating area (share of the surface outside the largest piece, as ``eval`` reports), and the wall
-time of the fit. The closing table gives, per start, the cheapest budget whose median IoU reaches ``--goal`` and the
-fields per hour at that budget, measured side by side in this run.
+components and floating area (share of the surface outside the largest piece, as ``eval`` reports), and the wall time of
+the fit. With ``--meshes`` (the shapes' source meshes) every row also scores the fields against the ground truth as
+``eval`` does: IoU on 100k seeded uniform points (the same points for every sample set, so recipes with different
+samples compare fairly) and Chamfer-L2 of the extracted mesh. The closing table gives, per start, the cheapest budget
+whose median IoU reaches ``--goal`` and the fields per hour at that budget, measured side by side in this run.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import torch
 from benchmarks import _common
 from benchmarks._fitbench import load_batch
 from shapezoo.extract import ExtractConfig, extract_meshes
-from shapezoo.fields import FieldSpec, init_params
+from shapezoo.fields import FieldSpec, field_forward, init_params
 from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.learned_init import load_init
-from shapezoo.metrics import components
+from shapezoo.meshes import find_meshes, load_mesh
+from shapezoo.metrics import IOU_POINTS, components, mesh_metrics, uniform_points, volume_iou
+from shapezoo.sampling import label_points
 
 
 def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, names, steps: int, margin) -> torch.Tensor:
@@ -40,11 +45,33 @@ def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, nam
     return r.params[0]
 
 
+def _truth(meshes: Path, names: list[str]) -> tuple[list, np.ndarray, list[np.ndarray]]:
+    """The shapes' meshes (in the frame), the uniform IoU points and each mesh's occupancy of them."""
+    found = dict(find_meshes(meshes))
+    refs = [load_mesh(found[n], name=n) for n in names]
+    points = uniform_points(IOU_POINTS)
+    return refs, points, [label_points(r, points)[0] for r in refs]
+
+
+def _against_truth(spec: FieldSpec, params: torch.Tensor, meshes: list, truth) -> list[dict]:
+    """Per field: IoU vs the ground truth on the uniform points, Chamfer-L2 of its mesh vs the ground truth's."""
+    refs, points, inside = truth
+    x = torch.as_tensor(points, dtype=torch.float32, device=params.device)
+    rows = []
+    for w, mesh, ref, gt in zip(params, meshes, refs, inside):
+        with torch.no_grad():
+            pred = field_forward(spec, w[None], x[None])[0, :, 0].cpu().numpy() > 0
+        cd = mesh_metrics(mesh, (ref.vertices, ref.faces))["chamfer_l2"]
+        rows.append({"gt_iou": volume_iou(pred, gt), "chamfer_l2": cd})
+    return rows
+
+
 def run(args) -> dict:
     dev = _common.device(args)
     pts, occ, nu, names = load_batch(args.samples, args.shapes, dev)
     spec = FieldSpec()
     extract = ExtractConfig(resolution=args.resolution)
+    truth = _truth(args.meshes, names) if args.meshes else None
     rows = []
     print(f"{len(names)} shapes, device {dev}, torch threads {torch.get_num_threads()}")
     print(
@@ -61,6 +88,9 @@ def run(args) -> dict:
             meshes, _ = extract_meshes(spec, r.params, extract, names)
             parts = [components(v, f) for v, f in meshes]
             ious = [m["iou"] for m in r.metrics]
+            if truth is not None:
+                scored = _against_truth(spec, r.params, meshes, truth)
+                parts = [{**p, **t} for p, t in zip(parts, scored)]
             comp = [p["components"] for p in parts]
             floating = [p["floating_area"] for p in parts]
             row = {
@@ -78,11 +108,19 @@ def run(args) -> dict:
                 "fields_per_hour": 3600 * len(names) / seconds,
                 "per_shape": {n: {"iou": i, **p} for n, i, p in zip(names, ious, parts)},
             }
+            if truth is not None:
+                row["median_gt_iou"] = float(np.median([p["gt_iou"] for p in parts]))
+                row["median_chamfer_l2"] = float(np.median([p["chamfer_l2"] for p in parts]))
             rows.append(row)
             print(
                 f"{kind:>8}{steps:>6}{row['median_iou']:>11.4f}{row['min_iou']:>9.4f}{row['median_components']:>9.1f}"
                 f"{row['max_components']:>9}{100 * row['median_floating_area']:>11.3f}"
                 f"{100 * row['max_floating_area']:>11.3f}{seconds:>7.1f}{row['fields_per_hour']:>9.0f}"
+                + (
+                    f"  GT IoU {row['median_gt_iou']:.4f} CD-L2 x1e3 {1e3 * row['median_chamfer_l2']:.4f}"
+                    if truth
+                    else ""
+                )
             )
     goal = {}
     for kind in args.starts:
@@ -98,6 +136,7 @@ def run(args) -> dict:
         "samples": str(args.samples),
         "init": str(args.init),
         "resolution": args.resolution,
+        "meshes": str(args.meshes) if args.meshes else None,
         "jitter_margin": args.jitter_margin,
         "lr": args.lr,
         "shapes": names,
@@ -116,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--starts", nargs="+", default=["learned", "seeded", "template"])
     ap.add_argument("--shapes", type=int, default=20)
     ap.add_argument("--resolution", type=int, default=256)
+    ap.add_argument("--meshes", type=Path, help="the shapes' meshes: also score against the ground truth")
     ap.add_argument("--goal", type=float, default=0.97)
     ap.add_argument("--lr", type=float, default=FitConfig.lr, help="peak learning rate of the fits")
     ap.add_argument(
