@@ -1,5 +1,5 @@
-"""What every benchmark shares: the device and output options, the environment record, the atomic JSON result, and
-the tiny procedural data the quick runs use."""
+"""What every benchmark shares: the device and output options, the environment record, the atomic JSON result, the
+fields' IoU against ground-truth meshes, and the tiny procedural data the quick runs use."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from shapezoo.io import atomic_write_json, ensure_output_dir
@@ -72,6 +73,29 @@ def finish(out: Path | None, result: dict, dev: torch.device | str | None = None
         atomic_write_json(out, result)
         print(f"wrote {out}")
     return result
+
+
+def truth_occupancy(shapes: list) -> list[np.ndarray]:
+    """Each shape's (``shapezoo.meshes.Shape``, in the frame) occupancy of ``eval``'s seeded uniform IoU points."""
+    from shapezoo.metrics import IOU_POINTS, uniform_points
+    from shapezoo.sampling import label_points
+
+    points = uniform_points(IOU_POINTS)
+    return [label_points(shape, points)[0] for shape in shapes]
+
+
+def truth_ious(spec, params: torch.Tensor, truth: list[np.ndarray]) -> list[float]:
+    """IoU of each field (N, P) (inside: logit > 0) with its shape's occupancy ``truth`` (``truth_occupancy``), as
+    ``eval`` scores it."""
+    from shapezoo.fields import field_forward
+    from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
+
+    x = torch.as_tensor(uniform_points(IOU_POINTS), dtype=torch.float32)[None]
+    with torch.no_grad():
+        return [
+            volume_iou(field_forward(spec, w[None].float(), x).reshape(-1).numpy() > 0, t)
+            for w, t in zip(params.detach().cpu(), truth)
+        ]
 
 
 def quick_data(work: Path, upto: str = "space", per_family: int = 3, points: int = 20_000) -> dict[str, Path]:

@@ -21,22 +21,10 @@ from pathlib import Path
 import torch
 
 from benchmarks import _common
-from shapezoo.fields import field_forward
 from shapezoo.meshes import find_meshes, load_mesh
-from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
-from shapezoo.sampling import label_points
 from shapezoo.space import load_space
 from shapezoo.space.explore import fit_meshes
 from shapezoo.space.latent import refine_latents
-
-
-def _ious(spec, params: torch.Tensor, truth: list) -> list[float]:
-    x = torch.as_tensor(uniform_points(IOU_POINTS), dtype=torch.float32)[None]
-    with torch.no_grad():
-        return [
-            volume_iou(field_forward(spec, w[None].float(), x).reshape(-1).numpy() > 0, t)
-            for w, t in zip(params, truth)
-        ]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -47,8 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     dev = _common.device(args)
     items = find_meshes(args.meshes)
-    pts = uniform_points(IOU_POINTS)
-    truth = [label_points(load_mesh(p, name=n), pts)[0] for n, p in items]
+    truth = _common.truth_occupancy([load_mesh(p, name=n) for n, p in items])
     result: dict = {"meshes": str(args.meshes), "count": len(items), "spaces": {}}
     print(f"{len(items)} meshes, torch threads {torch.get_num_threads()}")
     print(f"{'space':>10}{'fit steps':>10}{'fit s':>8}{'encode s':>9}{'total s':>8}{'fit IoU':>9}{'decoded IoU':>12}")
@@ -62,8 +49,8 @@ def main(argv: list[str] | None = None) -> dict:
         z = refine_latents(space, params, space.encode(params), args.refine)
         decoded = space.decode(z).cpu()
         t2 = time.perf_counter()
-        fit_iou = statistics.median(_ious(space.spec, params.cpu(), truth))
-        dec_iou = statistics.median(_ious(space.spec, decoded, truth))
+        fit_iou = statistics.median(_common.truth_ious(space.spec, params, truth))
+        dec_iou = statistics.median(_common.truth_ious(space.spec, decoded, truth))
         steps = records[0]["fit_steps"] if records else 0
         row = {
             "space": folder,

@@ -25,12 +25,11 @@ import torch
 from benchmarks import _common
 from benchmarks._fitbench import load_batch
 from shapezoo.extract import ExtractConfig, extract_meshes
-from shapezoo.fields import FieldSpec, field_forward, init_params
+from shapezoo.fields import FieldSpec, init_params
 from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.learned_init import load_init
 from shapezoo.meshes import find_meshes, load_mesh
-from shapezoo.metrics import IOU_POINTS, components, mesh_metrics, uniform_points, volume_iou
-from shapezoo.sampling import label_points
+from shapezoo.metrics import components, mesh_metrics
 
 
 def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, names, steps: int, margin) -> torch.Tensor:
@@ -45,25 +44,21 @@ def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, nam
     return r.params[0]
 
 
-def _truth(meshes: Path, names: list[str]) -> tuple[list, np.ndarray, list[np.ndarray]]:
-    """The shapes' meshes (in the frame), the uniform IoU points and each mesh's occupancy of them."""
+def _truth(meshes: Path, names: list[str]) -> tuple[list, list[np.ndarray]]:
+    """The shapes' meshes (in the frame) and each one's occupancy of the IoU points."""
     found = dict(find_meshes(meshes))
     refs = [load_mesh(found[n], name=n) for n in names]
-    points = uniform_points(IOU_POINTS)
-    return refs, points, [label_points(r, points)[0] for r in refs]
+    return refs, _common.truth_occupancy(refs)
 
 
 def _against_truth(spec: FieldSpec, params: torch.Tensor, meshes: list, truth) -> list[dict]:
     """Per field: IoU vs the ground truth on the uniform points, Chamfer-L2 of its mesh vs the ground truth's."""
-    refs, points, inside = truth
-    x = torch.as_tensor(points, dtype=torch.float32, device=params.device)
-    rows = []
-    for w, mesh, ref, gt in zip(params, meshes, refs, inside):
-        with torch.no_grad():
-            pred = field_forward(spec, w[None], x[None])[0, :, 0].cpu().numpy() > 0
-        cd = mesh_metrics(mesh, (ref.vertices, ref.faces))["chamfer_l2"]
-        rows.append({"gt_iou": volume_iou(pred, gt), "chamfer_l2": cd})
-    return rows
+    refs, inside = truth
+    ious = _common.truth_ious(spec, params, inside)
+    return [
+        {"gt_iou": iou, "chamfer_l2": mesh_metrics(mesh, (ref.vertices, ref.faces))["chamfer_l2"]}
+        for iou, mesh, ref in zip(ious, meshes, refs)
+    ]
 
 
 def run(args) -> dict:

@@ -20,20 +20,9 @@ import torch
 
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
-from shapezoo.fields import field_forward
 from shapezoo.meshes import find_meshes, load_mesh, shape_label
-from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
-from shapezoo.sampling import label_points
 from shapezoo.space import load_space
 from shapezoo.space.latent import refine_latents
-
-
-def _ious(spec, params: torch.Tensor, names: list[str], labels: dict, x: torch.Tensor) -> list[float]:
-    with torch.no_grad():
-        return [
-            volume_iou(field_forward(spec, w[None].float(), x).reshape(-1).numpy() > 0, labels[n])
-            for n, w in zip(names, params.cpu())
-        ]
 
 
 def _summary(names: list[str], values: list[float], refs: dict) -> dict:
@@ -56,8 +45,6 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     dev = _common.device(a)
     refs = dict(find_meshes(a.meshes))
-    pts = uniform_points(IOU_POINTS)
-    x = torch.as_tensor(pts, dtype=torch.float32)[None]
     labels: dict = {}
     result: dict = {"meshes": str(a.meshes), "runs": {}}
     print(f"{'run':14s} {'design':7s} {'train':>5s} {'refine':>6s} {'test':>4s} {'IoU med':>8s}  per family")
@@ -67,8 +54,9 @@ def main(argv: list[str] | None = None) -> dict:
         names = space.meta["split"]["test"]
         for n in names:
             if n not in labels:
-                labels[n] = label_points(load_mesh(refs[n]), pts)[0]
+                labels[n] = _common.truth_occupancy([load_mesh(refs[n])])[0]
         w = torch.stack([zoo.weights(n) for n in names]).to(dev)
+        truth = [labels[n] for n in names]
         z = space.encode(w)
         row = {
             "zoo": zoo_path,
@@ -76,11 +64,11 @@ def main(argv: list[str] | None = None) -> dict:
             "design": space.model.config.design if space_path else "fields",
             "train_fields": len(space.meta["split"]["train"]) if space_path else None,
             "test_fields": len(names),
-            "original": _summary(names, _ious(zoo.spec, w, names, labels, x), refs),
+            "original": _summary(names, _common.truth_ious(zoo.spec, w, truth), refs),
         }
         for steps in a.refine if space_path else []:
             decoded = space.decode(refine_latents(space, w, z, steps))
-            row[f"refine{steps}"] = _summary(names, _ious(zoo.spec, decoded, names, labels, x), refs)
+            row[f"refine{steps}"] = _summary(names, _common.truth_ious(zoo.spec, decoded, truth), refs)
         result["runs"][name] = row
         for key in ["original"] + [f"refine{s}" for s in a.refine if space_path]:
             fam = " ".join(f"{f} {v:.3f}" for f, v in row[key]["per_family"].items())
