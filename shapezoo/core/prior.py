@@ -176,7 +176,7 @@ class LatentPrior:
         dev = self.mean.device
         self.model.eval()
         if temperature is None:
-            temperature = float(self.meta["config"].get("temperature", 1.0))
+            temperature = self.temperature
         if not temperature > 0:
             raise ShapezooError(f"--temperature must be > 0, got {temperature}")
         k = len(self.basis)
@@ -193,6 +193,11 @@ class LatentPrior:
 
         x = heun(velocity, x, int(self.meta["config"]["sample_steps"]))
         return (self.mean + x @ self.basis).cpu()
+
+    @property
+    def temperature(self) -> float:
+        """The sampling temperature of the prior's recipe (1.0 for priors saved before it was recorded)."""
+        return float(self.meta["config"].get("temperature", 1.0))
 
     def to(self, device) -> LatentPrior:
         self.model.to(device)
@@ -247,7 +252,7 @@ def train_prior(
     if config.keep not in ("auto", "best", "last"):
         raise ShapezooError(f"--keep must be auto, best or last, got {config.keep!r}")
     if config.temperature < 0:
-        raise ShapezooError(f"temperature must be > 0 (0: the recipe's), got {config.temperature}")
+        raise ShapezooError(f"temperature must be >= 0 (0: the recipe's), got {config.temperature}")
     if config.steps < 1 or config.batch < 1 or not config.lr > 0 or config.eval_every < 1 or config.sample_steps < 1:
         raise ShapezooError("--steps, --batch, eval-every and sample-steps must be >= 1 and --lr > 0")
     latents = space_latents(space)
@@ -383,7 +388,7 @@ def draw_latents(
     if str(prior) != "gaussian":
         learned = load_prior(prior, device)
         learned.check_source(latents, space)
-        t = float(learned.meta["config"].get("temperature", 1.0)) if temperature is None else temperature
+        t = learned.temperature if temperature is None else temperature
         what = f"learned prior {prior}, temperature {t:g}" + (f", family {label}" if label else "")
         return learned.sample(count, seed, label, guidance, t), what
     z = latents.z
