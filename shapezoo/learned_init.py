@@ -359,7 +359,6 @@ def learn_init(
                 config.query_points,
                 [config.seed, done, 1],
             )
-            phi = phi.clone()
             adam_step_(phi[None], grad[None], moments[:1], moments[1:], float(done + 1), eps)
         done += 1
         entry = {
