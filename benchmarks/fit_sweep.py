@@ -4,8 +4,8 @@ Usage: python -m benchmarks.fit_sweep SAMPLES_DIR [SAMPLES_DIR ...] [--shapes 20
        [--init INIT] [--device cuda]
 
 Every variant starts from the seeded init, or from ``--init`` (a learned init of the default architecture; the
-architecture variants need the seeded one). Several samples folders pool ``--shapes`` shapes from each.
-"""
+architecture variants need the seeded one), with that start's recipe (hard points from a learned init). Several
+samples folders pool ``--shapes`` shapes from each."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ VARIANTS = {
     "lr final 1%": ({}, {"lr_final": 0.01}),
     "lr final 20%": ({}, {"lr_final": 0.2}),
     "jitter margin 0.005": ({}, {"jitter_margin": 0.005}),
+    "no hard points": ({}, {"hard_fraction": 0.0}),
+    "hard fraction 0.25": ({}, {"hard_fraction": 0.25}),
+    "hard points throughout": ({}, {"hard_until": 1.0}),
 }
 
 
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'variant':<20}{'P':>8}{'evals/field':>13}{'median IoU':>11}{'mean IoU':>9}{'min IoU':>9}{'s':>7}")
     for key in args.variants:
         spec_kw, fit_kw = VARIANTS[key]
-        spec, config = replace(FieldSpec(), **spec_kw), replace(FitConfig(), **fit_kw)
+        recipe = FitConfig(hard_fraction=FitConfig.default_hard_fraction(learned is not None, "all"))
+        spec, config = replace(FieldSpec(), **spec_kw), replace(recipe, **fit_kw)
         if args.steps:
             config = replace(config, steps=args.steps)
         t = time.perf_counter()

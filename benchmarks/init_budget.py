@@ -17,6 +17,7 @@ whose median IoU reaches ``--goal`` and the fields per hour at that budget, meas
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from shapezoo.meshes import find_meshes, load_mesh
 from shapezoo.metrics import components, mesh_metrics
 
 
-def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, names, steps: int, margin) -> torch.Tensor:
+def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, names, recipe: FitConfig) -> torch.Tensor:
     if kind == "learned":
         init = load_init(init_path)
         init.check_spec(spec)
@@ -40,7 +41,7 @@ def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, nam
     seeded = init_params(spec, 0)
     if kind == "seeded":
         return seeded
-    r = fit_fields(spec, seeded, pts[:1], occ[:1], nu, names[:1], FitConfig(steps=steps, jitter_margin=margin))
+    r = fit_fields(spec, seeded, pts[:1], occ[:1], nu, names[:1], replace(recipe, lr=FitConfig.lr))
     return r.params[0]
 
 
@@ -75,9 +76,12 @@ def run(args) -> dict:
     )
     for kind in args.starts:
         for steps in args.budgets:
-            start = _start(kind, spec, args.init, pts, occ, nu, names, steps, args.jitter_margin)
+            hard = args.hard_fraction
+            if hard is None:
+                hard = FitConfig.default_hard_fraction(kind == "learned", "all")
+            recipe = FitConfig(steps=steps, lr=args.lr, jitter_margin=args.jitter_margin, hard_fraction=hard)
+            start = _start(kind, spec, args.init, pts, occ, nu, names, recipe)
             t = time.perf_counter()
-            recipe = FitConfig(steps=steps, lr=args.lr, jitter_margin=args.jitter_margin)
             r = fit_fields(spec, start.to(dev), pts, occ, nu, names, recipe)
             seconds = time.perf_counter() - t
             meshes, _ = extract_meshes(spec, r.params, extract, names)
@@ -133,6 +137,7 @@ def run(args) -> dict:
         "resolution": args.resolution,
         "meshes": str(args.meshes) if args.meshes else None,
         "jitter_margin": args.jitter_margin,
+        "hard_fraction": args.hard_fraction,  # None: the recipe's per start
         "lr": args.lr,
         "shapes": names,
         "goal_iou": args.goal,
@@ -158,6 +163,12 @@ def main(argv: list[str] | None = None) -> dict:
         type=lambda v: None if v == "none" else float(v),
         default=FitConfig.jitter_margin,
         help="the recipe's label-preserving jitter margin ('none': no jitter)",
+    )
+    ap.add_argument(
+        "--hard-fraction",
+        type=float,
+        help="share of each step's points picked as the hardest candidates (default: the recipe's for each start, "
+        "0.5 from the learned init, else 0; 0: the walk alone, the recipe before)",
     )
     return run(ap.parse_args(argv))
 

@@ -28,6 +28,13 @@ def fit(
         typer.Option(help="Peak learning rate, cosine decay (0: the recipe's, 2e-3 from a shift base, else 5e-4)."),
     ] = 0.0,
     target_iou: Annotated[float, typer.Option(help="Stop a field early at this training IoU (0: never).")] = 0.0,
+    hard_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Share of each step's points picked as the highest-loss (-1: the recipe's, 0.5 from a learned init, "
+            "else 0; 0: none)."
+        ),
+    ] = -1.0,
     batch: Annotated[int, typer.Option(help="Fields fitted together in one job.")] = 32,
     device: Device = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the shared initialisation.")] = 0,
@@ -61,6 +68,7 @@ def fit(
         points_per_step=points_per_step,
         lr=lr or FitConfig.default_lr("biases" if shift else "all"),
         target_iou=target_iou or None,
+        hard_fraction=None if hard_fraction < 0 else hard_fraction,
         init_seed=seed,
         template=template or None,
     )

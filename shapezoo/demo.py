@@ -215,7 +215,8 @@ def run_demo(
         out / "samples",
         out / "zoo",
         spec,
-        FitConfig(steps=config.fit_steps),
+        # No hard points: on the demo's 20k samples they leave specks in the gallery (BENCHMARKS.md, "Hard points").
+        FitConfig(steps=config.fit_steps, hard_fraction=0.0),
         batch=32,
         device=device,
         init=bundled_init(spec),

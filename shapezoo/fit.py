@@ -65,6 +65,14 @@ class FitConfig:
     points_per_pass: int | None = None
     """Points (fields x points_per_step) per forward/backward pass; None: 8192 on CPU, where activations that
     stay in cache beat one huge batched matmul, and everything at once on CUDA."""
+    hard_fraction: float | None = None
+    """Share of each step's points chosen as the highest-loss of ``HARD_POOL`` times as many candidates scattered
+    over the field's training points, ranked by the loss each had when last trained on (no extra evaluations); the
+    rest walk the shuffled order. Spends a short fit's budget where the field is still wrong (BENCHMARKS.md, "Hard
+    points"). 0 or None: the walk alone; zoo jobs resolve None to ``default_hard_fraction``."""
+    hard_until: float = 0.6
+    """Share of the steps that train on hard points; later steps take evenly spread candidates in their place, which
+    clears the floating blobs a fit focused on hard points leaves in free space."""
     trainable: Literal["all", "biases"] = "all"
     """``biases``: only the biases move, every other weight stays at the start point's - fields are a shared base
     plus a per-shape shift modulation (Functa), which a weight space reads exactly (``shapezoo init base``,
@@ -77,6 +85,12 @@ class FitConfig:
         return 500 if learned_init else 4800
 
     @staticmethod
+    def default_hard_fraction(learned_init: bool, trainable: str) -> float:
+        """Hard points of the default recipe: 0.5 in the short fits from a learned init, where they were measured to
+        help; none otherwise (on few samples, small fields or high learning rates they leave floating blobs)."""
+        return 0.5 if learned_init and trainable == "all" else 0.0
+
+    @staticmethod
     def default_lr(trainable: str) -> float:
         """Peak learning rate of the default recipe: 5e-4, or 2e-3 when only the biases move (BENCHMARKS.md, "An
         encoder that generalises")."""
@@ -86,6 +100,10 @@ class FitConfig:
         if self.steps < 0 or self.points_per_step < 1:
             raise ShapezooError(
                 f"steps must be >= 0 and points_per_step >= 1, got {self.steps}, {self.points_per_step}"
+            )
+        if not (0.0 <= (self.hard_fraction or 0.0) < 1.0 and 0.0 <= self.hard_until <= 1.0):
+            raise ShapezooError(
+                f"hard_fraction must be in [0, 1) and hard_until in [0, 1], got {self.hard_fraction}, {self.hard_until}"
             )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ShapezooError(f"the learning rate must be a positive number, got {self.lr}")
@@ -129,6 +147,43 @@ def split_holdout(n: int, n_uniform: int, holdout: float, seed: int) -> tuple[np
     return np.concatenate([parts[0][0], parts[1][0]]), np.concatenate([parts[0][1], parts[1][1]])
 
 
+HARD_POOL = 4
+"""Candidates per hard point (``FitConfig.hard_fraction``): the hard points are the top quarter of them."""
+_POOL_SHARE = 1 / 16
+"""At most this share of a field's training points are a step's candidates, so its hard points are the hardest of
+a fresh sample, not the same few every step (on a small sample set those would take over the fit)."""
+_SCATTER = (31, 104729, 7919)
+"""Primes placing a step's candidates at 31 offset + 104729 t + 7919 k (mod n_train), k < the pool: scattered over
+the shuffled order and moved on every step (the best of three placements measured: BENCHMARKS.md, "Fit cost at 500
+steps")."""
+
+
+def step_indices(
+    M: int,
+    n_train: int,
+    hard: int,
+    offset: torch.Tensor,
+    t: torch.Tensor,
+    seen_loss: torch.Tensor | None,
+    until: int,
+) -> torch.Tensor:
+    """(A, M) training-point indices of one step per field: ``M - hard`` walking the field's shuffled order from
+    its ``offset``, then the ``hard`` highest ``seen_loss`` (A, n_train) among ``HARD_POOL * hard`` candidates
+    placed by the field's own offset and step count ``t`` (so a field's points do not depend on its batch); from
+    step ``until`` on, the first ``hard`` candidates instead."""
+    walk = (offset[:, None] + torch.arange(M - hard, device=offset.device)) % n_train
+    if not hard or seen_loss is None:
+        return walk
+    k = torch.arange(HARD_POOL * hard, device=offset.device)
+    a, b, c = _SCATTER
+    candidates = (a * offset[:, None] + b * t[:, None] + c * k) % n_train
+    score = torch.gather(seen_loss, 1, candidates)
+    late = (t >= until)[:, None]  # past the hard phase: the first candidates, spread evenly over the samples
+    score = torch.where(late, -k.to(score.dtype), score)
+    top = score.topk(hard, dim=1).indices
+    return torch.cat([walk, torch.gather(candidates, 1, top)], 1)
+
+
 USE_CUDA_GRAPHS = True
 """Replay each training step as one CUDA graph on CUDA devices (set False to run the eager loop)."""
 _SYNC_EVERY = 20
@@ -146,14 +201,19 @@ def _train_step(
     y_a: torch.Tensor,
     jitter_a: tuple[torch.Tensor, torch.Tensor] | None,
     trainable: torch.Tensor | None,
+    seen_loss: torch.Tensor | None,
 ) -> torch.Tensor:
     """One step for every running field, in place on ``state`` = (params, m, v, t, offset, bad) of the A running
     fields: BCE gradients (a pass per group of fields), then Adam with each field's own step count and cosine
     learning rate. ``jitter_a`` = (unit-ball offsets (A, n, 3), safe radii (A, n)) moves each point by an offset
     picked by the field's own step count. ``trainable`` (P,) masks the gradient (None: every weight moves); Adam
-    leaves a weight whose gradient is always zero where it started. Returns the (A,) losses."""
+    leaves a weight whose gradient is always zero where it started. ``seen_loss`` (A, n_train): each point's loss
+    when last trained on, updated here, from which ``step_indices`` picks the hard points. Returns the (A,) mean
+    losses of the walked points (the hard ones would bias them up)."""
     p_a, m_a, v_a, t_a, off_a, bad = state
-    idx = (off_a[:, None] + torch.arange(M, device=off_a.device)) % n_train
+    cap = int(n_train * _POOL_SHARE) // HARD_POOL
+    hard = 0 if seen_loss is None else min(int(M * (config.hard_fraction or 0)), cap)
+    idx = step_indices(M, n_train, hard, off_a, t_a, seen_loss, int(config.hard_until * config.steps))
     if jitter_a is not None:
         pick = (idx + t_a[:, None] * JITTER_STRIDE) % n_train
     grads, losses = [], []
@@ -167,9 +227,11 @@ def _train_step(
             x = (x + offset * radius[..., None]).clamp_(-0.5, 0.5)
         p = p_a[sl].detach().requires_grad_(True)
         logits = field_forward(spec, p, x).squeeze(-1)
-        loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(-1)
-        grads.append(torch.autograd.grad(loss.sum(), p)[0])
-        losses.append(loss.detach())
+        point_loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+        if seen_loss is not None:
+            seen_loss[sl].scatter_(1, idx[sl], point_loss.detach())
+        grads.append(torch.autograd.grad(point_loss.mean(-1).sum(), p)[0])
+        losses.append(point_loss.detach()[:, : M - hard].mean(-1))  # the walk's: an unbiased training loss
     grad, loss = torch.cat(grads), torch.cat(losses)
     if trainable is not None:
         grad.mul_(trainable)
@@ -179,7 +241,7 @@ def _train_step(
         cosine = 0.5 * (1 + torch.cos(math.pi * (tt - 1) / config.steps))
         lr = config.lr * (config.lr_final + (1 - config.lr_final) * cosine)
         adam_step_(p_a, grad, m_a, v_a, tt, lr, config.betas, config.eps)
-        off_a.add_(M).remainder_(n_train)
+        off_a.add_(M - hard).remainder_(n_train)
         bad.logical_or_(~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1))
     return loss
 
@@ -244,7 +306,7 @@ def fit_fields(
     M = min(config.points_per_step, int(round(N * (1 - config.holdout))))
     per_pass = config.points_per_pass or (8192 if device.type == "cpu" else 1 << 22)
     fields_per_pass = max(1, per_pass // M)
-    need = pass_memory(spec, min(B, fields_per_pass) * M) + 3 * 4 * B * (spec.layout().size + 3 * N)
+    need = pass_memory(spec, min(B, fields_per_pass) * M) + 3 * 4 * B * (spec.layout().size + 4 * N)
     if need > available_memory(device):
         raise _out_of_memory(B, config, device)
     try:
@@ -278,6 +340,8 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
         seeds = [member_seed(config.init_seed, "jitter:" + n) for n in names]
         jitter = jitter_tables(train_x, train_y, seeds, config.jitter_margin)
 
+    # Each training point's loss when last trained on (the hard points' ranking); 1.0, above a fitted loss, until then.
+    seen_loss = torch.ones(B, n_train, device=device) if config.hard_fraction else None
     trainable = None if config.trainable == "all" else spec.bias_mask().to(device=device, dtype=torch.float32)
 
     # Optimiser state, one row per field.
@@ -303,6 +367,7 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
             since, changed = 0, False
 
             jitter_a = None if jitter is None else (jitter[0][act], jitter[1][act])
+            seen_a = None if seen_loss is None else seen_loss[act]
             train_step = functools.partial(
                 _train_step,
                 spec,
@@ -315,9 +380,11 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
                 y_a,
                 jitter_a,
                 trainable,
+                seen_a,
             )
             graphs = device.type == "cuda" and USE_CUDA_GRAPHS
-            run_step = cuda_graph(train_step, [p_a, m_a, v_a, t_a, off_a, bad]) if graphs else None
+            state = [p_a, m_a, v_a, t_a, off_a, bad] + ([] if seen_a is None else [seen_a])
+            run_step = cuda_graph(train_step, state) if graphs else None
             while not changed:
                 loss = run_step() if run_step is not None else train_step()
                 step, since = step + 1, since + 1
@@ -353,10 +420,14 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
                             if status[b] == "running" and value >= config.target_iou:
                                 status[b], changed = "ok", True
             params[act], m[act], v[act], t[act], offset[act] = p_a, m_a, v_a, t_a, off_a
+            if seen_loss is not None and seen_a is not None:
+                seen_loss[act] = seen_a
             for b in active:
                 if status[b] == "restart":
                     restarts[b] += 1
                     params[b], m[b], v[b], t[b], offset[b], t_host[b] = init, 0.0, 0.0, 0, 0, 0
+                    if seen_loss is not None:
+                        seen_loss[b] = 1.0
                     status[b] = "failed" if restarts[b] > config.max_restarts else "running"
             active = [b for b in range(B) if status[b] == "running"]
 

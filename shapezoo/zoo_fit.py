@@ -135,11 +135,10 @@ def fit_zoo(
     """Fit every shape of a samples folder into the FieldZoo ``out``, ``batch`` fields per job.
 
     Every field starts from ``init`` (a learned init; from a shift base only the biases move) when given, else from
-    the seeded init or the template;
-    ``config.steps`` 0 takes the recipe's count for that start (a resumed zoo keeps its own). Resumes: fields
-    already in ``out`` are skipped and never rewritten. Shapes with unusable samples are stored with status
-    'failed' and their error. ``on_start(stored, total)`` is called once the work is known. Returns a summary
-    (counts and metric statistics), also written to ``fit_summary.json``.
+    the seeded init or the template; ``config.steps`` 0 and ``config.hard_fraction`` None take the recipe's for that
+    start (a resumed zoo keeps its own). Resumes: fields already in ``out`` are skipped and never rewritten. Shapes
+    with unusable samples are stored with status 'failed' and their error. ``on_start(stored, total)`` is called
+    once the work is known. Returns a summary (counts and metric statistics), also written to ``fit_summary.json``.
 
     With ``ray`` (``auto`` or a cluster address) every batch is a Ray task that writes its own shard: ``threads``
     CPUs and torch threads (0: this process's count), one GPU each when ``device`` is ``auto``/``cuda`` and the
@@ -158,12 +157,15 @@ def fit_zoo(
             raise ShapezooError(f"--device {device} with --ray: use auto (a GPU per task where there are GPUs) or cpu")
         device = "cpu"  # the driver's own work (a template fit) runs here
     device = torch.device(device)
+    manifest = Path(out) / ZOO_JSON
+    stored = read_json(manifest).get("fit", {}) if manifest.exists() else None
     if not config.steps:
-        manifest = Path(out) / ZOO_JSON
-        stored = read_json(manifest).get("fit", {}).get("steps", 0) if manifest.exists() else 0
-        config = replace(config, steps=stored or FitConfig.default_steps(init is not None))
+        config = replace(config, steps=(stored or {}).get("steps", 0) or FitConfig.default_steps(init is not None))
     if init is not None and init.modulation == "shift":
         config = replace(config, trainable="biases")  # a shift base's fields keep its shared weights
+    if config.hard_fraction is None:  # a resumed zoo keeps its own (none in zoos made before hard points)
+        default = FitConfig.default_hard_fraction(init is not None, config.trainable)
+        config = replace(config, hard_fraction=default if stored is None else stored.get("hard_fraction", 0.0))
     if batch < 1:
         raise ShapezooError(f"--batch must be >= 1, got {batch}")
     index = read_index(samples_dir)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -127,3 +129,37 @@ def test_jitter_keeps_the_labels_of_a_densely_sampled_sphere():
     assert np.linalg.norm(offsets[0].numpy(), axis=1).max() <= 1.0
     moved = pts + offsets[0].numpy() * radii[0].numpy()[:, None]
     assert ((np.linalg.norm(moved, axis=1) < 0.3) != inside).mean() < 0.002
+
+
+def test_hard_points_are_the_highest_loss_candidates_and_follow_the_walk():
+    n_train, M, hard = 1000, 64, 16
+    offset, t = torch.tensor([5, 900]), torch.tensor([3, 41])
+    seen = torch.rand(2, n_train, generator=torch.Generator().manual_seed(0))
+    idx = fitmod.step_indices(M, n_train, hard, offset, t, seen, until=41)
+    assert idx.shape == (2, M)
+    walk = (offset[:, None] + torch.arange(M - hard)) % n_train
+    assert torch.equal(idx[:, : M - hard], walk)  # the walk wraps around the shuffled order
+    s_off, s_t, s_k = fitmod._SCATTER
+    for b in range(2):
+        cand = (s_off * offset[b] + s_t * t[b] + s_k * torch.arange(fitmod.HARD_POOL * hard)) % n_train
+        assert len(set(cand.tolist())) == len(cand)  # scattered, no repeats
+        best = set(cand[seen[b, cand].argsort(descending=True)[:hard]].tolist())
+        if b == 0:  # step 3, in the hard phase: the highest-loss candidates
+            assert set(idx[b, M - hard :].tolist()) == best
+        else:  # step 41, past it: the first candidates, whatever their loss
+            assert idx[b, M - hard :].tolist() == cand[:hard].tolist()
+            assert set(cand[:hard].tolist()) != best
+    walk_only = fitmod.step_indices(M, n_train, 0, offset, t, None, until=41)
+    assert torch.equal(walk_only, (offset[:, None] + torch.arange(M)) % n_train)
+
+
+def test_hard_points_change_the_fit_and_a_walk_alone_remains():
+    pts, occ, nu, names = _samples()
+    init = init_params(SPEC)
+    with_hard = fit_fields(SPEC, init, pts, occ, nu, names, replace(CFG, hard_fraction=0.5))
+    walk_only = fit_fields(SPEC, init, pts, occ, nu, names, CFG)  # the library's default: the walk alone
+    assert not torch.equal(with_hard.params, walk_only.params)
+    assert all(m["point_evals"] == CFG.steps * CFG.points_per_step for m in with_hard.metrics)  # same budget
+    for bad in ({"hard_fraction": 1.0}, {"hard_until": 1.5}):
+        with pytest.raises(ShapezooError, match="hard_fraction"):
+            FitConfig(**bad)

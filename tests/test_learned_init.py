@@ -92,7 +92,9 @@ def test_fits_from_a_learned_init_batched_equal_independent(samples, tmp_path):
     learn_init([samples / "samples"], tmp_path, SPEC, TINY)
     init = load_init(tmp_path).params
     pts, occ, nu, names = _unseen(samples)
-    config = FitConfig(steps=30, points_per_step=256, lr=3e-3, check_every=10)
+    hard = FitConfig.default_hard_fraction(learned_init=True, trainable="all")  # the short recipe's hard points
+    config = FitConfig(steps=30, points_per_step=256, lr=3e-3, check_every=10, hard_fraction=hard)
+    assert hard > 0
     batched = fit_fields(SPEC, init, pts, occ, nu, names, config)
     for b in range(len(names)):
         single = fit_fields(SPEC, init, pts[b : b + 1], occ[b : b + 1], nu, names[b : b + 1], config)
@@ -135,6 +137,7 @@ def test_cli_learns_an_init_and_fits_a_zoo_from_it(samples, tmp_path):
     assert torch.equal(zoo.init, learned.params)
     assert zoo.meta["init"] == {"kind": "learned", "sha256": learned.sha256, "shapes": 6}
     assert zoo.meta["fit"]["steps"] == 20
+    assert zoo.meta["fit"]["hard_fraction"] == 0.5  # the short recipe's, recorded (a seeded fit's is 0)
     # resuming with the seeded init is another start point: refused
     r = runner.invoke(
         app, ["fit", str(samples / "unseen_samples"), "--out", str(tmp_path / "zoo"), "--init", "seeded", *args]
