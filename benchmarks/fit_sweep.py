@@ -64,10 +64,12 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'variant':<20}{'P':>8}{'evals/field':>13}{'median IoU':>11}{'mean IoU':>9}{'min IoU':>9}{'s':>7}")
     for key in args.variants:
         spec_kw, fit_kw = VARIANTS[key]
-        recipe = FitConfig(hard_fraction=FitConfig.default_hard_fraction(learned is not None, "all"))
-        spec, config = replace(FieldSpec(), **spec_kw), replace(recipe, **fit_kw)
+        spec, config = replace(FieldSpec(), **spec_kw), replace(FitConfig(), **fit_kw)
         if args.steps:
             config = replace(config, steps=args.steps)
+        if "hard_fraction" not in fit_kw:  # the start's recipe
+            hard = FitConfig.default_hard_fraction(learned is not None, "all", config.steps)
+            config = replace(config, hard_fraction=hard)
         t = time.perf_counter()
         if learned is not None:
             learned.check_spec(spec)

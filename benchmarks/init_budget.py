@@ -78,7 +78,7 @@ def run(args) -> dict:
         for steps in args.budgets:
             hard = args.hard_fraction
             if hard is None:
-                hard = FitConfig.default_hard_fraction(kind == "learned", "all")
+                hard = FitConfig.default_hard_fraction(kind == "learned", "all", steps)
             recipe = FitConfig(steps=steps, lr=args.lr, jitter_margin=args.jitter_margin, hard_fraction=hard)
             start = _start(kind, spec, args.init, pts, occ, nu, names, recipe)
             t = time.perf_counter()

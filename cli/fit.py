@@ -31,8 +31,8 @@ def fit(
     hard_fraction: Annotated[
         float,
         typer.Option(
-            help="Share of each step's points picked as the highest-loss (-1: the recipe's, 0.5 from a learned init, "
-            "else 0; 0: none)."
+            help="Share of each step's points picked as the highest-loss (-1: the recipe's, 0.5 in fits of <= 500 "
+            "steps from a learned init, else 0; 0: none)."
         ),
     ] = -1.0,
     batch: Annotated[int, typer.Option(help="Fields fitted together in one job.")] = 32,

@@ -85,10 +85,11 @@ class FitConfig:
         return 500 if learned_init else 4800
 
     @staticmethod
-    def default_hard_fraction(learned_init: bool, trainable: str) -> float:
-        """Hard points of the default recipe: 0.5 in the short fits from a learned init, where they were measured to
-        help; none otherwise (on few samples, small fields or high learning rates they leave floating blobs)."""
-        return 0.5 if learned_init and trainable == "all" else 0.0
+    def default_hard_fraction(learned_init: bool, trainable: str, steps: int) -> float:
+        """Hard points of the default recipe: 0.5 in the short fits (<= 500 steps) from a learned init, where they
+        were measured to help; none otherwise (4800-step fits score lower with them, and on few samples, small fields
+        or high learning rates they leave floating blobs: BENCHMARKS.md, "Hard points")."""
+        return 0.5 if learned_init and trainable == "all" and steps <= FitConfig.default_steps(True) else 0.0
 
     @staticmethod
     def default_lr(trainable: str) -> float:

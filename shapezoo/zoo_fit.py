@@ -164,7 +164,7 @@ def fit_zoo(
     if init is not None and init.modulation == "shift":
         config = replace(config, trainable="biases")  # a shift base's fields keep its shared weights
     if config.hard_fraction is None:  # a resumed zoo keeps its own (none in zoos made before hard points)
-        default = FitConfig.default_hard_fraction(init is not None, config.trainable)
+        default = FitConfig.default_hard_fraction(init is not None, config.trainable, config.steps)
         config = replace(config, hard_fraction=default if stored is None else stored.get("hard_fraction", 0.0))
     if batch < 1:
         raise ShapezooError(f"--batch must be >= 1, got {batch}")
