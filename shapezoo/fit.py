@@ -155,8 +155,8 @@ _POOL_SHARE = 1 / 16
 a fresh sample, not the same few every step (on a small sample set those would take over the fit)."""
 _SCATTER = (31, 104729, 7919)
 """Primes placing a step's candidates at 31 offset + 104729 t + 7919 k (mod n_train), k < the pool: scattered over
-the shuffled order and moved on every step (the best of three placements measured: BENCHMARKS.md, "Fit cost at 500
-steps")."""
+the shuffled order and moved on every step (the best of three placements measured: BENCHMARKS.md, "Hard
+points")."""
 
 
 def step_indices(
