@@ -22,8 +22,8 @@ from .core.training import adam_step_
 from .core.zoo import member_seed
 from .errors import ShapezooError
 from .fields import FieldSpec, field_forward
-from .jitter import JITTER_STRIDE, jitter_tables
 from .runtime import available_memory, cuda_graph, precision
+from .training_points import JITTER_STRIDE, hard_count, jitter_tables, split_holdout, step_indices
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,10 @@ class FitConfig:
     stay in cache beat one huge batched matmul, and everything at once on CUDA."""
     hard_fraction: float | None = None
     """Share of each step's points chosen as the highest-loss of ``HARD_POOL`` times as many candidates scattered
-    over the field's training points, ranked by the loss each had when last trained on (no extra evaluations); the
-    rest walk the shuffled order. Spends a short fit's budget where the field is still wrong (BENCHMARKS.md, "Hard
-    points"). 0 or None: the walk alone; zoo jobs resolve None to ``default_hard_fraction``."""
+    over the field's training points (``training_points.step_indices``), ranked by the loss each had when last
+    trained on (no extra evaluations); the rest walk the shuffled order. Spends a short fit's budget where the field
+    is still wrong (BENCHMARKS.md, "Hard points"). 0 or None: the walk alone; zoo jobs resolve None to
+    ``default_hard_fraction``."""
     hard_until: float = 0.6
     """Share of the steps that train on hard points; later steps take evenly spread candidates in their place, which
     clears the floating blobs a fit focused on hard points leaves in free space."""
@@ -134,57 +135,6 @@ class FitResult:
     """Per check: step, mean training loss and IoU over active fields."""
 
 
-def split_holdout(n: int, n_uniform: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, held-out) of one shape's samples; both keep the uniform / near-surface proportions.
-
-    The held-out indices list the uniform ones first.
-    """
-    rng = np.random.default_rng(seed)
-    parts = []
-    for lo, hi in ((0, n_uniform), (n_uniform, n)):
-        perm = lo + rng.permutation(hi - lo)
-        k = int(round((hi - lo) * holdout))
-        parts.append((perm[k:], perm[:k]))
-    return np.concatenate([parts[0][0], parts[1][0]]), np.concatenate([parts[0][1], parts[1][1]])
-
-
-HARD_POOL = 4
-"""Candidates per hard point (``FitConfig.hard_fraction``): the hard points are the top quarter of them."""
-_POOL_SHARE = 1 / 16
-"""At most this share of a field's training points are a step's candidates, so its hard points are the hardest of
-a fresh sample, not the same few every step (on a small sample set those would take over the fit)."""
-_SCATTER = (31, 104729, 7919)
-"""Primes placing a step's candidates at 31 offset + 104729 t + 7919 k (mod n_train), k < the pool: scattered over
-the shuffled order and moved on every step (the best of three placements measured: BENCHMARKS.md, "Hard
-points")."""
-
-
-def step_indices(
-    M: int,
-    n_train: int,
-    hard: int,
-    offset: torch.Tensor,
-    t: torch.Tensor,
-    seen_loss: torch.Tensor | None,
-    until: int,
-) -> torch.Tensor:
-    """(A, M) training-point indices of one step per field: ``M - hard`` walking the field's shuffled order from
-    its ``offset``, then the ``hard`` highest ``seen_loss`` (A, n_train) among ``HARD_POOL * hard`` candidates
-    placed by the field's own offset and step count ``t`` (so a field's points do not depend on its batch); from
-    step ``until`` on, the first ``hard`` candidates instead."""
-    walk = (offset[:, None] + torch.arange(M - hard, device=offset.device)) % n_train
-    if not hard or seen_loss is None:
-        return walk
-    k = torch.arange(HARD_POOL * hard, device=offset.device)
-    a, b, c = _SCATTER
-    candidates = (a * offset[:, None] + b * t[:, None] + c * k) % n_train
-    score = torch.gather(seen_loss, 1, candidates)
-    late = (t >= until)[:, None]  # past the hard phase: the first candidates, spread evenly over the samples
-    score = torch.where(late, -k.to(score.dtype), score)
-    top = score.topk(hard, dim=1).indices
-    return torch.cat([walk, torch.gather(candidates, 1, top)], 1)
-
-
 USE_CUDA_GRAPHS = True
 """Replay each training step as one CUDA graph on CUDA devices (set False to run the eager loop)."""
 _SYNC_EVERY = 20
@@ -212,8 +162,7 @@ def _train_step(
     when last trained on, updated here, from which ``step_indices`` picks the hard points. Returns the (A,) mean
     losses of the walked points (the hard ones would bias them up)."""
     p_a, m_a, v_a, t_a, off_a, bad = state
-    cap = int(n_train * _POOL_SHARE) // HARD_POOL
-    hard = 0 if seen_loss is None else min(int(M * (config.hard_fraction or 0)), cap)
+    hard = 0 if seen_loss is None else hard_count(M, n_train, config.hard_fraction)
     idx = step_indices(M, n_train, hard, off_a, t_a, seen_loss, int(config.hard_until * config.steps))
     if jitter_a is not None:
         pick = (idx + t_a[:, None] * JITTER_STRIDE) % n_train
@@ -342,7 +291,7 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
         jitter = jitter_tables(train_x, train_y, seeds, config.jitter_margin)
 
     # Each training point's loss when last trained on (the hard points' ranking); 1.0, above a fitted loss, until then.
-    seen_loss = torch.ones(B, n_train, device=device) if config.hard_fraction else None
+    seen_loss = torch.ones(B, n_train, device=device) if hard_count(M, n_train, config.hard_fraction) else None
     trainable = None if config.trainable == "all" else spec.bias_mask().to(device=device, dtype=torch.float32)
 
     # Optimiser state, one row per field.

@@ -20,10 +20,10 @@ from .core.training import adam_step_
 from .core.zoo import member_seed
 from .errors import ShapezooError
 from .fields import FieldSpec, field_forward, init_params
-from .fit import FitConfig, split_holdout
+from .fit import FitConfig
 from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks
-from .jitter import jitter_radii
 from .learned_init import INIT_FORMAT, INIT_JSON, INIT_WEIGHTS, bundled_init, load_training_shapes, read_resumable
+from .training_points import jitter_radii, split_holdout
 
 
 @dataclass(frozen=True)

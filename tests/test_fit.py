@@ -6,11 +6,13 @@ import torch
 import trimesh
 
 import shapezoo.fit as fitmod
+import shapezoo.training_points as tp
 from shapezoo.errors import ShapezooError
 from shapezoo.fields import FieldSpec, field_forward, init_params
-from shapezoo.fit import FitConfig, fit_fields, split_holdout
+from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.meshes import shape_from_arrays
 from shapezoo.sampling import SampleConfig, sample_shape
+from shapezoo.training_points import split_holdout
 
 SPEC = FieldSpec(width=16, depth=2)
 
@@ -113,7 +115,7 @@ def test_precision_and_forward_are_device_agnostic():
 def test_jitter_keeps_the_labels_of_a_densely_sampled_sphere():
     """At the default sampling's density (half of 100k points near the surface) a jittered point changes its label
     about once in 1600 (measured 0.06%); far points move, near-surface ones barely."""
-    from shapezoo.jitter import jitter_radii, jitter_tables
+    from shapezoo.training_points import jitter_radii, jitter_tables
 
     rng = np.random.default_rng(0)
     uniform = rng.random((50000, 3)) - 0.5
@@ -135,13 +137,13 @@ def test_hard_points_are_the_highest_loss_candidates_and_follow_the_walk():
     n_train, M, hard = 1000, 64, 16
     offset, t = torch.tensor([5, 900]), torch.tensor([3, 41])
     seen = torch.rand(2, n_train, generator=torch.Generator().manual_seed(0))
-    idx = fitmod.step_indices(M, n_train, hard, offset, t, seen, until=41)
+    idx = tp.step_indices(M, n_train, hard, offset, t, seen, until=41)
     assert idx.shape == (2, M)
     walk = (offset[:, None] + torch.arange(M - hard)) % n_train
     assert torch.equal(idx[:, : M - hard], walk)  # the walk wraps around the shuffled order
-    s_off, s_t, s_k = fitmod._SCATTER
+    s_off, s_t, s_k = tp._SCATTER
     for b in range(2):
-        cand = (s_off * offset[b] + s_t * t[b] + s_k * torch.arange(fitmod.HARD_POOL * hard)) % n_train
+        cand = (s_off * offset[b] + s_t * t[b] + s_k * torch.arange(tp.HARD_POOL * hard)) % n_train
         assert len(set(cand.tolist())) == len(cand)  # scattered, no repeats
         best = set(cand[seen[b, cand].argsort(descending=True)[:hard]].tolist())
         if b == 0:  # step 3, in the hard phase: the highest-loss candidates
@@ -149,7 +151,7 @@ def test_hard_points_are_the_highest_loss_candidates_and_follow_the_walk():
         else:  # step 41, past it: the first candidates, whatever their loss
             assert idx[b, M - hard :].tolist() == cand[:hard].tolist()
             assert set(cand[:hard].tolist()) != best
-    walk_only = fitmod.step_indices(M, n_train, 0, offset, t, None, until=41)
+    walk_only = tp.step_indices(M, n_train, 0, offset, t, None, until=41)
     assert torch.equal(walk_only, (offset[:, None] + torch.arange(M)) % n_train)
 
 
