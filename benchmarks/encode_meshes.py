@@ -2,14 +2,16 @@
 ``shapezoo encode FOLDER`` with a space whose zoo was fitted from a learned init (sample, short fit, encode), side
 by side in one run: wall time per stage and decoded IoU vs the ground truth.
 
-Usage: python -m benchmarks.encode_meshes MESHES --space NAME=SPACE[:STEPS] [--space ...] [--refine 100]
+Usage: python -m benchmarks.encode_meshes MESHES --space NAME=SPACE[:STEPS[:POINTS]] [--space ...] [--refine 100]
        [--out JSON]
 
-``:STEPS`` overrides the fit's length (``encode --steps``), e.g. to time today's 4800-step path with the same space.
+``:STEPS`` overrides the fit's length (``encode --steps``), e.g. to time the 4800-step path with the same space;
+``:POINTS`` the refinement's points per step (2048 before they became 1024).
 
 Each space encodes the meshes the way ``shapezoo encode MESHES --space SPACE`` does (``fit_meshes`` with its zoo's
-sampling and fitting recipe and start point, then encoder + ``--refine`` steps) and decodes; IoU compares the
-decoded field's occupancy (and the fitted field's) with the mesh's on 100k seeded uniform points.
+sampling and fitting recipe and start point for ``encode_fit_steps`` steps, then encoder + ``--refine`` steps) and
+decodes; IoU compares the decoded field's occupancy (and the fitted field's) with the mesh's on 100k seeded uniform
+points.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import torch
 from benchmarks import _common
 from shapezoo.meshes import find_meshes, load_mesh
 from shapezoo.space import load_space
-from shapezoo.space.explore import fit_meshes
+from shapezoo.space.explore import encode_fit_steps, fit_meshes
 from shapezoo.space.latent import refine_latents
+from shapezoo.space.train import REFINE_POINTS
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -41,12 +44,15 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'space':>10}{'fit steps':>10}{'fit s':>8}{'encode s':>9}{'total s':>8}{'fit IoU':>9}{'decoded IoU':>12}")
     for spec_arg in args.space:
         name, folder = spec_arg.split("=", 1)
-        folder, _, steps_arg = folder.partition(":")
+        folder, steps_arg, points_arg = (folder.split(":") + ["", ""])[:3]
         space = load_space(folder, dev)
+        points = {"points": int(points_arg)} if points_arg else {}
         t0 = time.perf_counter()
-        params, records, failed = fit_meshes(space, items, dev, steps=int(steps_arg) if steps_arg else None)
+        params, records, failed = fit_meshes(
+            space, items, dev, int(steps_arg) if steps_arg else encode_fit_steps(space)
+        )
         t1 = time.perf_counter()
-        z = refine_latents(space, params, space.encode(params), args.refine)
+        z = refine_latents(space, params, space.encode(params), args.refine, **points)
         decoded = space.decode(z).cpu()
         t2 = time.perf_counter()
         fit_iou = statistics.median(_common.truth_ious(space.spec, params, truth))
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = {
             "space": folder,
             "fit_steps": steps,
+            "refine_points": int(points_arg) if points_arg else REFINE_POINTS,
             "fit_seconds": t1 - t0,
             "encode_seconds": t2 - t1,
             "total_seconds": t2 - t0,

@@ -116,7 +116,10 @@ def encode(
     names: Annotated[str | None, typer.Option(help="Comma-separated field names (default: all usable).")] = None,
     refine: Refine = 100,
     steps: Annotated[
-        int, typer.Option(help="Meshes only: fitting steps per shape (0: the recipe of the space's zoo).")
+        int,
+        typer.Option(
+            help="Meshes only: fitting steps per shape (0: the zoo's recipe; half of it when the space refines)."
+        ),
     ] = 0,
     device: Device = "auto",
 ):

@@ -10,7 +10,7 @@ import torch
 from space_zoo import QUICK, permute_hidden, write_meshes
 from typer.testing import CliRunner
 
-from shapezoo.core.latents import LATENTS_FILE, load_latents, split_names
+from shapezoo.core.latents import LATENTS_FILE, load_latents, read_latents, split_names
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import ShapezooError
 from shapezoo.fields import FieldSpec, field_forward, init_params
@@ -158,6 +158,11 @@ def test_cli_base_fit_space_and_exact_encode(samples, tmp_path):
     r = runner.invoke(app, dec)
     assert r.exit_code == 0, r.output
     torch.testing.assert_close(load_zoo(tmp_path / "dec").params, load_zoo(tmp_path / "zoo").params, atol=1e-5, rtol=0)
+    # meshes: fitted from the base with the zoo's whole recipe (the encoder reads them exactly, nothing to refine)
+    meshes = write_meshes(tmp_path / "meshes", 1, seed=3)
+    r = runner.invoke(app, ["encode", str(meshes), "--space", str(tmp_path / "space"), "--out", z, "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert [f["fit_steps"] for f in read_latents(z).meta["fits"].values()] == [20]
 
 
 def test_a_train_limit_keeps_validation_and_test_and_nests():

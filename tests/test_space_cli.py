@@ -43,6 +43,28 @@ def test_cli_space_round_trip(trained, tiny_zoo, tmp_path):
     assert info.exit_code == 0 and json.loads(info.stdout)["model"]["latent"] == 16
 
 
+def test_cli_encodes_a_folder_of_meshes(trained, tiny_zoo, tmp_path):
+    """Meshes are sampled and fitted from the zoo's start; a space that refines fits them for half the zoo's steps
+    (``--steps`` overrides); the latents file records each mesh's fit, and decoding gives fields that fit the mesh."""
+    from space_zoo import write_meshes
+
+    from shapezoo.core.latents import read_latents
+
+    meshes = write_meshes(tmp_path / "meshes", 2, seed=5)
+    out = tmp_path / "z.safetensors"
+    res = _invoke("encode", meshes, "--space", trained[0], "--out", out, "--refine", 5, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    found = read_latents(out)
+    zoo_steps = load_zoo(tiny_zoo).meta["fit"]["steps"]
+    assert found.names == ["shape_5_00", "shape_5_01"] and found.z.shape == (2, 16)
+    fits = found.meta["fits"]
+    assert [f["fit_steps"] for f in fits.values()] == [zoo_steps // 2] * 2
+    assert all(f["fit_iou"] > 0.5 for f in fits.values()) and _last_json(res)["fit_iou_median"] > 0.5
+    res = _invoke("encode", meshes, "--space", trained[0], "--out", out, "--refine", 0, "--steps", 7, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert [f["fit_steps"] for f in read_latents(out).meta["fits"].values()] == [7, 7]
+
+
 def test_cli_train_interpolate_sample_optimize(tiny_zoo, tmp_path):
     space = tmp_path / "space"
     res = _invoke(

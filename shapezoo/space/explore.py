@@ -22,6 +22,17 @@ from .latent import GaussianPrior, refine_latents
 from .space import WeightSpace
 
 
+def encode_fit_steps(space: WeightSpace) -> int | None:
+    """Fitting steps for meshes that are fitted only to be encoded: the zoo's recipe (None) when the encoder reads
+    the fields exactly (a ``shift`` space), else half of it - a space that refines decodes no closer than ~0.88 IoU,
+    and the second half of the fit adds 0.8 points to the decode for 1.7x the wall time (BENCHMARKS.md, "Encode
+    straight from meshes")."""
+    if space.model.config.design == "shift":
+        return None
+    config = config_from_json(FitConfig, space.meta.get("zoo", {}).get("meta", {}).get("fit"))
+    return max(1, config.steps // 2)
+
+
 def fit_meshes(
     space: WeightSpace,
     paths: list[tuple[str, Path]],

@@ -17,7 +17,15 @@ from ..extract import ExtractConfig, export_mesh, extract_meshes
 from ..fields import FieldZoo
 from ..io import atomic_write_json, ensure_output_dir, read_json, sha256_file
 from ..meshes import find_meshes, read_points, shape_label
-from .explore import fit_mesh, fit_meshes, nearest_training, prior_from_space, sequence, sequence_metrics
+from .explore import (
+    encode_fit_steps,
+    fit_mesh,
+    fit_meshes,
+    nearest_training,
+    prior_from_space,
+    sequence,
+    sequence_metrics,
+)
 from .latent import Evidence, OptimizeConfig, optimize_latent, refine_latents
 from .space import WeightSpace
 
@@ -34,7 +42,7 @@ def encode_source(
     on_stage: Callable[[str], None] | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """Latents of a field zoo's fields, or of mesh files (sampled and fitted first, batched, from the start point and
-    with the recipe of the space's zoo), written to ``out``.
+    with the recipe of the space's zoo; ``steps`` 0: ``encode_fit_steps``), written to ``out``.
 
     Fields that cannot be encoded are listed in ``skipped`` (every usable field is taken when ``names`` is None;
     a named unusable field raises); mesh files that cannot be used in ``failed``; ``on_stage`` hears when meshes
@@ -58,7 +66,7 @@ def encode_source(
             items = [(n, p) for n, p in items if n in names]
         if on_stage is not None:
             on_stage(f"sampling and fitting {len(items)} meshes")
-        params, records, failed = fit_meshes(space, items, device, steps or None)
+        params, records, failed = fit_meshes(space, items, device, steps or encode_fit_steps(space))
         failures = [f["error"] for f in failed]
         wanted = [r["name"] for r in records]
         norms = {r["name"]: r["normalisation"] for r in records}

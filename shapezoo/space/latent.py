@@ -13,7 +13,7 @@ from ..core.prior import GaussianPrior
 from ..errors import ShapezooError
 from ..fields import field_forward
 from .space import WeightSpace
-from .train import refine_model_latents
+from .train import REFINE_POINTS, refine_model_latents
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def refine_latents(
     z: torch.Tensor,
     steps: int,
     lr: float = 0.02,
-    points: int = 2048,
+    points: int = REFINE_POINTS,
     pool: int = 16384,
     seed: int = 0,
 ) -> torch.Tensor:

@@ -149,6 +149,11 @@ def evaluate_split(
     }
 
 
+REFINE_POINTS = 1024
+"""Query points per field and refinement step: 1024 decode as well as 2048 at 60% of the time (BENCHMARKS.md,
+"Encode straight from meshes")."""
+
+
 def refine_model_latents(
     model,
     spec: FieldSpec,
@@ -156,7 +161,7 @@ def refine_model_latents(
     z,
     steps: int,
     lr: float = 0.02,
-    points: int = 2048,
+    points: int = REFINE_POINTS,
     pool: int = 16384,
     seed: int = 0,
     batch: int = 64,
