@@ -6,7 +6,7 @@ Usage: python -m benchmarks.encode_meshes MESHES --space NAME=SPACE[:STEPS[:POIN
        [--out JSON]
 
 ``:STEPS`` overrides the fit's length (``encode --steps``), e.g. to time the 4800-step path with the same space;
-``:POINTS`` the refinement's points per step (2048 before they became 1024).
+``:POINTS`` the refinement's points per step (default ``REFINE_POINTS``).
 
 Each space encodes the meshes the way ``shapezoo encode MESHES --space SPACE`` does (``fit_meshes`` with its zoo's
 sampling and fitting recipe and start point for ``encode_fit_steps`` steps, then encoder + ``--refine`` steps) and

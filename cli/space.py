@@ -118,7 +118,7 @@ def encode(
     steps: Annotated[
         int,
         typer.Option(
-            help="Meshes only: fitting steps per shape (0: the zoo's recipe; half of it when the space refines)."
+            help="Meshes only: fitting steps per shape (0: the zoo's recipe; a third of it when the space refines)."
         ),
     ] = 0,
     device: Device = "auto",

@@ -24,13 +24,13 @@ from .space import WeightSpace
 
 def encode_fit_steps(space: WeightSpace) -> int | None:
     """Fitting steps for meshes that are fitted only to be encoded: the zoo's recipe (None) when the encoder reads
-    the fields exactly (a ``shift`` space), else half of it - a space that refines decodes no closer than ~0.88 IoU,
-    and the second half of the fit adds 0.8 points to the decode for 1.7x the wall time (BENCHMARKS.md, "Encode
+    the fields exactly (a ``shift`` space), else a third of it - a space that refines decodes no closer than ~0.88
+    IoU, and the rest of the fit adds under a point to the decode for 2.5x the wall time (BENCHMARKS.md, "Encode
     straight from meshes")."""
     if space.model.config.design == "shift":
         return None
     config = config_from_json(FitConfig, space.meta.get("zoo", {}).get("meta", {}).get("fit"))
-    return max(1, config.steps // 2)
+    return max(1, config.steps // 3)
 
 
 def fit_meshes(
