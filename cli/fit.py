@@ -16,9 +16,15 @@ zoo_app = typer.Typer(help="Inspect and export field zoos.", no_args_is_help=Tru
 def fit(
     samples: Annotated[Path, typer.Argument(help="Samples folder made by 'shapezoo data sample'.")],
     out: Annotated[Path, typer.Option(help="Zoo folder (created, or resumed when it exists).")],
-    arch: Annotated[str, typer.Option(help="siren (sine, ω0=30) or relu_pe (ReLU + Fourier features).")] = "siren",
-    width: Annotated[int, typer.Option(help="Hidden units per layer.")] = 128,
-    depth: Annotated[int, typer.Option(help="Hidden layers.")] = 3,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="siren (sine, ω0=30) or relu_pe (ReLU + Fourier features). Without --arch, --width and --depth a "
+            "fit from an --init folder takes that init's architecture, others siren 128 x 3."
+        ),
+    ] = None,
+    width: Annotated[int | None, typer.Option(help="Hidden units per layer (default 128).")] = None,
+    depth: Annotated[int | None, typer.Option(help="Hidden layers (default 3).")] = None,
     steps: Annotated[
         int, typer.Option(help="Adam steps per field (0: the recipe's, 500 from a learned init, else 4800).")
     ] = 0,
@@ -56,11 +62,14 @@ def fit(
     With --ray every batch is a task (one GPU each where the cluster has GPUs); the zoo is the same as without."""
     from shapezoo.fields import FieldSpec
     from shapezoo.fit import FitConfig
-    from shapezoo.learned_init import choose_init
+    from shapezoo.learned_init import choose_init, load_init
     from shapezoo.runtime import resolve_device
     from shapezoo.zoo_fit import fit_zoo
 
-    spec = FieldSpec.from_arch(arch, width, depth)
+    if arch is None and width is None and depth is None and init not in ("default", "seeded"):
+        spec = load_init(init).spec  # e.g. a wider shift base: its fields are its architecture
+    else:
+        spec = FieldSpec.from_arch(arch or "siren", 128 if width is None else width, 3 if depth is None else depth)
     start = choose_init(init, spec, out, template=bool(template))
     shift = start is not None and start.modulation == "shift"
     config = FitConfig(

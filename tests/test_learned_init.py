@@ -143,16 +143,22 @@ def test_cli_learns_an_init_and_fits_a_zoo_from_it(samples, tmp_path):
         app, ["fit", str(samples / "unseen_samples"), "--out", str(tmp_path / "zoo"), "--init", "seeded", *args]
     )
     assert r.exit_code == 1 and "different 'init'" in r.output, r.output
-    # an init of another architecture: one line, exit 1
+    # without --arch/--width/--depth the fit takes the init's architecture
+    fit2 = ["fit", str(samples / "unseen_samples"), "--out", str(tmp_path / "zoo2"), "--init", str(tmp_path / "init")]
+    r = runner.invoke(app, [*fit2, "--steps", "3", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert load_zoo(tmp_path / "zoo2").spec == learned.spec
+    # an init of another architecture than the one asked for: one line, exit 1
     r = runner.invoke(
         app,
-        ["fit", str(samples / "unseen_samples"), "--out", str(tmp_path / "zoo2"), "--init", str(tmp_path / "init")],
+        ["fit", str(samples / "unseen_samples"), "--out", str(tmp_path / "zoo3"), "--init", str(tmp_path / "init")]
+        + ["--width", "128"],
     )
     assert r.exit_code == 1
     assert r.output.count("\n") == 1 and "learned for siren 3->16x2->1" in r.output, r.output
     assert "Traceback" not in r.output
     # an unfinished or missing init folder: one line
-    r = runner.invoke(app, ["fit", str(samples / "samples"), "--out", str(tmp_path / "z3"), "--init", "nowhere"])
+    r = runner.invoke(app, ["fit", str(samples / "samples"), "--out", str(tmp_path / "z4"), "--init", "nowhere"])
     assert r.exit_code == 1 and "nowhere" in r.output and r.output.count("\n") == 1, r.output
 
 
