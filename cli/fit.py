@@ -69,7 +69,8 @@ def fit(
     if arch is None and width is None and depth is None and init not in ("default", "seeded"):
         spec = load_init(init).spec  # e.g. a wider shift base: its fields are its architecture
     else:
-        spec = FieldSpec.from_arch(arch or "siren", 128 if width is None else width, 3 if depth is None else depth)
+        sizes = {k: v for k, v in (("width", width), ("depth", depth)) if v is not None}
+        spec = FieldSpec.from_arch(arch or "siren", **sizes)
     start = choose_init(init, spec, out, template=bool(template))
     shift = start is not None and start.modulation == "shift"
     config = FitConfig(

@@ -107,4 +107,7 @@ def test_cli_defaults_match_the_library_recipe():
     # --lr 0 takes the recipe's rate: FitConfig's own for full fits, a higher one when only biases move
     assert params["lr"].default == 0 and FitConfig.default_lr("all") == FitConfig.lr < FitConfig.default_lr("biases")
     assert params["points_per_step"].default == FitConfig.points_per_step
-    assert params["width"].default == FieldSpec.width and params["depth"].default == FieldSpec.depth
+    # --width/--depth unset: the init folder's architecture, else FieldSpec.from_arch's defaults, FieldSpec's own
+    assert params["width"].default is None and params["depth"].default is None
+    sizes = inspect.signature(FieldSpec.from_arch).parameters
+    assert sizes["width"].default == FieldSpec.width and sizes["depth"].default == FieldSpec.depth
