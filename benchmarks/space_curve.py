@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
                 labels[n] = _common.truth_occupancy([load_mesh(refs[n])])[0]
         w = torch.stack([zoo.weights(n) for n in names]).to(dev)
         truth = [labels[n] for n in names]
-        z = space.encode(w)
+        z = space.encode(w) if space_path else None  # zoo-only runs score their fields (of any width) as they are
         row = {
             "zoo": zoo_path,
             "space": space_path,
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
             "test_fields": len(names),
             "original": _summary(names, _common.truth_ious(zoo.spec, w, truth), refs),
         }
-        for steps in a.refine if space_path else []:
+        for steps in a.refine if z is not None else []:
             decoded = space.decode(refine_latents(space, w, z, steps))
             row[f"refine{steps}"] = _summary(names, _common.truth_ious(zoo.spec, decoded, truth), refs)
         result["runs"][name] = row
