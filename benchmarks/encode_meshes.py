@@ -46,13 +46,13 @@ def main(argv: list[str] | None = None) -> dict:
         name, folder = spec_arg.split("=", 1)
         folder, steps_arg, points_arg = (folder.split(":") + ["", ""])[:3]
         space = load_space(folder, dev)
-        points = {"points": int(points_arg)} if points_arg else {}
+        points = int(points_arg) if points_arg else REFINE_POINTS
         t0 = time.perf_counter()
         params, records, failed = fit_meshes(
             space, items, dev, int(steps_arg) if steps_arg else encode_fit_steps(space)
         )
         t1 = time.perf_counter()
-        z = refine_latents(space, params, space.encode(params), args.refine, **points)
+        z = refine_latents(space, params, space.encode(params), args.refine, points=points)
         decoded = space.decode(z).cpu()
         t2 = time.perf_counter()
         fit_iou = statistics.median(_common.truth_ious(space.spec, params, truth))
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = {
             "space": folder,
             "fit_steps": steps,
-            "refine_points": int(points_arg) if points_arg else REFINE_POINTS,
+            "refine_points": points,
             "fit_seconds": t1 - t0,
             "encode_seconds": t2 - t1,
             "total_seconds": t2 - t0,

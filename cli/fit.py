@@ -67,11 +67,12 @@ def fit(
     from shapezoo.zoo_fit import fit_zoo
 
     if arch is None and width is None and depth is None and init not in ("default", "seeded"):
-        spec = load_init(init).spec  # e.g. a wider shift base: its fields are its architecture
+        start = load_init(init)  # e.g. a wider shift base: its fields take its architecture
+        spec = start.spec
     else:
         sizes = {k: v for k, v in (("width", width), ("depth", depth)) if v is not None}
         spec = FieldSpec.from_arch(arch or "siren", **sizes)
-    start = choose_init(init, spec, out, template=bool(template))
+        start = choose_init(init, spec, out, template=bool(template))
     shift = start is not None and start.modulation == "shift"
     config = FitConfig(
         steps=steps,

@@ -29,8 +29,12 @@ def encode_fit_steps(space: WeightSpace) -> int | None:
     straight from meshes")."""
     if space.model.config.design == "shift":
         return None
-    config = config_from_json(FitConfig, space.meta.get("zoo", {}).get("meta", {}).get("fit"))
-    return max(1, config.steps // 3)
+    return max(1, _zoo_recipe(space).steps // 3)
+
+
+def _zoo_recipe(space: WeightSpace) -> FitConfig:
+    """The fitting recipe the space's zoo was made with (as recorded when the space was trained)."""
+    return config_from_json(FitConfig, space.meta.get("zoo", {}).get("meta", {}).get("fit"))
 
 
 def fit_meshes(
@@ -50,11 +54,12 @@ def fit_meshes(
         (n, P) weights of the fields that fitted, their records (name, source, normalisation, fit_iou), and one
         {name, error} per file that could not be used (the others are still fitted).
     """
-    zoo_meta = space.meta.get("zoo", {}).get("meta", {})
-    config = config_from_json(FitConfig, zoo_meta.get("fit"))
+    config = _zoo_recipe(space)
     if steps is not None:
         config = replace(config, steps=steps)
-    sample_config = config_from_json(SampleConfig, zoo_meta.get("samples", {}).get("config"))
+    sample_config = config_from_json(
+        SampleConfig, space.meta.get("zoo", {}).get("meta", {}).get("samples", {}).get("config")
+    )
     records, data, failed = [], [], []
     for name, path in paths:
         try:
