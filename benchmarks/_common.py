@@ -90,11 +90,11 @@ def truth_ious(spec, params: torch.Tensor, truth: list[np.ndarray]) -> list[floa
     from shapezoo.fields import field_forward
     from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
 
-    x = torch.as_tensor(uniform_points(IOU_POINTS), dtype=torch.float32)[None]
-    with torch.no_grad():
+    x = torch.as_tensor(uniform_points(IOU_POINTS), dtype=torch.float32, device=params.device)[None]
+    with torch.no_grad():  # on the fields' device: a GPU scores a zoo in a fraction of the CPU's time
         return [
-            volume_iou(field_forward(spec, w[None].float(), x).reshape(-1).numpy() > 0, t)
-            for w, t in zip(params.detach().cpu(), truth)
+            volume_iou(field_forward(spec, w[None].float(), x).reshape(-1).cpu().numpy() > 0, t)
+            for w, t in zip(params.detach(), truth)
         ]
 
 

@@ -130,9 +130,18 @@ QUICK: dict[str, tuple[str | None, Args]] = {
         ),
     ),
     "cuda_check": ("samples", lambda d, w: [str(d["samples"]), "--fields", "3"]),
-    "space_cuda_check": ("space", lambda d, w: [str(d["space"]), str(d["zoo"]), "--fields", "2", "--refine", "2"]),
+    "space_cuda_check": (
+        "space",
+        lambda d, w: [str(d["space"]), str(d["zoo"]), "--fields", "2", "--refine", "2", "--devices", _PAIR],
+    ),
+    "learned_cuda_check": (
+        "samples",
+        lambda d, w: [str(d["samples"]), "--fields", "2", "--steps", "20", "--devices", _PAIR],
+    ),
 }
-NEEDS_CUDA = {"cuda_check", "space_cuda_check"}
+_PAIR = "cpu,cuda" if torch.cuda.is_available() else "cpu,cpu"
+"""The device pair of the comparison scripts: without a GPU they compare the CPU with itself, a run of the script."""
+NEEDS_CUDA = {"cuda_check"}
 ORDER = {None: 0, "samples": 1, "zoo": 2, "space": 3}
 
 

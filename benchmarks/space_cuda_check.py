@@ -1,6 +1,7 @@
 """CPU vs CUDA for a weight space: encode, decode, decoded-field logits and the training losses on the same fields.
 
-Usage: python -m benchmarks.space_cuda_check SPACE ZOO [--fields 16] [--refine 50] [--out FILE]  (needs CUDA)
+Usage: python -m benchmarks.space_cuda_check SPACE ZOO [--fields 16] [--refine 50] [--devices cpu,cuda] [--out FILE]
+(``--devices cpu,cpu`` runs the same comparison without a GPU: a dry run of the script itself.)
 """
 
 from __future__ import annotations
@@ -24,17 +25,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("zoo", type=Path)
     ap.add_argument("--fields", type=int, default=16)
     ap.add_argument("--refine", type=int, default=50, help="latent refinement steps compared too")
+    ap.add_argument("--devices", default="cpu,cuda", help="the reference device and the one compared with it")
     a = ap.parse_args(argv)
-    if not torch.cuda.is_available():
-        raise ShapezooError("space_cuda_check needs a CUDA device")
+    devices = a.devices.split(",")
+    if "cuda" in a.devices and not torch.cuda.is_available():
+        raise ShapezooError("space_cuda_check needs a CUDA device (or --devices cpu,cpu)")
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     zoo = load_zoo(a.zoo)
-    names = load_space(a.space).meta["split"]["test"][: a.fields]
+    space = load_space(a.space)
+    names = space.meta["split"]["test"][: a.fields]
     params = torch.stack([zoo.weights(n) for n in names])
     x, t = probe_points(zoo.spec, params, 2048, 2048, seed=0)
-    res = {}
-    for dev in ("cpu", "cuda"):
+    res = []
+    for dev in devices:
         s = load_space(a.space, dev)
         z = s.encode(params.to(dev))
         dec = s.decode(z)
@@ -44,15 +48,17 @@ def main(argv: list[str] | None = None) -> dict:
         refined = refine_latents(s, params.to(dev), z, a.refine)
         with torch.no_grad():
             refined_logits = field_forward(zoo.spec, s.decode(refined), x.to(dev))
-        res[dev] = {"z": z.cpu(), "dec": dec.cpu(), "logits": logits.cpu(), "refined": refined.cpu()}
-        res[dev] |= {"refined_logits": refined_logits.cpu(), **{k: float(v) for k, v in terms.items()}}
-    c, g = res["cpu"], res["cuda"]
+        res.append({"z": z.cpu(), "dec": dec.cpu(), "logits": logits.cpu(), "refined": refined.cpu()})
+        res[-1] |= {"refined_logits": refined_logits.cpu(), **{k: float(v) for k, v in terms.items()}}
+    c, g = res
 
     def rel(key):
         return float((c[key] - g[key]).abs().max() / c[key].abs().max())
 
     out = {
-        "device": torch.cuda.get_device_name(),
+        "devices": a.devices,
+        "device": torch.cuda.get_device_name() if "cuda" in a.devices else "cpu",
+        "design": space.model.config.design,
         "fields": len(names),
         "z_max_rel_diff": rel("z"),
         "decoded_max_rel_diff": rel("dec"),
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
         "losses_cuda": {k: g[k] for k in ("functional", "weight", "total")},
     }
     print(json.dumps(out, indent=1))
-    return _common.finish(a.out, out, "cuda")
+    return _common.finish(a.out, out, devices[1])
 
 
 if __name__ == "__main__":

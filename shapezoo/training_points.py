@@ -65,7 +65,9 @@ def step_indices(
     score = torch.gather(seen_loss, 1, candidates)
     late = (t >= until)[:, None]  # past the hard phase: the first candidates, spread evenly over the samples
     score = torch.where(late, -k.to(score.dtype), score)
-    top = score.topk(hard, dim=1).indices
+    # A stable sort, not topk: the loss table starts at one value, and topk breaks such ties differently on CPU and
+    # CUDA (the first candidates win here, on every device).
+    top = score.sort(dim=1, descending=True, stable=True).indices[:, :hard]
     return torch.cat([walk, torch.gather(candidates, 1, top)], 1)
 
 

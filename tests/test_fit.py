@@ -153,6 +153,14 @@ def test_hard_points_are_the_highest_loss_candidates_and_follow_the_walk():
             assert set(cand[:hard].tolist()) != best
     walk_only = tp.step_indices(M, n_train, 0, offset, t, None, until=41)
     assert torch.equal(walk_only, (offset[:, None] + torch.arange(M)) % n_train)
+    # Ties (the loss table starts at one value) go to the first candidates, as on every device (CUDA fits with hard
+    # points left the CPU's when topk broke ties its own way: BENCHMARKS.md, "CPU == CUDA of the learned starts").
+    cand = (s_off * offset[1] + s_t * 3 + s_k * torch.arange(tp.HARD_POOL * hard)) % n_train
+    tied = torch.zeros(1, n_train)
+    tied[0, cand] = 1.0  # every candidate ties at the top but the first hard // 2
+    tied[0, cand[: hard // 2]] = 0.5
+    ours = tp.step_indices(M, n_train, hard, offset[1:], torch.tensor([3]), tied, until=41)
+    assert ours[0, M - hard :].tolist() == cand[hard // 2 : hard + hard // 2].tolist()
 
 
 def test_hard_points_change_the_fit_and_a_walk_alone_remains():
