@@ -6,6 +6,7 @@
 # 2. Meanwhile the CPU == CUDA checks: fits from a learned init and from a base, `init learn`, `init base`
 #    (learned_cuda_check), and encode / decode / refine of a shift space and of a neuron space (space_cuda_check).
 # 3. The bases (without their training state) to $OUT; they are fitted and scored on the CPU machine.
+# BASES=... picks the bases, CHECKS=0 skips step 2.
 set -uo pipefail
 out=${OUT:-/tmp/learned_out}; w=/tmp/w; mkdir -p "$out" $w/pp $w/logs
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
@@ -22,12 +23,12 @@ for spec in ${BASES:-128:80 128:160 128:0 256:80 256:160 256:0 256:0:16000}; do 
     init base $w/samples --out $w/bases/b${width}_${n}_$steps --width "$width" --train-shapes "$n" \
     --steps "$steps" --device $dev >$w/logs/b${width}_${n}_$steps.log 2>&1 &
 done
-python3 -m benchmarks.learned_cuda_check $w/small --devices cpu,$dev --out "$out/learned_cuda_check.json" 2>&1 | tail -4
-sz init base $w/small --out $w/sb --steps 300 --device $dev >/dev/null 2>&1 \
+[ "${CHECKS:-1}" = 1 ] && python3 -m benchmarks.learned_cuda_check $w/small --devices cpu,$dev --out "$out/learned_cuda_check.json" 2>&1 | tail -4
+[ "${CHECKS:-1}" = 1 ] && sz init base $w/small --out $w/sb --steps 300 --device $dev >/dev/null 2>&1 \
   && sz fit $w/small --out $w/szoo --init $w/sb --device $dev >/dev/null 2>&1 \
   && sz space train $w/szoo --out $w/sspace --device $dev >/dev/null 2>&1 \
   && python3 -m benchmarks.space_cuda_check $w/sspace $w/szoo --devices cpu,$dev --out "$out/space_cuda_check_shift.json" | tail -3
-sz fit $w/small --out $w/fzoo --device $dev >/dev/null 2>&1 \
+[ "${CHECKS:-1}" = 1 ] && sz fit $w/small --out $w/fzoo --device $dev >/dev/null 2>&1 \
   && sz space train $w/fzoo --out $w/nspace --epochs 40 --device $dev >/dev/null 2>&1 \
   && python3 -m benchmarks.space_cuda_check $w/nspace $w/fzoo --devices cpu,$dev --out "$out/space_cuda_check_neuron.json" | tail -3
 wait

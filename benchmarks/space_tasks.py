@@ -6,7 +6,7 @@ completion: from surface points (with normals) of one half (x > 0) of held-out s
 compared with a field fitted directly to the same evidence, both against the full ground truth.
 
 Usage: python -m benchmarks.space_tasks interpolation ZOO MESHES SPACE [--pairs 24]
-       python -m benchmarks.space_tasks completion ZOO MESHES SPACE [--shapes 12]
+       python -m benchmarks.space_tasks completion ZOO MESHES SPACE [--shapes 12] [--split test] [--prior 1e-3]
 (CPU only.)
 """
 
@@ -110,8 +110,8 @@ def _gt(meshes: Path, name: str):
 def completion(a) -> dict:
     zoo, space = load_zoo(a.zoo), load_space(a.space)
     prior = prior_from_space(space, a.space)[0]
-    test = space.meta["split"]["test"]
-    names = test[:: max(1, len(test) // a.shapes)][: a.shapes]  # spread over the families (the split keeps zoo order)
+    split = space.meta["split"][a.split]
+    names = split[:: max(1, len(split) // a.shapes)][: a.shapes]  # spread over the families (the split keeps zoo order)
     fit_cfg = config_from_json(FitConfig, zoo.meta["fit"])
     init = zoo.init  # the zoo's shared starting point (seeded, or its --template field)
     rows = []
@@ -121,7 +121,7 @@ def completion(a) -> dict:
         pts, normals = surface_points(v, f, count=4000, seed=1)
         keep = pts[:, 0] > 0
         ev = Evidence.from_surface(torch.as_tensor(pts[keep]).float(), torch.as_tensor(normals[keep]).float())
-        z, _ = optimize_latent(space, ev, prior, OptimizeConfig(steps=a.steps))
+        z, _ = optimize_latent(space, ev, prior, OptimizeConfig(steps=a.steps, prior=a.prior))
         latent = _cd(zoo.spec, space.decode(z[None]), full)
         labelled = ev.targets != 0.5
         ev_points, ev_labels = ev.points[labelled][None], ev.targets[labelled][None].round().to(torch.uint8)
@@ -145,6 +145,8 @@ def completion(a) -> dict:
             flush=True,
         )
     summary = {
+        "split": a.split,
+        "prior": a.prior,
         "shapes": len(rows),
         "median_latent_cd_l2": statistics.median(r["latent_cd_l2"] for r in rows),
         "median_direct_fit_cd_l2": statistics.median(r["direct_fit_cd_l2"] for r in rows),
@@ -163,9 +165,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("meshes", type=Path)
     ap.add_argument("space", type=Path)
     ap.add_argument("--pairs", type=int, default=24)
-    ap.add_argument("--split", default="test", help="pairs are drawn from this split of the space")
+    ap.add_argument("--split", default="test", help="pairs (shapes to complete) are drawn from this split of the space")
     ap.add_argument("--shapes", type=int, default=12)
     ap.add_argument("--steps", type=int, default=300, help="latent optimisation steps (completion)")
+    ap.add_argument("--prior", type=float, default=OptimizeConfig.prior, help="weight of the latent prior (completion)")
     ap.add_argument("--refine", type=int, default=100, help="refinement steps after encoding (interpolation)")
     a = ap.parse_args(argv)
     result = {

@@ -31,8 +31,9 @@ class BaseConfig:
     """The recipe of a shift base (saved in its JSON): shared weights and one bias vector per training shape,
     trained together on the shapes' occupancy (auto-decoding, DeepSDF-style)."""
 
-    steps: int = 3000
-    """Adam steps; each draws ``batch`` shapes."""
+    steps: int = 8000
+    """Adam steps; each draws ``batch`` shapes. A 256-wide base's loss still falls at 3000; 16000 fitted held-out
+    shapes less closely than 8000 (BENCHMARKS.md, "A wider base")."""
     batch: int = 32
     """Shapes per step (their biases and the shared weights move)."""
     points_per_step: int = 1024
@@ -64,6 +65,11 @@ class BaseConfig:
             if not (np.isfinite(value) and value > 0):
                 raise ShapezooError(f"{name.replace('_', '-')} must be a positive number, got {value}")
 
+
+BASE_WIDTH = 256
+"""Hidden units of a shift base unless asked otherwise (``init base --width``): 256-wide bases fit held-out shapes
+closer than 128-wide ones from every number of training shapes measured (80 / 160 / 280), with far fewer floating
+blobs (BENCHMARKS.md, "A wider base"); their fields have 769 biases and 133k weights."""
 
 BASE_STATE = "base_state.safetensors"
 """A shift base's training state beside its init (weights, per-shape biases, Adam moments, step): the checkpoint."""

@@ -111,3 +111,10 @@ def test_cli_defaults_match_the_library_recipe():
     assert params["width"].default is None and params["depth"].default is None
     sizes = inspect.signature(FieldSpec.from_arch).parameters
     assert sizes["width"].default == FieldSpec.width and sizes["depth"].default == FieldSpec.depth
+    # init base: the shift base's own width and the library's steps
+    from shapezoo.shift_base import BASE_WIDTH, BaseConfig
+    from shapezoo_cli.init import base
+
+    params = inspect.signature(base).parameters
+    assert params["width"].default == BASE_WIDTH and params["steps"].default == BaseConfig.steps
+    assert params["depth"].default == FieldSpec.depth and params["batch"].default == BaseConfig.batch
