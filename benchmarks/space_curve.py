@@ -62,13 +62,15 @@ def main(argv: list[str] | None = None) -> dict:
     refs = dict(find_meshes(a.meshes)) if a.meshes.exists() else {}
     labels: dict = {}
     if a.truth is not None and a.truth.exists():
-        n_points = int(load_tensors(a.truth)[1]["points"])
-        labels = {k: np.unpackbits(v)[:n_points].astype(bool) for k, v in load_tensors(a.truth)[0].items()}
+        packed, meta = load_tensors(a.truth)
+        labels = {k: np.unpackbits(v)[: int(meta["points"])].astype(bool) for k, v in packed.items()}
     result: dict = {"meshes": str(a.meshes), "runs": {}}
     print(f"{'run':14s} {'design':7s} {'train':>5s} {'refine':>6s} {'test':>4s} {'IoU med':>8s}  per family")
     for name, spec_str in (r.split("=", 1) for r in a.run):
         zoo_path, _, space_path = spec_str.partition(":")
         zoo = load_zoo(zoo_path)
+        if not space_path and a.split_from is None:
+            ap.error(f"--run {name}={zoo_path} names no space: give --split-from")
         if space_path or a.split_from.is_dir():
             space = load_space(space_path or a.split_from, dev)
             names = space.meta["split"]["test"]
