@@ -7,11 +7,9 @@
 # DEV=cpu with small FIT_STEPS / EPOCHS: a dry run of this script. BASE_DIR / BASES: other bases; NEURON="": no neuron
 # spaces.
 set -uo pipefail
-out=${OUT:-/tmp/curve_out}; w=/tmp/wc; mkdir -p "$out" $w/pp $w/logs
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
-ln -sfn "$PWD/cli" $w/pp/shapezoo_cli; ln -sfn "$PWD/datasets" $w/pp/shapezoo_datasets
-export PYTHONPATH="$PWD:$w/pp"
-sz() { python3 -c 'import sys; from shapezoo_cli.main import main; sys.argv[0] = "shapezoo"; main()' "$@"; }
+out=${OUT:-/tmp/curve_out}; w=/tmp/wc; mkdir -p "$out" $w/logs
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
+source benchmarks/_device_env.sh
 dev=${DEV:-cuda}; E=${EPOCHS:-200}; F=${FIT_STEPS:-0}
 NEURON=${NEURON-80 160 0}  # training-field counts of the neuron spaces ("": none)
 python3 -m benchmarks._transport unpack .gpu/samples.safetensors $w/samples >/dev/null || exit 1

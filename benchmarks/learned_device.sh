@@ -8,20 +8,17 @@
 # 3. The bases (without their training state) to $OUT; they are fitted and scored on the CPU machine.
 # BASES=... picks the bases, CHECKS=0 skips step 2.
 set -uo pipefail
-out=${OUT:-/tmp/learned_out}; w=/tmp/w; mkdir -p "$out" $w/pp $w/logs
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
-ln -sfn "$PWD/cli" $w/pp/shapezoo_cli; ln -sfn "$PWD/datasets" $w/pp/shapezoo_datasets
-export PYTHONPATH="$PWD:$w/pp"
-sz() { python3 -c 'import sys; from shapezoo_cli.main import main; sys.argv[0] = "shapezoo"; main()' "$@"; }
+out=${OUT:-/tmp/learned_out}; w=/tmp/w; mkdir -p "$out" $w/logs
+export OMP_NUM_THREADS=2
+source benchmarks/_device_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -m benchmarks._transport unpack .gpu/samples.safetensors $w/samples >/dev/null || exit 1
 python3 -m benchmarks._transport unpack .gpu/small.safetensors $w/small >/dev/null || exit 1
 STEPS=${STEPS:-8000}; dev=${DEV:-cuda}  # DEV=cpu: a dry run of this script
 for spec in ${BASES:-128:80 128:160 128:0 256:80 256:160 256:0 256:0:16000}; do  # WIDTH:SHAPES[:STEPS], 0: all
   IFS=: read -r width n steps <<<"$spec"; steps=${steps:-$STEPS}
-  timeout "${BASE_TIMEOUT:-360}" python3 -c 'import sys; from shapezoo_cli.main import main; sys.argv[0] = "shapezoo"; main()' \
-    init base $w/samples --out $w/bases/b${width}_${n}_$steps --width "$width" --train-shapes "$n" \
-    --steps "$steps" --device $dev >$w/logs/b${width}_${n}_$steps.log 2>&1 &
+  timeout "${BASE_TIMEOUT:-360}" "${SZ[@]}" init base $w/samples --out $w/bases/b${width}_${n}_$steps \
+    --width "$width" --train-shapes "$n" --steps "$steps" --device $dev >$w/logs/b${width}_${n}_$steps.log 2>&1 &
 done
 [ "${CHECKS:-1}" = 1 ] && python3 -m benchmarks.learned_cuda_check $w/small --devices cpu,$dev --out "$out/learned_cuda_check.json" 2>&1 | tail -4
 [ "${CHECKS:-1}" = 1 ] && sz init base $w/small --out $w/sb --steps 300 --device $dev >/dev/null 2>&1 \
