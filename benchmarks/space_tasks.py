@@ -31,7 +31,7 @@ from shapezoo.meshes import load_mesh
 from shapezoo.metrics import point_metrics, surface_points
 from shapezoo.space import Evidence, OptimizeConfig, load_space, optimize_latent
 from shapezoo.space.explore import prior_from_space
-from shapezoo.space.latent import refine_latents
+from shapezoo.space.latent import prior_weight, refine_latents
 from shapezoo_datasets.families import build
 
 EXTRACT = ExtractConfig(resolution=128, coarse=64)
@@ -146,7 +146,7 @@ def completion(a) -> dict:
         )
     summary = {
         "split": a.split,
-        "prior": a.prior,
+        "prior": prior_weight(space, OptimizeConfig(prior=a.prior)),
         "shapes": len(rows),
         "median_latent_cd_l2": statistics.median(r["latent_cd_l2"] for r in rows),
         "median_direct_fit_cd_l2": statistics.median(r["direct_fit_cd_l2"] for r in rows),
@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--split", default="test", help="pairs (shapes to complete) are drawn from this split of the space")
     ap.add_argument("--shapes", type=int, default=12)
     ap.add_argument("--steps", type=int, default=300, help="latent optimisation steps (completion)")
-    ap.add_argument("--prior", type=float, default=OptimizeConfig.prior, help="weight of the latent prior (completion)")
+    ap.add_argument(
+        "--prior", type=float, help="weight of the latent prior (completion; default: the space design's measured one)"
+    )
     ap.add_argument("--refine", type=int, default=100, help="refinement steps after encoding (interpolation)")
     a = ap.parse_args(argv)
     result = {

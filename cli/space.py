@@ -227,7 +227,9 @@ def optimize(
     out: Annotated[Path, typer.Option(help="Output folder (completed.obj, optimize.json, latent.safetensors).")],
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 300,
     lr: Annotated[float, typer.Option(help="Adam step size in whitened latent units.")] = 0.05,
-    prior: Annotated[float, typer.Option(help="Weight of the Gaussian latent prior.")] = 1e-3,
+    prior: Annotated[
+        float | None, typer.Option(help="Gaussian latent prior weight (default: the space design's measured one).")
+    ] = None,
     normalise: Annotated[bool, typer.Option(help="Centre and scale the points into the frame.")] = False,
     resolution: Annotated[int, typer.Option(help="Extraction grid cells per side.")] = 128,
     device: Device = "auto",

@@ -18,8 +18,16 @@ from shapezoo.fit import FitConfig, fit_fields
 from shapezoo.learned_init import load_init
 from shapezoo.sampling import SampleConfig, load_samples, sample_meshes
 from shapezoo.shift_base import BASE_STATE, BaseConfig, learn_base
-from shapezoo.space import ModelConfig, load_space, train_space
-from shapezoo.space.latent import refine_latents
+from shapezoo.space import (
+    Evidence,
+    GaussianPrior,
+    ModelConfig,
+    OptimizeConfig,
+    load_space,
+    optimize_latent,
+    train_space,
+)
+from shapezoo.space.latent import PRIOR_WEIGHTS, refine_latents
 from shapezoo.zoo_fit import fit_zoo
 from shapezoo_cli.main import app
 
@@ -136,6 +144,27 @@ def test_the_shift_space_reads_fields_exactly_and_ignores_hidden_permutations(sh
 
     with pytest.raises(ShapezooError, match="shift base"):
         train_space(load_zoo(tiny_zoo), tmp_path / "refused", ModelConfig(design="shift"), QUICK)
+
+
+def test_completion_in_a_shift_space_is_held_by_its_own_prior_weight(shift_zoo, tmp_path):
+    zoo = load_zoo(shift_zoo)
+    train_space(zoo, tmp_path / "space", ModelConfig(), QUICK)
+    space = load_space(tmp_path / "space")
+    prior = GaussianPrior.fit(space.train_latents(tmp_path / "space")[0])
+    x = torch.rand(800, 3) - 0.5
+    x = x[x[:, 0] > 0]  # evidence on one half only: the prior decides the rest
+    target = field_forward(SPEC, zoo.params[-1:], x[None])[0, :, 0].sigmoid().round()
+    evidence, steps = Evidence(x, target), OptimizeConfig(steps=40, lr=0.1, points=400)
+
+    def run(config):
+        z, history = optimize_latent(space, evidence, prior, config)
+        return prior.to_whitened(z[None]).square().mean(), history[-1]["evidence"]
+
+    default, strong = run(steps), run(replace(steps, prior=PRIOR_WEIGHTS["shift"]))
+    weak = run(replace(steps, prior=1e-3))
+    assert PRIOR_WEIGHTS["shift"] > PRIOR_WEIGHTS["neuron"]
+    assert default == strong  # None: the design's measured weight
+    assert default[0] < weak[0] and default[1] > weak[1]  # nearer the training latents, fitting the evidence less
 
 
 def test_cli_base_fit_space_and_exact_encode(samples, tmp_path):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from shapezoo.core.zoo import load_zoo, save_zoo
 from shapezoo.fields import FieldSpec, init_params
 from shapezoo.space import load_space
-from shapezoo.space.latent import refine_latents
+from shapezoo.space.latent import PRIOR_WEIGHTS, refine_latents
 from shapezoo_cli.main import app
 
 runner = CliRunner()
@@ -175,6 +175,7 @@ def test_cli_train_interpolate_sample_optimize(tiny_zoo, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "opt" / "completed.obj").exists() and _last_json(res)["points"] == len(pts[pts[:, 0] > 0])
+    assert _last_json(res)["prior_weight"] == PRIOR_WEIGHTS["neuron"]  # the design's own, unless --prior is given
 
 
 def test_cli_bad_inputs_fail_with_one_line(trained, tiny_zoo, tmp_path):

@@ -26,7 +26,7 @@ from .explore import (
     sequence,
     sequence_metrics,
 )
-from .latent import Evidence, OptimizeConfig, optimize_latent, refine_latents
+from .latent import Evidence, OptimizeConfig, optimize_latent, prior_weight, refine_latents
 from .space import WeightSpace
 
 
@@ -188,6 +188,7 @@ def complete_points(
         "evidence_points": len(evidence.points),
         "mesh": str(out / "completed.obj"),
         "faces": len(mesh[1]),
+        "prior_weight": prior_weight(space, config),
         "history": history,
     }
     atomic_write_json(out / "optimize.json", summary)

@@ -47,11 +47,23 @@ class OptimizeConfig:
     steps: int = 300
     lr: float = 0.05
     """Adam step size in whitened latent coordinates."""
-    prior: float = 1e-3
-    """Weight of ||u||^2 / d (the Gaussian prior's negative log-likelihood per dimension)."""
+    prior: float | None = None
+    """Weight of ||u||^2 / d (the Gaussian prior's negative log-likelihood per dimension); None: the measured weight
+    of the space's design (``PRIOR_WEIGHTS``)."""
     points: int = 4096
     """Evidence points per step (all if fewer)."""
     seed: int = 0
+
+
+PRIOR_WEIGHTS = {"shift": 1.0, "neuron": 1e-3, "prep": 1e-3}
+"""Prior weight per space design. A learned decoder's compact codes complete shapes well with a light pull towards
+the mean; a shift space's latents (one standardised bias per hidden unit) need a strong one, or the unobserved part
+of a shape drifts: 1.0 was chosen on validation shapes (BENCHMARKS.md, "256 wide, 8000 steps")."""
+
+
+def prior_weight(space: WeightSpace, config: OptimizeConfig) -> float:
+    """The prior weight ``config`` asks for, or the measured one of the space's design."""
+    return PRIOR_WEIGHTS[space.model.config.design] if config.prior is None else config.prior
 
 
 def optimize_latent(
@@ -73,6 +85,7 @@ def optimize_latent(
     u = u0.to(dev).clone().requires_grad_(True)
     opt = torch.optim.Adam([u], lr=config.lr)
     g = torch.Generator().manual_seed(config.seed)
+    weight = prior_weight(space, config)
     history = []
     with frozen(space.model):
         for step in range(config.steps):
@@ -81,7 +94,7 @@ def optimize_latent(
             logits = field_forward(space.spec, params, x[pick][None])[0, :, 0]
             fit = F.binary_cross_entropy_with_logits(logits, y[pick])
             reg = (u**2).mean()
-            loss = fit + config.prior * reg
+            loss = fit + weight * reg
             opt.zero_grad()
             loss.backward()
             opt.step()
