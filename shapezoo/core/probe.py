@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 from ..errors import InputError
 
@@ -117,7 +118,7 @@ def retrieve(
         unit_b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
         distances = {
             "cosine": -unit_b @ unit_a.T,
-            "euclidean": ((b[:, None, :] - a[None, :, :]) ** 2).sum(-1),
+            "euclidean": cdist(b, a, "sqeuclidean"),  # pairwise, never (queries, members, features) at once
         }
         for metric, d in distances.items():
             for row, query in zip(d, test):
