@@ -6,7 +6,7 @@ completion: from surface points (with normals) of one half (x > 0) of held-out s
 compared with a field fitted directly to the same evidence, both against the full ground truth.
 
 Usage: python -m benchmarks.space_tasks interpolation ZOO MESHES SPACE [--pairs 24]
-       python -m benchmarks.space_tasks completion ZOO MESHES SPACE [--shapes 12] [--split test] [--prior 1e-3]
+       python -m benchmarks.space_tasks completion ZOO MESHES SPACE [--shapes 12] [--split test] [--prior W]
 (CPU only.)
 """
 
@@ -114,6 +114,7 @@ def completion(a) -> dict:
     names = split[:: max(1, len(split) // a.shapes)][: a.shapes]  # spread over the families (the split keeps zoo order)
     fit_cfg = config_from_json(FitConfig, zoo.meta["fit"])
     init = zoo.init  # the zoo's shared starting point (seeded, or its --template field)
+    opt = OptimizeConfig(steps=a.steps, prior=a.prior)
     rows = []
     for n in names:
         v, f = _gt(a.meshes, n)
@@ -121,7 +122,7 @@ def completion(a) -> dict:
         pts, normals = surface_points(v, f, count=4000, seed=1)
         keep = pts[:, 0] > 0
         ev = Evidence.from_surface(torch.as_tensor(pts[keep]).float(), torch.as_tensor(normals[keep]).float())
-        z, _ = optimize_latent(space, ev, prior, OptimizeConfig(steps=a.steps, prior=a.prior))
+        z, _ = optimize_latent(space, ev, prior, opt)
         latent = _cd(zoo.spec, space.decode(z[None]), full)
         labelled = ev.targets != 0.5
         ev_points, ev_labels = ev.points[labelled][None], ev.targets[labelled][None].round().to(torch.uint8)
@@ -146,7 +147,7 @@ def completion(a) -> dict:
         )
     summary = {
         "split": a.split,
-        "prior": prior_weight(space, OptimizeConfig(prior=a.prior)),
+        "prior": prior_weight(space, opt),
         "shapes": len(rows),
         "median_latent_cd_l2": statistics.median(r["latent_cd_l2"] for r in rows),
         "median_direct_fit_cd_l2": statistics.median(r["direct_fit_cd_l2"] for r in rows),
