@@ -16,13 +16,19 @@ def probe(
     task: Annotated[str, typer.Option(help="classify, retrieve or both (comma-separated).")] = "classify,retrieve",
     features: Annotated[
         str,
-        typer.Option(help="latents, weights (raw), pca (of the weights, fitted per training fold); comma-separated."),
+        typer.Option(
+            help="latents, weights (raw), pca (of the weights, fitted per training fold), d2 (shape distributions of"
+            " the meshes: the point-cloud baseline); comma-separated."
+        ),
     ] = "latents",
     zoo: Annotated[Path | None, typer.Option(help="Zoo of the weights and labels (default: the one encoded).")] = None,
     folds: Annotated[int, typer.Option(help="Stratified folds (every member scored once, unseen).")] = 5,
     train: Annotated[
         Path | None,
         typer.Option(help="Fit on these latents (e.g. a space's training members) and score LATENTS, no folds."),
+    ] = None,
+    train_zoo: Annotated[
+        Path | None, typer.Option(help="Zoo of the --train members' weights (default: --zoo, else the one encoded).")
     ] = None,
     labels: Annotated[
         Path | None, typer.Option(help="CSV of name,label (default: recorded in the latents/zoo).")
@@ -38,7 +44,7 @@ def probe(
     tasks, kinds = tuple(parse_names(task) or ()), tuple(parse_names(features) or ())
     config = ProbeConfig(folds=folds, seed=seed)
     chosen = read_labels(labels) if labels else None
-    result = probe_latents(latents, tasks, kinds, zoo, config, out=out, train=train, labels=chosen)
+    result = probe_latents(latents, tasks, kinds, zoo, config, out=out, train=train, labels=chosen, train_zoo=train_zoo)
     rows = []
     for f in kinds:
         c, r = result[f].get("classify", {}), result[f].get("retrieve", {}).get("cosine", {})

@@ -64,20 +64,23 @@ def probe_latents(
     out: Path | None = None,
     train: Path | None = None,
     labels: dict | None = None,
+    train_zoo: Path | None = None,
 ) -> dict:
     """Probe the members of a latents file with each kind of features: their latents, their raw weights
     (``weights``) or the PCA of those (``pca``; read from ``zoo``, default the zoo the latents were encoded from), or
     the point-cloud baseline ``d2`` (shape distributions of the meshes the zoo's fields were fitted to).
     Labels: ``labels``, else the latents file's, else the zoo's entries. Stratified k folds over the file, or with
     ``train`` (another latents file, e.g. a space's training members) one split: fitted on ``train``, scored on
-    ``latents`` (members the probe and, when they are a space's held-out split, the space never saw). Returns (and
-    writes to ``out``) one result per features and task."""
+    ``latents`` (members the probe and, when they are a space's held-out split, the space never saw); ``train_zoo``:
+    the zoo of the ``train`` members' weights when it is not ``zoo`` (held-out fields usually live in a zoo of their
+    own). Returns (and writes to ``out``) one result per features and task."""
     unknown = sorted(set(features) - set(FEATURES)) + sorted(set(tasks) - {"classify", "retrieve"})
     if unknown:
         raise InputError(latents, f"unknown --features/--task {unknown} ({', '.join(FEATURES)}; classify, retrieve)")
     need_zoo = any(f != "latents" for f in features)
     zoos: dict = {}
-    parts = [_members(p, zoo, kind, need_zoo, labels, zoos) for p in ([train] if train else []) + [latents]]
+    sources = ([(train, train_zoo or zoo)] if train else []) + [(latents, zoo)]
+    parts = [_members(p, z, kind, need_zoo, labels, zoos) for p, z in sources]
     names = [n for part in parts for n in part[1]]
     all_labels = {n: part[2].get(n) for part in parts for n in part[1]}
     folds = None

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from shapezoo.core.latents import save_latents
 from shapezoo.core.probe import ProbeConfig, class_ids, classify, fold_features, retrieve, splits
-from shapezoo.core.zoo import load_zoo
+from shapezoo.core.zoo import load_zoo, save_zoo
 from shapezoo.errors import InputError
 from shapezoo.meshes import find_meshes, read_labels, shape_label
 from shapezoo.sampling import SampleConfig, sample_meshes
@@ -115,6 +115,35 @@ def test_probe_cli_reports_and_refuses_bad_labels_in_one_line(tmp_path, trained,
         assert res.exit_code == 1 and message in res.output and len(res.output.strip().splitlines()) == 1, res.output
     with pytest.raises(InputError, match="have no label"):
         class_ids(["a"], {}, 2, "x")
+
+
+def test_held_out_members_in_a_zoo_of_their_own_are_probed_with_train_zoo(tmp_path, tiny_zoo):
+    zoo = load_zoo(tiny_zoo)
+    labels = {n: ["box", "ball"][i % 2] for i, n in enumerate(zoo.names)}
+    train, test = zoo.names[:8], zoo.names[8:]
+    for part, names in (("a", train), ("b", test)):
+        entries = [zoo.entries[zoo.index(n)] for n in names]
+        save_zoo(tmp_path / part, zoo.spec, zoo.stack(names), entries, zoo.init, {})
+        save_latents(tmp_path / f"{part}.safetensors", torch.randn(len(names), 4), names, {"labels": labels})
+    args = [
+        "probe",
+        str(tmp_path / "b.safetensors"),
+        "--train",
+        str(tmp_path / "a.safetensors"),
+        "--features",
+        "weights",
+        "--zoo",
+        str(tmp_path / "b"),
+    ]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "lacks 8 member(s) of a.safetensors" in res.output, res.output
+    res = runner.invoke(app, [*args, "--train-zoo", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    y = np.arange(len(zoo.names)) % 2  # box 0, ball 1: the report orders classes by name; accuracy ignores that
+    expected = classify(zoo.stack(zoo.names).double().numpy(), y, "weights", folds=[(np.arange(8), np.arange(8, 12))])
+    assert report["members"] == 12 and report["folds"] == "train -> latents"
+    assert report["weights"]["classify"]["linear_accuracy"] == expected["linear_accuracy"]
 
 
 def test_d2_descriptor_is_a_seeded_distribution(tmp_path, box_mesh):
