@@ -52,7 +52,8 @@ def probe(
             (f, c.get("linear_accuracy", "-"), c.get("mlp_accuracy", "-"), r.get("map", "-"), r.get("p@1", "-"))
         )
     finish(
-        f"{result['members']} members, {len(result['classes'])} classes, folds: {result['folds']}",
+        f"{result['members']} members ({result['scored']} scored), {len(result['classes'])} classes,"
+        f" folds: {result['folds']}",
         ["features", "linear acc", "MLP acc", "mAP (cosine)", "P@1"],
         rows,
         result,

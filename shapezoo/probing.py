@@ -103,6 +103,7 @@ def probe_latents(
         "latents": str(latents),
         "train": None if train is None else str(train),
         "members": len(names),
+        "scored": len(parts[-1][1]),
         "classes": classes,
         "folds": config.folds if train is None else "train -> latents",
     }

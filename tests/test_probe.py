@@ -142,7 +142,7 @@ def test_held_out_members_in_a_zoo_of_their_own_are_probed_with_train_zoo(tmp_pa
     report = json.loads(res.stdout.strip().splitlines()[-1])
     y = np.arange(len(zoo.names)) % 2  # box 0, ball 1: the report orders classes by name; accuracy ignores that
     expected = classify(zoo.stack(zoo.names).double().numpy(), y, "weights", folds=[(np.arange(8), np.arange(8, 12))])
-    assert report["members"] == 12 and report["folds"] == "train -> latents"
+    assert (report["members"], report["scored"]) == (12, 4) and report["folds"] == "train -> latents"
     assert report["weights"]["classify"]["linear_accuracy"] == expected["linear_accuracy"]
 
 
