@@ -186,18 +186,26 @@ def probe(
         Path | None,
         typer.Option(help="Fit on these latents (other models, e.g. the space's training members); no folds."),
     ] = None,
+    scale: Annotated[
+        str, typer.Option(help="Target scale of the regressors: logit (fractions such as accuracy), raw, or auto.")
+    ] = "auto",
 ):
-    """Predict each model's accuracy from its latent, beside the StatNN baseline (weight statistics -> trees)."""
+    """Predict each model's accuracy from its latent, beside the StatNN baseline (weight statistics -> trees), and
+    say how well re-measuring the same models (accuracy_val for accuracy_test) ranks them: the target's noise floor."""
     from shapezoo.classifiers.probe import probe_accuracy
 
-    result = probe_accuracy(latents, zoo, target, folds, seed, out, train)
+    result = probe_accuracy(latents, zoo, target, folds, seed, out, train, scale)
     rows = [
         (features, model, r["kendall_tau"], r["r2"])
         for features in ("latent", "statnn")
         for model, r in result[features].items()
     ]
+    again = result["remeasured"]
+    if again is not None:
+        rows.append((again["measure"], "(measured)", again["kendall_tau"], again["r2"]))
     finish(
-        f"{result['models']} models, {target}, " + (f"{folds} folds" if train is None else f"fitted on {train.name}"),
+        f"{result['models']} models, {target} on a {result['scale']} scale, "
+        + (f"{folds} folds" if train is None else f"fitted on {train.name}"),
         ["features", "regressor", "Kendall tau", "R^2"],
         rows,
         result,

@@ -77,6 +77,8 @@ def probe_latents(
     unknown = sorted(set(features) - set(FEATURES)) + sorted(set(tasks) - {"classify", "retrieve"})
     if unknown:
         raise InputError(latents, f"unknown --features/--task {unknown} ({', '.join(FEATURES)}; classify, retrieve)")
+    if train_zoo is not None and train is None:
+        raise InputError(train_zoo, "is the zoo of --train members; give --train LATENTS2 with it")
     need_zoo = any(f != "latents" for f in features)
     zoos: dict = {}
     sources = ([(train, train_zoo or zoo)] if train else []) + [(latents, zoo)]

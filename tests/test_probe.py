@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy.stats import kendalltau
 from typer.testing import CliRunner
 
 from shapezoo.core.latents import save_latents
@@ -137,6 +138,9 @@ def test_held_out_members_in_a_zoo_of_their_own_are_probed_with_train_zoo(tmp_pa
     ]
     res = runner.invoke(app, args)
     assert res.exit_code == 1 and "lacks 8 member(s) of a.safetensors" in res.output, res.output
+    alone = [a for a in args if a not in ("--train", str(tmp_path / "a.safetensors"))]
+    res = runner.invoke(app, [*alone, "--train-zoo", str(tmp_path / "a")])
+    assert res.exit_code == 1 and "give --train LATENTS2 with it" in res.output, res.output
     res = runner.invoke(app, [*args, "--train-zoo", str(tmp_path / "a")])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout.strip().splitlines()[-1])
@@ -171,6 +175,18 @@ def test_classifier_accuracy_is_predicted_from_latents_and_statnn_on_the_same_fo
         for model in ("ridge", "gbt"):
             assert 0.5 < result[features][model]["kendall_tau"] <= 1.0  # accuracies spread widely in this zoo
     assert json.loads((tmp_path / "r.json").read_text())["models"] == len(zoo.names)
+    # accuracies are fitted on a logit scale; the zoo's second measurement (accuracy_val) is the noise floor
+    assert result["scale"] == "logit"
+    test_acc, val_acc = ([e["metrics"][k] for e in zoo.entries] for k in ("accuracy_test", "accuracy_val"))
+    assert result["remeasured"]["measure"] == "accuracy_val"
+    assert result["remeasured"]["kendall_tau"] == pytest.approx(kendalltau(test_acc, val_acc).statistic)
+    loss = probe_accuracy(latents, target="loss", folds=4)
+    assert loss["scale"] == "raw" and loss["remeasured"] is None
+    with pytest.raises(InputError, match="--scale logit needs a target in"):
+        probe_accuracy(latents, target="loss", folds=4, scale="logit")
+    cli = runner.invoke(app, ["classifiers", "probe", str(latents), "--folds", "4", "--scale", "raw"])
+    assert cli.exit_code == 0, cli.output
+    assert "on a raw scale" in cli.output and "accuracy_val" in cli.output and "(measured)" in cli.output
     with pytest.raises(InputError, match="too few for 30 folds"):
         probe_accuracy(latents, folds=30)
     with pytest.raises(InputError, match="records no 'nope'"):
@@ -186,3 +202,17 @@ def test_classifier_accuracy_is_predicted_from_latents_and_statnn_on_the_same_fo
         assert 0.5 < split[features]["ridge"]["kendall_tau"] <= 1.0, split
     with pytest.raises(InputError, match="shares"):
         probe_accuracy(latents, train=first)
+
+
+def test_accuracy_is_regressed_on_a_logit_scale():
+    """A target that is a sigmoid of a linear score is linear on the logit scale: ridge recovers it exactly there,
+    and only approximately on the raw scale, where it saturates."""
+    from shapezoo.classifiers.probe import predict
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    y = 1 / (1 + np.exp(-(2.0 + X @ np.array([1.5, -1.0, 0.5, 0.0]))))
+    folds = [(np.arange(150), np.arange(150, 200))]
+    on_logit, on_raw = (predict(X, y, folds, 0, scale)["ridge"] for scale in ("logit", "raw"))
+    assert on_logit["r2"] > 0.999 and on_logit["kendall_tau"] > 0.99
+    assert on_raw["r2"] < 0.95 and on_raw["kendall_tau"] < on_logit["kendall_tau"]

@@ -27,19 +27,50 @@ def statnn_features(spec: ClassifierSpec, params: torch.Tensor) -> np.ndarray:
     return torch.cat(rows, 1).numpy().astype(np.float64)
 
 
-def predict(X: np.ndarray, target: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], seed: int) -> dict:
+SCALES = ("auto", "logit", "raw")
+LOGIT_EPS = 1e-3
+"""Targets are clipped to [eps, 1 - eps] before the logit (an accuracy of exactly 0 or 1 stays finite)."""
+
+
+def target_scale(scale: str, target: np.ndarray, what: str | Path) -> str:
+    """The scale the regressors fit ``target`` on: ``logit`` for fractions (accuracies bunch near 1, where a rank
+    metric needs their differences spread out), ``raw`` otherwise; ``auto`` picks by the target's range."""
+    if scale not in SCALES:
+        raise InputError(what, f"unknown scale '{scale}' (auto, logit or raw)")
+    fractions = bool(np.all((target >= 0) & (target <= 1)))
+    if scale == "logit" and not fractions:
+        raise InputError(what, f"--scale logit needs a target in [0, 1]; it spans {target.min():g}..{target.max():g}")
+    return scale if scale != "auto" else ("logit" if fractions else "raw")
+
+
+def predict(
+    X: np.ndarray, target: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], seed: int, scale: str = "raw"
+) -> dict:
     """Held-out predictions of ``target`` over ``splits`` ((train, test) index pairs: k folds, or one split) by ridge
-    regression (standardised) and gradient-boosted trees; Kendall tau and R^2 of the pooled held-out predictions."""
+    regression (standardised) and gradient-boosted trees, fitted on the target's ``scale`` (raw or logit) and mapped
+    back; Kendall tau and R^2 of the pooled held-out predictions."""
+    from scipy.special import expit, logit
     from scipy.stats import kendalltau
+    from sklearn.compose import TransformedTargetRegressor
     from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    def on_scale(regressor):
+        if scale == "raw":
+            return regressor
+        return TransformedTargetRegressor(
+            regressor,
+            func=lambda a: logit(np.clip(a, LOGIT_EPS, 1 - LOGIT_EPS)),
+            inverse_func=expit,
+            check_inverse=False,
+        )
+
     models = {
-        "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
-        "gbt": lambda: GradientBoostingRegressor(random_state=seed),
+        "ridge": lambda: on_scale(make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))),
+        "gbt": lambda: on_scale(GradientBoostingRegressor(random_state=seed)),
     }
     scored = np.concatenate([test for _, test in splits])
     out = {}
@@ -52,6 +83,29 @@ def predict(X: np.ndarray, target: np.ndarray, splits: list[tuple[np.ndarray, np
             "r2": float(r2_score(target[scored], predicted[scored])),
         }
     return out
+
+
+SECOND_MEASURE = {"accuracy_test": "accuracy_val", "accuracy_val": "accuracy_test"}
+"""The same models measured on another, equally sized split of images: how well one measurement ranks the other is
+the noise floor of the target (a predictor cannot rank far better than re-measuring)."""
+
+
+def remeasured(members: Zoo, names: list[str], target: str, values: np.ndarray) -> dict | None:
+    """Kendall tau and R^2 of the zoo's second measurement of ``names`` (``SECOND_MEASURE``) as a predictor of
+    ``target``; None when the zoo records none."""
+    from scipy.stats import kendalltau
+    from sklearn.metrics import r2_score
+
+    other = SECOND_MEASURE.get(target)
+    found = [members.entries[members.index(n)].get("metrics", {}).get(other) for n in names] if other else [None]
+    if any(v is None for v in found):
+        return None
+    again = np.array(found, dtype=np.float64)
+    return {
+        "measure": other,
+        "kendall_tau": float(kendalltau(values, again).statistic),
+        "r2": float(r2_score(values, again)),
+    }
 
 
 def _models(latents: Path, zoo: Path | None, target: str) -> tuple:
@@ -78,11 +132,13 @@ def probe_accuracy(
     seed: int = 0,
     out: Path | None = None,
     train: Path | None = None,
+    scale: str = "auto",
 ) -> dict:
     """Predict each model's ``target`` metric (recorded in the zoo) from its latent and, on the same folds, from
     StatNN's weight statistics; returns (and writes to ``out``) Kendall tau and R^2 of both. With ``train`` (the
     latents of other models, e.g. a space's training members) one split instead: fitted on those, scored on
-    ``latents``."""
+    ``latents``. ``scale``: the target's scale for the regressors (``target_scale``). The report also says how well
+    the zoo's second measurement of the scored models ranks them (``remeasured``): the target's noise floor."""
     from sklearn.model_selection import KFold
 
     parts = [_models(p, zoo, target) for p in ([train] if train else []) + [latents]]
@@ -93,6 +149,7 @@ def probe_accuracy(
         if overlap:
             raise InputError(train, f"shares {len(overlap)} model(s) with {latents.name} (e.g. '{min(overlap)}')")
     y = np.concatenate([part[3] for part in parts])
+    scale = target_scale(scale, y, latents)
     z = np.concatenate([part[0].z.numpy().astype(np.float64) for part in parts])
     stats = np.concatenate([statnn_features(m.spec, m.stack(f.names)) for f, _, m, _ in parts])
     if train is None:
@@ -107,8 +164,10 @@ def probe_accuracy(
         "target": target,
         "models": len(parts[-1][3]),
         "folds": folds if train is None else "train -> latents",
-        "latent": predict(z, y, splits, seed),
-        "statnn": predict(stats, y, splits, seed),
+        "scale": scale,
+        "latent": predict(z, y, splits, seed, scale),
+        "statnn": predict(stats, y, splits, seed, scale),
+        "remeasured": remeasured(parts[-1][2], parts[-1][0].names, target, parts[-1][3]),
     }
     if out is not None:
         ensure_output_dir(out.parent if str(out.parent) else Path("."))
