@@ -1,5 +1,5 @@
 """What every benchmark shares: the device and output options, the environment record, the atomic JSON result, the
-fields' IoU against ground-truth meshes, and the tiny procedural data the quick runs use."""
+fields' IoU against ground-truth meshes, and the tiny procedural data and classifier space the quick runs use."""
 
 from __future__ import annotations
 
@@ -125,6 +125,23 @@ def quick_data(work: Path, upto: str = "space", per_family: int = 3, points: int
         config = TrainConfig(epochs=20, batch=8, points=512, probe_uniform=2048, probe_near=2048, val_refine=5)
         train_space(load_zoo(paths["zoo"]), paths["space"], ModelConfig(latent=32), config)
     return paths
+
+
+def quick_classifier_space(zoo: Path, space: Path, models: int) -> None:
+    """A small digits zoo of mlp-8 models and a space of it (for quick runs without prepared zoos)."""
+    from shapezoo.classifiers.archs import ClassifierSpec
+    from shapezoo.classifiers.data import load_digits
+    from shapezoo.classifiers.space import SpaceConfig
+    from shapezoo.classifiers.train import SpaceTrainConfig, train_classifier_space
+    from shapezoo.classifiers.zoo import ZooConfig, train_zoo
+    from shapezoo.core.zoo import load_zoo
+
+    data = load_digits()
+    spec = ClassifierSpec("mlp", 8, data.in_shape, data.classes)
+    train_zoo(spec, data, zoo, ZooConfig(count=models, batch=models, steps=(5, 200), lr=(2e-3, 4e-3)))
+    config = SpaceTrainConfig(epochs=20, batch=8, warmup=5)
+    zoos = [load_zoo(zoo, kind="classifier")]
+    train_classifier_space(zoos, data, space, model_config=SpaceConfig(latent=8, hidden=64), config=config)
 
 
 def run(main) -> None:

@@ -118,6 +118,7 @@ QUICK: dict[str, tuple[str | None, Args]] = {
             + ["--build", "24", "--prior-steps", "20", "--count", "6"]
         ),
     ),
+    "probe_ceiling": (None, lambda d, w: [str(w / "pc" / "zoo"), str(w / "pc" / "space"), "--build", "24"]),
     "classifiers": (
         None,
         lambda d, w: ["throughput", "--arch", "mlp-8", "--models", "4", "--steps", "10", "--work", str(w / "cls")],

@@ -29,22 +29,6 @@ from shapezoo.io import read_json
 METHODS = ("learned", "gaussian", "noise", "avg-latent", "avg-weights", "copies")
 
 
-def _build(zoo: Path, space: Path, models: int) -> None:
-    """A small digits zoo of mlp-8 models and a space of it (for quick runs without prepared zoos)."""
-    from shapezoo.classifiers.archs import ClassifierSpec
-    from shapezoo.classifiers.data import load_digits
-    from shapezoo.classifiers.space import SpaceConfig
-    from shapezoo.classifiers.train import SpaceTrainConfig, train_classifier_space
-    from shapezoo.classifiers.zoo import ZooConfig, train_zoo
-
-    data = load_digits()
-    spec = ClassifierSpec("mlp", 8, data.in_shape, data.classes)
-    train_zoo(spec, data, zoo, ZooConfig(count=models, batch=models, steps=(5, 200), lr=(2e-3, 4e-3)))
-    config = SpaceTrainConfig(epochs=20, batch=8, warmup=5)
-    zoos = [load_zoo(zoo, kind="classifier")]
-    train_classifier_space(zoos, data, space, model_config=SpaceConfig(latent=8, hidden=64), config=config)
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = _common.parser(__doc__, "generation_classifiers.json")
     ap.add_argument("--space", type=Path, required=True)
@@ -59,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     dev = _common.device(a)
     t0 = time.perf_counter()
     if a.build:
-        _build(a.zoo, a.space, a.build)
+        _common.quick_classifier_space(a.zoo, a.space, a.build)
     if not (a.prior / "prior.json").exists():
         train_prior(a.space, a.prior, PriorConfig(steps=a.prior_steps, eval_every=min(50, a.prior_steps)), dev)
     space = load_classifier_space(a.space, dev)
