@@ -187,7 +187,7 @@ def probe(
         typer.Option(help="Fit on these latents (other models, e.g. the space's training members); no folds."),
     ] = None,
     scale: Annotated[
-        str, typer.Option(help="Target scale of the regressors: logit (fractions such as accuracy), raw, or auto.")
+        str, typer.Option(help="Target scale of the regressors: logit, raw, or auto (logit for accuracy_* targets).")
     ] = "auto",
 ):
     """Predict each model's accuracy from its latent, beside the StatNN baseline (weight statistics -> trees), and

@@ -32,15 +32,16 @@ LOGIT_EPS = 1e-3
 """Targets are clipped to [eps, 1 - eps] before the logit (an accuracy of exactly 0 or 1 stays finite)."""
 
 
-def target_scale(scale: str, target: np.ndarray, what: str | Path) -> str:
-    """The scale the regressors fit ``target`` on: ``logit`` for fractions (accuracies bunch near 1, where a rank
-    metric needs their differences spread out), ``raw`` otherwise; ``auto`` picks by the target's range."""
+def target_scale(scale: str, target: str, values: np.ndarray, what: str | Path) -> str:
+    """The scale the regressors fit ``target`` on: ``logit`` for accuracies (they bunch near 1, where a rank metric
+    needs their differences spread out), ``raw`` otherwise; ``auto`` picks by the name (``accuracy_*``)."""
     if scale not in SCALES:
         raise InputError(what, f"unknown scale '{scale}' (auto, logit or raw)")
-    fractions = bool(np.all((target >= 0) & (target <= 1)))
-    if scale == "logit" and not fractions:
-        raise InputError(what, f"--scale logit needs a target in [0, 1]; it spans {target.min():g}..{target.max():g}")
-    return scale if scale != "auto" else ("logit" if fractions else "raw")
+    if scale == "auto":
+        scale = "logit" if target.startswith("accuracy") else "raw"
+    if scale == "logit" and not np.all((values >= 0) & (values <= 1)):
+        raise InputError(what, f"--scale logit needs a target in [0, 1]; it spans {values.min():g}..{values.max():g}")
+    return scale
 
 
 def predict(
@@ -149,7 +150,7 @@ def probe_accuracy(
         if overlap:
             raise InputError(train, f"shares {len(overlap)} model(s) with {latents.name} (e.g. '{min(overlap)}')")
     y = np.concatenate([part[3] for part in parts])
-    scale = target_scale(scale, y, latents)
+    scale = target_scale(scale, target, y, latents)
     z = np.concatenate([part[0].z.numpy().astype(np.float64) for part in parts])
     stats = np.concatenate([statnn_features(m.spec, m.stack(f.names)) for f, _, m, _ in parts])
     if train is None:
