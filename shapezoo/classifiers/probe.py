@@ -87,8 +87,8 @@ def predict(
 
 
 SECOND_MEASURE = {"accuracy_test": "accuracy_val", "accuracy_val": "accuracy_test"}
-"""The same models measured on another, equally sized split of images: how well one measurement ranks the other is
-the noise floor of the target (a predictor cannot rank far better than re-measuring)."""
+"""The same models measured on another, equally sized split of images: how well one measurement ranks the other is a
+reference for how much of the target's ranking is measurement noise."""
 
 
 def remeasured(members: Zoo, names: list[str], target: str, values: np.ndarray) -> dict | None:
@@ -139,7 +139,7 @@ def probe_accuracy(
     StatNN's weight statistics; returns (and writes to ``out``) Kendall tau and R^2 of both. With ``train`` (the
     latents of other models, e.g. a space's training members) one split instead: fitted on those, scored on
     ``latents``. ``scale``: the target's scale for the regressors (``target_scale``). The report also says how well
-    the zoo's second measurement of the scored models ranks them (``remeasured``): the target's noise floor."""
+    the zoo's second measurement of the scored models ranks them (``remeasured``), a reference for its noise."""
     from sklearn.model_selection import KFold
 
     parts = [_models(p, zoo, target) for p in ([train] if train else []) + [latents]]
