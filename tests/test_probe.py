@@ -175,7 +175,7 @@ def test_classifier_accuracy_is_predicted_from_latents_and_statnn_on_the_same_fo
         for model in ("ridge", "gbt"):
             assert 0.5 < result[features][model]["kendall_tau"] <= 1.0  # accuracies spread widely in this zoo
     assert json.loads((tmp_path / "r.json").read_text())["models"] == len(zoo.names)
-    # accuracies are fitted on a logit scale; the zoo's second measurement (accuracy_val) is the noise floor
+    # accuracies are fitted on a logit scale; the zoo's second measurement (accuracy_val) is the noise reference
     assert result["scale"] == "logit"
     test_acc, val_acc = ([e["metrics"][k] for e in zoo.entries] for k in ("accuracy_test", "accuracy_val"))
     assert result["remeasured"]["measure"] == "accuracy_val"

@@ -91,6 +91,11 @@ SECOND_MEASURE = {"accuracy_test": "accuracy_val", "accuracy_val": "accuracy_tes
 reference for how much of the target's ranking is measurement noise."""
 
 
+def recorded(members: Zoo, names: list[str], metric: str) -> list[float | None]:
+    """The zoo's recorded ``metric`` of each of ``names`` (None where an entry has none)."""
+    return [members.entries[members.index(n)].get("metrics", {}).get(metric) for n in names]
+
+
 def remeasured(members: Zoo, names: list[str], target: str, values: np.ndarray) -> dict | None:
     """Kendall tau and R^2 of the zoo's second measurement of ``names`` (``SECOND_MEASURE``) as a predictor of
     ``target``; None when the zoo records none."""
@@ -98,8 +103,8 @@ def remeasured(members: Zoo, names: list[str], target: str, values: np.ndarray) 
     from sklearn.metrics import r2_score
 
     other = SECOND_MEASURE.get(target)
-    found = [members.entries[members.index(n)].get("metrics", {}).get(other) for n in names] if other else [None]
-    if any(v is None for v in found):
+    found = recorded(members, names, other) if other else []
+    if not found or any(v is None for v in found):
         return None
     again = np.array(found, dtype=np.float64)
     return {
@@ -119,7 +124,7 @@ def _models(latents: Path, zoo: Path | None, target: str) -> tuple:
     missing = [n for n in found.names if n not in members.names]
     if missing:
         raise InputError(zoo_path, f"lacks {len(missing)} model(s) of {latents.name} (e.g. '{missing[0]}')")
-    values = [members.entries[members.index(n)].get("metrics", {}).get(target) for n in found.names]
+    values = recorded(members, found.names, target)
     if any(v is None for v in values):
         raise InputError(zoo_path, f"records no '{target}' for some models (e.g. accuracy_test, accuracy_val)")
     return found, zoo_path, members, np.array(values, dtype=np.float64)
