@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append({"run": run, "seconds": round(time.perf_counter() - t0, 1), **s})
         r = s["results"]
         print(
-            f"{run:18s} {rows[-1]['seconds']:7.1f}s {s['fields_per_second'] or 0:8.1f} fields/s  field IoU median "
+            f"{run:18s} {rows[-1]['seconds']:7.1f}s {s['timing']['fields_per_second'] or 0:8.1f} fields/s  "
+            + "field IoU median "
             + "  ".join(f"{k} {r[k]['field_iou_median']:.4f}" for k in r)
             + f"  best epoch {s['best_epoch']}",
             flush=True,

@@ -26,9 +26,9 @@ from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import ShapezooError
 from shapezoo.extract import ExtractConfig, extract_meshes
 from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.io import config_from_json
 from shapezoo.meshes import load_mesh
 from shapezoo.metrics import point_metrics, surface_points
+from shapezoo.schema import config_from_json
 from shapezoo.space import Evidence, OptimizeConfig, load_space, optimize_latent
 from shapezoo.space.explore import prior_from_space
 from shapezoo.space.latent import prior_weight, refine_latents
@@ -112,7 +112,7 @@ def completion(a) -> dict:
     prior = prior_from_space(space, a.space)[0]
     split = space.meta["split"][a.split]
     names = split[:: max(1, len(split) // a.shapes)][: a.shapes]  # spread over the families (the split keeps zoo order)
-    fit_cfg = config_from_json(FitConfig, zoo.meta["fit"])
+    fit_cfg = config_from_json(FitConfig, zoo.meta["fit"], Path(a.zoo) / "zoo.json", "fit")
     init = zoo.init  # the zoo's shared starting point (seeded, or its --template field)
     opt = OptimizeConfig(steps=a.steps, prior=a.prior)
     rows = []

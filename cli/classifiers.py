@@ -76,7 +76,7 @@ def zoo(
                 pct(acc.get("mean")),
                 pct(acc.get("min")),
                 pct(acc.get("max")),
-                summary["models_per_hour"] or "-",
+                summary["timing"]["models_per_hour"] or "-",
             )
         ],
         summary,

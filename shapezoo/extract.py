@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .errors import ShapezooError
 from .fields import FieldSpec, FieldZoo, field_forward
-from .io import atomic_write_bytes, atomic_write_json, ensure_output_dir, locks, read_json
+from .io import atomic_write_bytes, atomic_write_json, ensure_output_dir, lasting, locks, read_json
 from .meshes import Normalisation
 from .runtime import available_memory
 
@@ -257,7 +257,7 @@ def mesh_zoo(
         raise ShapezooError(f"unsupported --format '{fmt}' ({', '.join(EXPORT_FORMATS)})")
     out = ensure_output_dir(out)
     settings = {"zoo": str(Path(zoo_path).resolve()), "format": fmt, "original_frame": original_frame, **asdict(config)}
-    previous = read_json(out / MESH_JSON) if (out / MESH_JSON).exists() else {}
+    previous = read_json(out / MESH_JSON, dict) if (out / MESH_JSON).exists() else {}
     finished = {r["name"]: r for r in previous.get("meshes", [])} if previous.get("settings") == settings else {}
     failures, rows, todo = [], [], []
     for name in names or zoo.names:
@@ -294,9 +294,9 @@ def mesh_zoo(
         "resolution": config.resolution,
         "dense": config.coarse is None,
         "field_evaluations": evals,
-        "seconds": time.perf_counter() - start,
         "warnings": [str(w.message) for w in caught],
         "failed": failures,
+        "timing": {"seconds": time.perf_counter() - start},
     }
-    atomic_write_json(out / MESH_JSON, summary)
+    atomic_write_json(out / MESH_JSON, lasting(summary))
     return summary

@@ -11,8 +11,10 @@ from torch import nn
 
 from .core.measure import metric_summary
 from .core.spec import register_kind
-from .core.zoo import Zoo
+from .core.zoo import ENTRY, Zoo
 from .errors import ShapezooError
+from .meshes import Normalisation
+from .schema import Opt
 from .weights import ParamLayout
 
 
@@ -204,6 +206,8 @@ def to_module(spec: FieldSpec, flat: torch.Tensor) -> FieldModule:
 @dataclass
 class FieldZoo(Zoo[FieldSpec]):
     """Fitted occupancy fields (entries also carry the source mesh and its sha256)."""
+
+    entry: ClassVar[dict] = {**ENTRY, "normalisation?": Opt(Normalisation.SHAPE), "label?": Opt(str)}
 
     def info(self) -> dict:
         """Spec, counts, start point, recipe and held-out metric summary, as JSON."""

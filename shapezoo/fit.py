@@ -201,6 +201,22 @@ def pass_memory(spec: FieldSpec, points: int) -> int:
     return 4 * points * (spec.width * (3 * spec.depth + 2) + spec.input_features + 8)
 
 
+def _passes(config: FitConfig, points: int, device: torch.device) -> tuple[int, int]:
+    """(training points per field and step, fields per forward pass) of a fit over ``points`` samples per field."""
+    M = min(config.points_per_step, int(round(points * (1 - config.holdout))))
+    per_pass = config.points_per_pass or (8192 if device.type == "cpu" else 1 << 22)
+    return M, max(1, per_pass // M)
+
+
+def fit_memory(spec: FieldSpec, batch: int, points: int, config: FitConfig, device: torch.device) -> int:
+    """Rough peak bytes of fitting ``batch`` fields of ``points`` samples each: one pass's activations, plus about
+    six float32 copies of every field's weights (weights, start, Adam's moments, gradient, best) and the init, and
+    the samples."""
+    M, fields_per_pass = _passes(config, points, device)
+    weights = 4 * (6 * batch + 1) * spec.layout().size
+    return pass_memory(spec, min(batch, fields_per_pass) * M) + weights + 3 * 4 * batch * 4 * points
+
+
 def _out_of_memory(fields: int, config: FitConfig, device: torch.device) -> ShapezooError:
     return ShapezooError(
         f"out of memory fitting {fields} fields x {config.points_per_step} points per step on "
@@ -253,11 +269,8 @@ def fit_fields(
         raise ShapezooError("fit_fields needs steps >= 1 (0, the recipe's count, is resolved by fit_zoo)")
     device, B, N = points.device, points.shape[0], points.shape[1]
     spec.layout().check(init)
-    M = min(config.points_per_step, int(round(N * (1 - config.holdout))))
-    per_pass = config.points_per_pass or (8192 if device.type == "cpu" else 1 << 22)
-    fields_per_pass = max(1, per_pass // M)
-    need = pass_memory(spec, min(B, fields_per_pass) * M) + 3 * 4 * B * (spec.layout().size + 4 * N)
-    if need > available_memory(device):
+    M, fields_per_pass = _passes(config, N, device)
+    if fit_memory(spec, B, N, config, device) > available_memory(device):
         raise _out_of_memory(B, config, device)
     try:
         return _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fields_per_pass, on_check)

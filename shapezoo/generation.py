@@ -22,6 +22,7 @@ from .errors import InputError, ShapezooError
 from .io import atomic_write_json, ensure_output_dir, locks, read_json
 from .meshes import find_meshes, load_mesh
 from .metrics import surface_points
+from .schema import MapOf, Names
 
 GEN_POINTS = 2048
 GENERATION_JSON = "generation.json"
@@ -109,8 +110,8 @@ def read_shapes(source: str | Path, names: list[str] | None = None, what: str = 
 
 def split_of(space: str | Path) -> dict[str, list[str]]:
     """The train/val/test split recorded in a space folder's space.json."""
-    split = read_json(Path(space) / "space.json").get("split")
-    if not isinstance(split, dict) or not split.get("train") or not split.get("test"):
+    split = read_json(Path(space) / "space.json", {"split?": MapOf(Names())}).get("split")
+    if not split or not split.get("train") or not split.get("test"):
         raise InputError(Path(space) / "space.json", "records no train and test split")
     return split
 
@@ -133,6 +134,8 @@ def evaluate_generation(
     sample beside its nearest training shape (``out/nearest.png``)."""
     from .render import render_grid, save_png
 
+    if count < 1:
+        raise ShapezooError(f"--points must be >= 1, got {count}")
     split = split_of(space) if space is not None else {}
     gen_names, gen = read_shapes(generated, what="generated shapes")
     ref_names, ref = read_shapes(reference, split.get("test"), "reference shapes")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import InputError
+from .schema import check
 
 
 def ensure_output_dir(path: str | Path) -> Path:
@@ -31,9 +32,21 @@ def ensure_output_dir(path: str | Path) -> Path:
     return path
 
 
+def output_file(path: str | Path) -> Path:
+    """``path`` checked to be writable as a file (not a folder), its folder created; InputError otherwise. Commands
+    call it before their work, so a wrong --out costs nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder; --out names the file to write")
+    ensure_output_dir(path.parent if str(path.parent) else Path("."))
+    return path
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see either the old file or the complete new one."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder; a file of that name cannot be written")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -51,24 +64,25 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
-def config_from_json(cls, data: dict | None):
-    """A frozen config dataclass from its stored JSON: lists become tuples again, keys it does not know are
-    ignored (zoos written by other versions), missing keys take their defaults."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in (data or {}).items() if k in names})
+def lasting(summary: dict) -> dict:
+    """``summary`` without its ``timing`` (the run's own wall-clock measurements): what commands write to disk, so
+    the same command on the same input writes the same bytes. The timing is printed and returned."""
+    return {k: v for k, v in summary.items() if k != "timing"}
 
 
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file; a missing or corrupt file raises InputError naming it."""
+def read_json(path: str | Path, shape: Any = object) -> Any:
+    """Read a JSON file and check it against ``shape`` (``schema.check``); a missing, corrupt or ill-shaped file
+    raises InputError naming it."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"corrupt JSON ({exc})") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a folder, not a JSON file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(path, f"corrupt JSON ({str(exc).splitlines()[0]})") from None
+    return check(data, shape, path)
 
 
 def atomic_save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
@@ -82,7 +96,16 @@ def atomic_save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str
         from safetensors.numpy import save as save_numpy
 
         data = save_numpy(tensors, metadata=metadata)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, canonical_safetensors(data))
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header in one canonical order (sorted keys, compact), so the same
+    tensors and metadata give the same bytes in every process (safetensors orders the header by hash)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the data that follows stays 8-byte aligned
+    return len(header).to_bytes(8, "little") + header + data[8 + n :]
 
 
 def load_tensors(path: str | Path, framework: str = "np") -> tuple[dict, dict[str, str]]:
@@ -92,12 +115,20 @@ def load_tensors(path: str | Path, framework: str = "np") -> tuple[dict, dict[st
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a safetensors file")
     try:
-        with safe_open(str(path), framework=framework) as fh:
+        with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            return {k: fh.get_tensor(k) for k in fh.keys()}, meta
+            # copies in torch's own 64-byte-aligned memory: safetensors hands out tensors wherever the file's bytes
+            # landed, which changes from process to process, and matrix products (MKL) round differently by
+            # alignment, so without the copy the same command could compute other bits in another run
+            tensors = {k: fh.get_tensor(k).clone() for k in fh.keys()}
+        if framework != "pt":
+            tensors = {k: v.numpy() for k, v in tensors.items()}
     except Exception as exc:  # safetensors raises several unrelated types for a damaged file
         raise InputError(path, f"corrupt safetensors file ({exc})") from None
+    return tensors, meta
 
 
 def sha256_file(path: str | Path) -> str:
@@ -107,14 +138,6 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def plain_name(name: Any, where: str | Path) -> str:
-    """``name`` (read from the file ``where``) checked to be usable as one file name inside a folder: a non-empty
-    string without path separators, NUL or a leading dot (so neither '..' nor a hidden file); InputError otherwise."""
-    if not isinstance(name, str) or not name or name.startswith(".") or any(c in name for c in "/\\\0"):
-        raise InputError(where, f"invalid name {name!r} (names must be plain file names, no '/', '..' or '\\')")
-    return name
 
 
 def inside(folder: str | Path, relative: Any, where: str | Path) -> Path:

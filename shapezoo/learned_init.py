@@ -32,6 +32,7 @@ from .fields import FieldSpec, field_forward, init_params
 from .fit import FitConfig, FitResult, fit_fields
 from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
 from .sampling import INDEX_NAME, load_sample_batch, read_index
+from .schema import Choice, check, check_tensor
 
 INIT_FORMAT = "shapezoo.init/1"
 INIT_WEIGHTS = "init.safetensors"
@@ -142,24 +143,33 @@ def load_init(path: str | Path) -> LearnedInit:
     folder = path if path.is_dir() else path.parent
     if not (folder / INIT_JSON).exists() and not path.exists():
         raise InputError(path, "no learned init here (file not found)")
-    header = read_json(folder / INIT_JSON)
+    header = read_json(folder / INIT_JSON, dict)
     if header.get("format") != INIT_FORMAT:
         raise InputError(folder / INIT_JSON, f"not a shapezoo learned init (format {header.get('format')!r})")
+    check(header, HEADER, folder / INIT_JSON)
     try:
         spec = FieldSpec.from_json(header["spec"])
-    except (KeyError, TypeError, ShapezooError) as exc:
+    except (TypeError, ShapezooError) as exc:
         raise InputError(folder / INIT_JSON, f"invalid architecture spec ({exc})") from None
     if not header.get("complete"):
         done = header.get("outer_steps_done", header.get("steps_done", 0))
         total = header.get("config", {}).get("outer_steps", header.get("config", {}).get("steps"))
         raise InputError(folder, f"learning stopped at step {done} of {total}; rerun 'init learn' to finish it")
-    params = load_tensors(folder / INIT_WEIGHTS, framework="pt")[0].get("params")
     P = spec.layout().size
-    if params is None or params.shape != (P,):
-        raise InputError(folder / INIT_WEIGHTS, f"needs 'params' of shape ({P},) for {describe(spec)}")
-    if not torch.isfinite(params).all():
-        raise InputError(folder / INIT_WEIGHTS, "initial weights contain NaN or inf")
+    params = check_tensor(load_tensors(folder / INIT_WEIGHTS, framework="pt")[0], "params", folder / INIT_WEIGHTS, (P,))
     return LearnedInit(spec, params.float(), header, str(folder / INIT_WEIGHTS))
+
+
+HEADER = {
+    "spec": dict,
+    "complete?": bool,
+    "modulation?": Choice(("none", "shift")),
+    "shapes?": [dict],
+    "config?": dict,
+    "outer_steps_done?": int,
+    "steps_done?": int,
+}
+"""What ``load_init`` checks of init.json (learned inits and shift bases) before it reads it."""
 
 
 def bundled_init(spec: FieldSpec) -> LearnedInit | None:
@@ -186,7 +196,7 @@ def choose_init(choice: str, spec: FieldSpec, out: str | Path | None = None, tem
     if template:
         return None
     manifest = Path(out) / "zoo.json" if out is not None else None
-    if manifest is not None and manifest.exists() and read_json(manifest).get("init") is None:
+    if manifest is not None and manifest.exists() and read_json(manifest, dict).get("init") is None:
         return None
     return bundled_init(spec)
 
@@ -194,7 +204,7 @@ def choose_init(choice: str, spec: FieldSpec, out: str | Path | None = None, tem
 def read_resumable(manifest: Path, header: dict, keys: tuple[str, ...]) -> dict:
     """The record of an earlier run in an init folder, refused (naming the file) unless it has ``header``'s
     ``keys``: a rerun resumes only the same learning."""
-    old = read_json(manifest)
+    old = read_json(manifest, dict)
     for key in keys:
         if old.get(key) != header[key]:
             raise InputError(manifest, f"an init learned with a different '{key}'; use another --out")
@@ -368,7 +378,7 @@ def learn_init(
             "failed": len(pick) - len(ok),
             "seconds": time.perf_counter() - tic,
         }
-        curve.append(entry)
+        curve.append({k: v for k, v in entry.items() if k != "seconds"})  # the record holds no wall-clock times
         if on_step is not None:
             on_step(entry)
         if done % config.checkpoint_every == 0 or done == config.outer_steps:

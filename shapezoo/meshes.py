@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from .errors import InputError
 from .io import sha256_file
+from .schema import Num, Vec
 
 MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
 FRAME_EXTENT = 0.9
@@ -34,6 +36,9 @@ class Normalisation:
 
     def to_dict(self) -> dict:
         return {"center": list(self.center), "scale": self.scale}
+
+    SHAPE: ClassVar[dict] = {"center": Vec(3), "scale": Num(lo=1e-12)}
+    """How a normalisation is stored in JSON (``schema.check``)."""
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalisation:
@@ -183,6 +188,8 @@ def read_labels(path: Path) -> dict[str, str]:
             continue
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
             raise InputError(path, f"line {i}: expected 'name,label', got {row}")
+        if row[0].strip() in labels:
+            raise InputError(path, f"line {i}: '{row[0].strip()}' is labelled twice")
         labels[row[0].strip()] = row[1].strip()
     if not labels:
         raise InputError(path, "lists no labels")

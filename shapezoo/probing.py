@@ -87,6 +87,16 @@ def probe_latents(
     all_labels = {n: part[2].get(n) for part in parts for n in part[1]}
     folds = None
     if train is not None:
+        if parts[0][0].shape[1] != parts[1][0].shape[1]:
+            raise InputError(
+                train, f"holds latents of {parts[0][0].shape[1]} numbers; {latents.name} holds {parts[1][0].shape[1]}"
+            )
+        if both := sorted(set(parts[0][1]) & set(parts[1][1])):
+            raise InputError(
+                train,
+                f"shares {len(both)} member(s) with {latents.name} (e.g. '{both[0]}'); a probe "
+                "is scored on members it was not fitted on",
+            )
         n_train = len(parts[0][1])
         folds = [(np.arange(n_train), np.arange(n_train, len(names)))]
         y, classes = class_ids(names, all_labels, 2, latents)

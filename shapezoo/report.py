@@ -11,13 +11,15 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .charts import heat_table, html_table, png_img, svg_lines, svg_scatter
+from .errors import InputError
 from .io import atomic_write_bytes, read_json
 
 SECTIONS = (
@@ -57,59 +59,102 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
 
     Layout read: fields/*.obj, eval.json, zoo/fit_curves.json, space/space.json + train_latents.safetensors,
     interpolation/ and interpolation_weights/ (step_NN.obj + interpolation.json), renders/*.png. Missing parts
-    are noted in their section. Returns what each section holds.
+    are noted in their section; a file the report cannot use raises one InputError naming it. Returns what each
+    section holds.
     """
     run = Path(run)
     parts: dict[str, str] = {}
     info: dict[str, object] = {}
-
-    # Gallery of fields' meshes.
-    objs = sorted((run / "fields").glob("*.obj"))[:max_gallery]
-    gallery = [_mesh_json(*_load_obj(p), p.stem) for p in objs]
+    gallery = [_mesh_json(*_load_obj(p), p.stem) for p in sorted((run / "fields").glob("*.obj"))[:max_gallery]]
     info["gallery"] = len(gallery)
-    parts["gallery"] = (
-        (
-            '<div class="viewer" id="gallery-viewer"></div><p><select id="gallery-select">'
-            + "".join(f'<option value="{i}">{html.escape(m["name"])}</option>' for i, m in enumerate(gallery))
-            + "</select> drag to rotate, scroll to zoom</p>"
-            + png_img(run / "renders" / "zoo_grid.png")
-        )
-        if gallery
-        else "<p>No field meshes in this run.</p>"
-    )
-
-    # Metrics.
-    ev = run / "eval.json"
-    if ev.exists():
-        report = read_json(ev)
-        summ = report.get("summary", {})
-        rows = [(k, v["mean"], v["median"], v["worst"][0]["name"]) for k, v in summ.items()]
-        entries = [
-            (e["name"], e["iou"], e["chamfer_l2"] * 1e3, e["fscore"], e["normal_consistency"])
-            for e in report.get("entries", [])
-        ]
-        parts["metrics"] = (
-            f"<p>{html.escape(report.get('units', ''))}</p>"
-            + html_table(["metric", "mean", "median", "worst"], rows)
-            + "<details><summary>per field</summary>"
-            + html_table(["field", "IoU", "CD-L2 x1e3", "F-score", "normal consistency"], entries)
-            + "</details>"
-        )
-        info["metrics"] = len(entries)
-    else:
-        parts["metrics"] = "<p>No eval.json in this run.</p>"
-
-    # Interpolation: latent sequence with a slider, raw-weight baseline beside it.
+    parts["gallery"] = _gallery_section(run, gallery)
+    with _laid_out(run / "eval.json"):
+        parts["metrics"] = _metrics_section(run, info)
     seqs = {}
     for key in ("interpolation", "interpolation_weights"):
         folder = run / key
         steps = sorted(folder.glob("step_*.obj"))
         if steps:
-            seqs[key] = {
-                "meshes": [_mesh_json(*_load_obj(p), p.stem) for p in steps],
-                "meta": read_json(folder / "interpolation.json") if (folder / "interpolation.json").exists() else {},
-            }
+            with _laid_out(folder / "interpolation.json"):
+                seqs[key] = {
+                    "meshes": [_mesh_json(*_load_obj(p), p.stem) for p in steps],
+                    "meta": read_json(folder / "interpolation.json", dict)
+                    if (folder / "interpolation.json").exists()
+                    else {},
+                }
     info["interpolation"] = len(seqs.get("interpolation", {}).get("meshes", []))
+    with _laid_out(run / "interpolation" / "interpolation.json"):
+        parts["interpolation"] = _interpolation_section(run, seqs)
+    with _laid_out(run / "zoo" / "fit_curves.json"):
+        plots = _fit_curves(run / "zoo" / "fit_curves.json")
+    with _laid_out(run / "space" / "space.json"):
+        plots += _space_curves(run / "space" / "space.json")
+    info["training"] = len(plots)
+    parts["training"] = "".join(plots) or "<p>No training curves in this run.</p>"
+    parts["latent-map"] = _latent_map_section(run, info)
+    with _laid_out(run / "probe.json"):
+        parts["probe"] = _probe_section(run, info)
+    with _laid_out(run / "generation" / "generation.json"):
+        parts["generation"] = _generation_section(run / "generation", info)
+    with _laid_out(run / "classifiers"):
+        parts["classifiers"] = _classifier_section(run / "classifiers", info)
+
+    summary_rows = [(k, str(v)) for k, v in info.items()]
+    parts["summary"] = f"<p>Run folder: <code>{html.escape(str(run.resolve()))}</code></p>" + html_table(
+        ["section", "items"], summary_rows
+    )
+    data = {"gallery": gallery, "interp": seqs.get("interpolation", {}).get("meshes", [])}
+    atomic_write_bytes(out, _page(parts, data).encode())
+    return info
+
+
+@contextmanager
+def _laid_out(path: Path) -> Iterator[None]:
+    """Turn a file the report cannot use (a key missing, a value of the wrong type) into one InputError naming it:
+    the report reads what other commands wrote, and a damaged or foreign file must not end in a traceback."""
+    try:
+        yield
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
+        raise InputError(path, f"is not laid out as shapezoo writes it ({type(exc).__name__}: {exc})") from None
+
+
+def _gallery_section(run: Path, gallery: list[dict]) -> str:
+    """A 3-D viewer with a chooser over the fields' meshes, and the zoo's render grid."""
+    if not gallery:
+        return "<p>No field meshes in this run.</p>"
+    return (
+        '<div class="viewer" id="gallery-viewer"></div><p><select id="gallery-select">'
+        + "".join(f'<option value="{i}">{html.escape(m["name"])}</option>' for i, m in enumerate(gallery))
+        + "</select> drag to rotate, scroll to zoom</p>"
+        + png_img(run / "renders" / "zoo_grid.png")
+    )
+
+
+def _metrics_section(run: Path, info: dict) -> str:
+    """Summary and per-field metrics from ``eval.json`` as ``shapezoo eval`` writes it."""
+    ev = run / "eval.json"
+    if not ev.exists():
+        return "<p>No eval.json in this run.</p>"
+    report = read_json(ev, dict)
+    summ = report.get("summary", {})
+    rows = [(k, v["mean"], v["median"], v["worst"][0]["name"]) for k, v in summ.items()]
+    entries = [
+        (e["name"], e["iou"], e["chamfer_l2"] * 1e3, e["fscore"], e["normal_consistency"])
+        for e in report.get("entries", [])
+    ]
+    info["metrics"] = len(entries)
+    return (
+        f"<p>{html.escape(report.get('units', ''))}</p>"
+        + html_table(["metric", "mean", "median", "worst"], rows)
+        + "<details><summary>per field</summary>"
+        + html_table(["field", "IoU", "CD-L2 x1e3", "F-score", "normal consistency"], entries)
+        + "</details>"
+    )
+
+
+def _interpolation_section(run: Path, seqs: dict) -> str:
+    """The latent interpolation in a viewer with a slider, its strip and per-step table, the raw-weight strip beside
+    it, and Chamfer to the start along both paths."""
     if "interpolation" in seqs:
         meta = seqs["interpolation"]["meta"]
         rows = [
@@ -135,7 +180,7 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
             "t",
             "CD-L2",
         )
-        parts["interpolation"] = (
+        return (
             f"<p>{ends} through the latent space ({html.escape(str(meta.get('mode', '')))}).</p>"
             f'<div class="viewer" id="interp-viewer"></div>'
             f'<p><input type="range" id="interp-slider" min="0" max="{n - 1}" value="0" step="1"> '
@@ -152,14 +197,14 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
             + html_table(["step", "volume share", "CD-L2 to A x1e3", "CD-L2 to B x1e3"], rows)
             + plot
         )
-    else:
-        parts["interpolation"] = "<p>No interpolation in this run.</p>"
+    return "<p>No interpolation in this run.</p>"
 
-    # Training curves: fitting (per batch) and the weight space.
+
+def _fit_curves(curves: Path) -> list[str]:
+    """Training loss and IoU per fitting batch, from ``fit_curves.json``."""
     plots = []
-    curves = run / "zoo" / "fit_curves.json"
     if curves.exists():
-        batches = read_json(curves)["batches"]
+        batches = read_json(curves, dict)["batches"]
 
         def per_batch(key: str) -> dict:
             return {
@@ -169,9 +214,14 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
 
         plots.append(svg_lines(per_batch("loss"), "Field fitting: training loss", "step", "BCE", log_y=True))
         plots.append(svg_lines(per_batch("iou"), "Field fitting: training IoU", "step", "IoU"))
-    space_json = run / "space" / "space.json"
+    return plots
+
+
+def _space_curves(space_json: Path) -> list[str]:
+    """The weight space's functional loss and decoded IoU per epoch, from ``space.json``'s history."""
+    plots = []
     if space_json.exists():
-        hist = read_json(space_json).get("history", [])
+        hist = read_json(space_json, dict).get("history", [])
         ep = [h["epoch"] for h in hist]
         plots.append(
             svg_lines(
@@ -201,10 +251,11 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
                 "IoU",
             )
         )
-    info["training"] = len(plots)
-    parts["training"] = "".join(plots) or "<p>No training curves in this run.</p>"
+    return plots
 
-    # Latent map: PCA of the training latents, coloured by family (name prefix).
+
+def _latent_map_section(run: Path, info: dict) -> str:
+    """PCA of the training latents, coloured by family (name prefix)."""
     lat = run / "space" / "train_latents.safetensors"
     if lat.exists():
         from .space import load_latents
@@ -213,22 +264,9 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
         zc = (z - z.mean(0)).double().numpy()
         _, _, vt = np.linalg.svd(zc, full_matrices=False)
         xy = zc @ vt[:2].T
-        parts["latent-map"] = svg_scatter(xy, [_family(n) for n in names], "Training latents, PCA (2-D)")
         info["latent-map"] = len(names)
-    else:
-        parts["latent-map"] = "<p>No weight space in this run.</p>"
-
-    parts["probe"] = _probe_section(run, info)
-    parts["generation"] = _generation_section(run / "generation", info)
-    parts["classifiers"] = _classifier_section(run / "classifiers", info)
-
-    summary_rows = [(k, str(v)) for k, v in info.items()]
-    parts["summary"] = f"<p>Run folder: <code>{html.escape(str(run.resolve()))}</code></p>" + html_table(
-        ["section", "items"], summary_rows
-    )
-    data = {"gallery": gallery, "interp": seqs.get("interpolation", {}).get("meshes", [])}
-    atomic_write_bytes(out, _page(parts, data).encode())
-    return info
+        return svg_scatter(xy, [_family(n) for n in names], "Training latents, PCA (2-D)")
+    return "<p>No weight space in this run.</p>"
 
 
 def _probe_section(run: Path, info: dict) -> str:
@@ -238,7 +276,7 @@ def _probe_section(run: Path, info: dict) -> str:
     path = run / "probe.json"
     if not path.exists():
         return "<p>No probe in this run.</p>"
-    r = read_json(path)
+    r = read_json(path, dict)
     kinds = [k for k in ("latents", "weights", "pca", "d2") if k in r]
     rows = []
     for k in kinds:
@@ -272,7 +310,7 @@ def _generation_section(folder: Path, info: dict) -> str:
     path = folder / "generation.json"
     if not path.exists():
         return "<p>No generation evaluation in this run.</p>"
-    r = read_json(path)
+    r = read_json(path, dict)
     m, n, sizes = r["metrics"], r["novelty"], r["sizes"]
     parts = [
         f"<p>{sizes['generated']} samples against {sizes['reference']} held-out shapes, {r['points']} surface points"
@@ -305,7 +343,7 @@ def _classifier_section(folder: Path, info: dict) -> str:
     parts = []
     path = folder / "interpolation.json"
     if path.exists():
-        r = read_json(path)
+        r = read_json(path, dict)
         series: dict[str, tuple[Sequence[float], Sequence[float]]] = {
             "latent path": (r["t"], [100 * a for a in r["accuracy_latent"]])
         }
@@ -321,7 +359,7 @@ def _classifier_section(folder: Path, info: dict) -> str:
         info["classifiers"] = len(r["t"])
     path = folder / "eval.json"
     if path.exists():
-        summary = read_json(path)["summary"]
+        summary = read_json(path, dict)["summary"]
         rows = [
             (
                 role,

@@ -23,11 +23,12 @@ from .io import (
     inside,
     load_tensors,
     locks,
-    plain_name,
     read_json,
     sha256_file,
 )
-from .meshes import Shape, find_meshes, load_mesh, shape_label
+from .meshes import Normalisation, Shape, find_meshes, load_mesh, shape_label
+from .runtime import available_memory
+from .schema import Num, Opt, check, plain_name
 
 SAMPLES_FORMAT = "shapezoo.samples/1"
 INDEX_NAME = "samples.json"
@@ -171,6 +172,11 @@ def sample_shape(shape: Shape, config: SampleConfig = SampleConfig()) -> dict:
     }
 
 
+BYTES_PER_SAMPLE = 96
+"""Rough peak bytes per sample point while one shape is sampled (float64 points, their float32 copy for the
+inside test, labels, distances)."""
+
+
 def _config_key(config: SampleConfig) -> str:
     return hashlib.sha256(repr(sorted(asdict(config).items())).encode()).hexdigest()[:16]
 
@@ -179,18 +185,28 @@ def read_index(folder: str | Path) -> dict:
     """``samples.json`` of a samples folder, checked: a JSON object whose ``shapes`` is a list of entries with a
     plain, unique ``name`` and a ``file`` inside the folder. Problems raise InputError naming the file."""
     path = Path(folder) / INDEX_NAME
-    index = read_json(path)
-    shapes = index.get("shapes") if isinstance(index, dict) else None
-    if not isinstance(shapes, list) or not all(isinstance(e, dict) for e in shapes):
-        raise InputError(path, "needs a list 'shapes' of entries; not a samples index, or damaged")
+    index = read_json(path, {"shapes": [dict], "config?": Opt(dict)})
     seen: set[str] = set()
-    for entry in shapes:
+    for entry in index["shapes"]:
         name = plain_name(entry.get("name"), path)
         if name in seen:
             raise InputError(path, f"lists the shape name '{name}' twice")
         seen.add(name)
         inside(folder, entry.get("file"), path)
+    check(index, {"shapes": [ENTRY]}, path)
     return index
+
+
+ENTRY = {
+    "name": str,
+    "file": str,
+    "points?": Num(lo=2, integer=True),
+    "normalisation?": Normalisation.SHAPE,
+    "sha256?": Opt(str),
+    "source?": Opt(str),
+    "label?": Opt(str),
+}
+"""What ``read_index`` checks of every shape listed in samples.json (the keys the fitter carries into its zoo)."""
 
 
 def load_samples(path: str | Path) -> dict:
@@ -267,13 +283,19 @@ def sample_meshes(
     Returns:
         the index written to ``out/samples.json``.
     """
+    need = config.points * BYTES_PER_SAMPLE
+    if need > available_memory(torch.device("cpu")):
+        free = available_memory(torch.device("cpu"))
+        raise ShapezooError(
+            f"--points {config.points:,} needs about {need / 2**30:,.1f} GiB per shape, {free / 2**30:.1f} GiB is free"
+        )
     out = ensure_output_dir(out)
     items = find_meshes(source) if isinstance(source, (str, Path)) else list(source)
     key = _config_key(config)
     index_path = out / INDEX_NAME
     previous = {}
     if index_path.exists():
-        old = read_json(index_path)
+        old = read_json(index_path, {"shapes?": [{"name": str, "sha256?": str, "source?": Opt(str)}]})
         if old.get("config_key") == key:
             previous = {e["name"]: e for e in old.get("shapes", [])}
     index: dict[str, Any] = {

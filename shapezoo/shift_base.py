@@ -205,7 +205,7 @@ def learn_base(
         state["step"] = torch.tensor(done)
         entry = {"step": done, "loss": total / len(pick), "seconds": time.perf_counter() - tic}
         if done % 10 == 0 or done == config.steps:
-            curve.append(entry)
+            curve.append({k: v for k, v in entry.items() if k != "seconds"})  # the record holds no wall-clock times
         if on_step is not None:
             on_step(entry)
         if done % config.checkpoint_every == 0 or done == config.steps:

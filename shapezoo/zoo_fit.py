@@ -17,11 +17,12 @@ from .core.measure import metric_summary
 from .core.zoo import ZOO_JSON, ZooWriter, load_zoo, shard_name, write_shard
 from .errors import ShapezooError
 from .fields import FieldSpec, init_params
-from .fit import FitConfig, fit_fields
+from .fit import FitConfig, fit_fields, fit_memory
 from .io import atomic_write_json, locks, read_json
 from .learned_init import LearnedInit
 from .runtime import available_memory
 from .sampling import INDEX_NAME, load_sample_batch, read_index
+from .schema import Num, Opt
 
 
 def config_json(config: FitConfig) -> dict:
@@ -29,17 +30,21 @@ def config_json(config: FitConfig) -> dict:
     return {k: v for k, v in asdict(config).items() if k != "template" or v is not None}
 
 
-def _check_size(spec: FieldSpec, batch: int, device: torch.device) -> None:
-    """Refuse, before anything is written, an architecture whose weights and optimiser state for ``batch`` fields
-    (about 6 copies of (batch, P) float32, plus the init) do not fit in the device's free memory."""
-    P = spec.layout().size
-    need = 4 * P * (6 * batch + 1)
+STORED = {"fit?": {"steps?": Num(lo=0, integer=True), "hard_fraction?": Opt(Num(lo=0, hi=1))}}
+"""What a resumed zoo's own recipe must look like where fit_zoo reads it (zoo.json's ``fit``)."""
+
+
+def _check_size(spec: FieldSpec, batch: int, points: int, config: FitConfig, device: torch.device) -> None:
+    """Refuse, before anything is allocated or written, an architecture whose fit of ``batch`` fields of ``points``
+    samples (weights, optimiser state, one pass's activations: ``fit_memory``) does not fit in the device's free
+    memory."""
+    need = fit_memory(spec, batch, points, config, device)
     free = available_memory(device)
     if need > free:
         raise ShapezooError(
-            f"fields of {P:,} weights (width {spec.width}, depth {spec.depth}) need about {need / 2**30:.1f} GiB for "
-            f"a batch of {batch} on {device}, {free / 2**30:.1f} GiB is free; choose a smaller --width/--depth "
-            "or --batch"
+            f"fields of {spec.layout().size:,} weights (width {spec.width}, depth {spec.depth}) need about "
+            f"{need / 2**30:.1f} GiB for a batch of {batch} on {device}, {free / 2**30:.1f} GiB is free; choose a "
+            "smaller --width/--depth, --batch or --points-per-step"
         )
 
 
@@ -158,7 +163,7 @@ def fit_zoo(
         device = "cpu"  # the driver's own work (a template fit) runs here
     device = torch.device(device)
     manifest = Path(out) / ZOO_JSON
-    stored = read_json(manifest).get("fit", {}) if manifest.exists() else None
+    stored = read_json(manifest, STORED).get("fit", {}) if manifest.exists() else None
     if not config.steps:
         config = replace(config, steps=(stored or {}).get("steps", 0) or FitConfig.default_steps(init is not None))
     if init is not None and init.modulation == "shift":
@@ -178,6 +183,8 @@ def fit_zoo(
         "fit": config_json(config),
         "samples": {"config": index.get("config")},
     }
+    if ray is None:
+        _check_size(spec, min(batch, len(shapes)), shapes[0].get("points", 2), config, device)
     if init is not None:
         if config.template is not None:
             raise ShapezooError("--template and --init both choose where fields start; give one of them")
@@ -187,8 +194,6 @@ def fit_zoo(
         start = load_zoo(out).init  # resuming: the template was fitted when the zoo was created
     else:
         start = _shared_init(samples_dir, shapes, spec, config, device, on_check)
-    if ray is None:
-        _check_size(spec, min(batch, len(shapes)), device)
     writer = ZooWriter(out, spec, start, meta)
     done = writer.done()
     todo = [s for s in shapes if s["name"] not in done]
@@ -253,5 +258,5 @@ def _append_curve(zoo: Path, curve: dict) -> None:
     """Add one batch's curve to ZOO/fit_curves.json (atomic), after its shard is stored: a resumed run keeps every
     earlier batch's curve."""
     path = zoo / CURVES_JSON
-    previous = read_json(path).get("batches", []) if path.exists() else []
+    previous = read_json(path, {"batches?": list}).get("batches", []) if path.exists() else []
     atomic_write_json(path, {"batches": previous + [curve]})

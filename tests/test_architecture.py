@@ -16,7 +16,7 @@ from shapezoo.core.training import adam_step_
 from shapezoo.errors import ShapezooError
 
 ROOT = Path(shapezoo.__file__).parent
-FOUNDATION = {"shapezoo.errors", "shapezoo.io", "shapezoo.runtime", "shapezoo.weights"}
+FOUNDATION = {"shapezoo.errors", "shapezoo.io", "shapezoo.runtime", "shapezoo.schema", "shapezoo.weights"}
 APPS = {"shapezoo", "shapezoo.demo", "shapezoo.report"}
 
 

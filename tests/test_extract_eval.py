@@ -204,4 +204,4 @@ def test_eval_and_mesh_bad_inputs_keep_going(zoo_pair, tmp_path):
 
     save_file({"params": torch.zeros(2, 7)}, zoo / "weights-00000.safetensors")
     res = runner.invoke(app, ["mesh", str(zoo), "--out", str(tmp_path / "m2")])
-    assert res.exit_code == 1 and "weights-00000.safetensors: weights of shape (2, 7) do not match" in res.stderr
+    assert res.exit_code == 1 and "weights-00000.safetensors: tensor 'params' has shape (2, 7), expected" in res.stderr

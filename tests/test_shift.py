@@ -93,7 +93,7 @@ def test_a_base_lowers_the_loss_and_resumes_after_a_kill_with_the_same_weights(s
     with pytest.raises(ShapezooError, match="stopped at step 8 of 24"):
         load_init(tmp_path / "killed")
     resumed = learn_base([samples], tmp_path / "killed", SPEC, TINY)
-    assert resumed["curve"] == [{**e, "seconds": r["seconds"]} for e, r in zip(curve, resumed["curve"])]
+    assert resumed["curve"] == curve  # the same losses, and no wall-clock times in the record
     torch.testing.assert_close(load_init(tmp_path / "killed").params, load_init(base).params, atol=1e-6, rtol=0)
     assert (base / BASE_STATE).exists()
     with pytest.raises(ShapezooError, match="different 'config'"):

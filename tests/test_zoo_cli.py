@@ -151,7 +151,7 @@ def test_zoo_validation_errors(tmp_path, samples):
     manifest["spec"]["width"] = 32
     manifest["param_count"] = FieldSpec(width=32, depth=2).layout().size
     (zoo / "zoo.json").write_text(json.dumps(manifest))
-    with pytest.raises(InputError, match="weights-00000.safetensors: weights of shape"):
+    with pytest.raises(InputError, match="weights-00000.safetensors: tensor .params. has shape"):
         load_zoo(zoo)
     (zoo / "weights-00000.safetensors").write_bytes(b"garbage")
     res = _invoke("zoo", "info", zoo)

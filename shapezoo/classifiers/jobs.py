@@ -13,7 +13,7 @@ from ..core.latents import LATENTS_FILE, load_latents, read_latents, save_latent
 from ..core.prior import draw_latents
 from ..core.zoo import Zoo, save_zoo
 from ..errors import ShapezooError
-from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, output_file
 from .archs import ClassifierSpec, accuracy, disagreement, init_params, parse_arch, predictions
 from .data import ImageData
 from .explore import LatentOptConfig, encode_models, evaluate_zoo, interpolation_path, optimize_latent
@@ -33,6 +33,7 @@ def encode_zoo(
     """Latents of a zoo's models (every usable one, or ``names``), refined by ``refine`` steps on ``data``'s
     training images when asked, written to ``out``. Returns the latents and the summary."""
     space.arch_index(zoo.spec, zoo_path)
+    output_file(out)
     wanted, _ = zoo.select(names)
     params = zoo.stack(wanted)
     if refine and data is None:

@@ -10,7 +10,7 @@ import torch
 
 from ..core.latents import read_latents
 from ..core.zoo import Zoo, load_zoo
-from ..errors import InputError
+from ..errors import InputError, ShapezooError
 from ..io import atomic_write_json, ensure_output_dir
 from .archs import ClassifierSpec
 
@@ -147,6 +147,8 @@ def probe_accuracy(
     the zoo's second measurement of the scored models ranks them (``remeasured``), a reference for its noise."""
     from sklearn.model_selection import KFold
 
+    if folds < 2:
+        raise ShapezooError(f"--folds must be >= 2, got {folds}")
     parts = [_models(p, zoo, target) for p in ([train] if train else []) + [latents]]
     if train is None and len(parts[0][0].names) < 2 * folds:
         raise InputError(latents, f"{len(parts[0][0].names)} models are too few for {folds} folds (need {2 * folds})")
@@ -154,6 +156,9 @@ def probe_accuracy(
         overlap = set(parts[0][0].names) & set(parts[1][0].names)
         if overlap:
             raise InputError(train, f"shares {len(overlap)} model(s) with {latents.name} (e.g. '{min(overlap)}')")
+        widths = [part[0].z.shape[1] for part in parts]
+        if widths[0] != widths[1]:
+            raise InputError(train, f"holds latents of {widths[0]} numbers; {latents.name} holds {widths[1]}")
     y = np.concatenate([part[3] for part in parts])
     scale = target_scale(scale, target, y, latents)
     z = np.concatenate([part[0].z.numpy().astype(np.float64) for part in parts])

@@ -21,7 +21,7 @@ from ..core.latents import LATENTS_FILE, save_latents, split_names
 from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, ranks, save_checkpoint
 from ..core.zoo import Zoo
 from ..errors import ShapezooError
-from ..io import atomic_write_json, ensure_output_dir
+from ..io import atomic_write_json, ensure_output_dir, lasting
 from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
 from .data import ImageData
 from .space import (
@@ -269,8 +269,10 @@ def _train(zoos, data, out, archs, model_config, config, on_eval, group) -> dict
         "epochs": config.epochs,
         "steps": step,
         "best_epoch": state["best"]["epoch"],
-        "train_seconds_this_run": round(seconds, 2),
-        "models_per_second": round(trained / seconds, 2) if trained else None,
+        "timing": {
+            "train_seconds_this_run": round(seconds, 2),
+            "models_per_second": round(trained / seconds, 2) if trained else None,
+        },
         "parameters": sum(p.numel() for p in best.model.parameters()),
         "device": str(device),
         "results": {
@@ -281,9 +283,9 @@ def _train(zoos, data, out, archs, model_config, config, on_eval, group) -> dict
             for k, per in results.items()
         },
     }
-    best.meta.update(results=summary, evaluation=results, history=state["history"], best=state["best"])
+    best.meta.update(results=lasting(summary), evaluation=results, history=state["history"], best=state["best"])
     save_classifier_space(out, best)
-    atomic_write_json(out / "train_summary.json", summary)
+    atomic_write_json(out / "train_summary.json", lasting(summary))
     return summary
 
 

@@ -20,7 +20,7 @@ from ..core.measure import metric_summary
 from ..core.training import adam_step_
 from ..core.zoo import ZooWriter, load_zoo, member_seed
 from ..errors import ShapezooError
-from ..io import atomic_write_json, locks
+from ..io import atomic_write_json, lasting, locks
 from .archs import ClassifierSpec, accuracy, classifier_forward, init_params
 from .data import ImageData
 
@@ -164,9 +164,11 @@ def train_zoo(
         "models": len(zoo.names),
         "trained_this_run": trained,
         "parameters_per_model": spec.layout().size,
-        "seconds_this_run": round(seconds, 2),
-        "models_per_hour": round(3600 * trained / seconds, 1) if trained else None,
         "accuracy_test": metric_summary(zoo.entries, "accuracy_test"),
+        "timing": {
+            "seconds_this_run": round(seconds, 2),
+            "models_per_hour": round(3600 * trained / seconds, 1) if trained else None,
+        },
     }
-    atomic_write_json(Path(out) / "train_summary.json", summary)
+    atomic_write_json(Path(out) / "train_summary.json", lasting(summary))
     return summary

@@ -43,10 +43,30 @@ def connect(address: str) -> dict:
             if address == "auto":
                 ray.init(num_cpus=os.cpu_count(), **kwargs)
             else:
+                _answers(address)
                 ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ShapezooError(f"cannot reach the Ray cluster at '{address}': {exc}") from None
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds a cluster address has to accept a connection before ``connect`` gives up (Ray itself would wait on)."""
+
+
+def _answers(address: str) -> None:
+    """Raise ShapezooError unless something accepts a TCP connection at ``address`` (``host:port`` or
+    ``ray://host:port``) within ``CONNECT_TIMEOUT``."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ShapezooError(f"--ray '{address}': expected 'auto' or a cluster address HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise ShapezooError(
+            f"cannot reach the Ray cluster at '{address}': nothing answers there within {CONNECT_TIMEOUT:g} s "
+            f"({exc.strerror or exc}); start it with 'ray start --head' or use --ray auto"
+        ) from None
 
 
 def _in_task(threads: int, fn: Callable, args: tuple) -> Any:

@@ -13,7 +13,8 @@ from typing import Literal
 import torch
 
 from ..errors import InputError, ShapezooError
-from ..io import atomic_save_tensors, load_tensors, plain_name
+from ..io import atomic_save_tensors, load_tensors
+from ..schema import MapOf, Names, Opt, check, check_tensor
 
 LATENTS_FILE = "train_latents.safetensors"
 """The encoded (or auto-decoded) training members saved beside a space's model."""
@@ -39,18 +40,19 @@ def save_latents(path: str | Path, z: torch.Tensor, names: list[str], extra: dic
 def read_latents(path: str | Path) -> Latents:
     """A latents file with its metadata; a bad file raises InputError naming it."""
     tensors, raw = load_tensors(path, framework="pt")
-    z = tensors.get("z")
-    if z is None or z.dim() != 2:
-        raise InputError(path, "holds no 'z' tensor of shape (N, d)")
+    z = check_tensor(tensors, "z", path, (None, None))
+    if z.shape[1] == 0:
+        raise InputError(path, f"latents of no numbers (shape {tuple(z.shape)})")
     try:
         names = json.loads(raw.get("names", "null")) or [f"z{i:04d}" for i in range(len(z))]
     except json.JSONDecodeError:
         raise InputError(path, "the 'names' metadata is not valid JSON") from None
-    if not isinstance(names, list) or len(names) != len(z):
-        raise InputError(path, f"lists {len(names) if isinstance(names, list) else 'no'} names for {len(z)} latents")
-    for name in names:
-        plain_name(name, path)
-    return Latents(z.float(), names, {k: _json_or_text(v) for k, v in raw.items() if k != "names"})
+    check(names, Names(), path, "names")
+    if len(names) != len(z):
+        raise InputError(path, f"lists {len(names)} names for {len(z)} latents")
+    meta = {k: _json_or_text(v) for k, v in raw.items() if k != "names"}
+    check(meta, {"labels?": Opt(MapOf(Opt(str)))}, path)
+    return Latents(z.float(), names, meta)
 
 
 def _json_or_text(value: str):

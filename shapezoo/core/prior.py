@@ -20,6 +20,7 @@ import torch
 
 from ..errors import InputError, ShapezooError
 from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
+from ..schema import Num, check, check_tensor, config_from_json
 from .flow import Velocity, flow_loss, heun
 from .latents import LATENTS_FILE, Latents, read_latents, split_names
 from .spaces import SPACE_JSON
@@ -60,6 +61,17 @@ class PriorConfig:
     """Scale of the starting noise when sampling (the ``sample`` default; < 1: more typical, less varied); 0 takes
     the measured recipe of the space's modality (``RECIPES``)."""
     seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch", "hidden", "blocks", "eval_every", "sample_steps"):
+            if getattr(self, name) < 1:
+                raise ShapezooError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not self.weight_decay >= 0 or self.components < 0 or self.temperature < 0:
+            raise ShapezooError("lr must be > 0, and weight-decay, components and temperature >= 0")
+        if not (0 <= self.dropout < 1 and 0 <= self.label_dropout < 1 and 0 < self.val < 1):
+            raise ShapezooError(f"dropout and label-dropout must be in [0, 1) and val in (0, 1), got {self.val}")
+        if self.keep not in ("auto", "best", "last"):
+            raise ShapezooError(f"--keep must be auto, best or last, got {self.keep!r}")
 
 
 @dataclass
@@ -102,7 +114,7 @@ the best-on-validation one at 1.0 keeps both."""
 
 def _recipe(space: Path, config: PriorConfig) -> PriorConfig:
     """``config`` with ``auto`` keep and temperature resolved for the kind of ``space``."""
-    kind = "classifiers" if "classifier" in str(read_json(space / SPACE_JSON).get("format", "")) else "fields"
+    kind = "classifiers" if "classifier" in str(read_json(space / SPACE_JSON, dict).get("format", "")) else "fields"
     keep, temperature = RECIPES[kind]
     return replace(
         config, keep=keep if config.keep == "auto" else config.keep, temperature=config.temperature or temperature
@@ -249,12 +261,6 @@ def train_prior(
     """Train a prior on a space's training latents into ``out``; resumes from ``out``'s checkpoint when the
     options match. Writes prior.safetensors + prior.json (the best checkpoint by validation loss) and returns the
     summary."""
-    if config.keep not in ("auto", "best", "last"):
-        raise ShapezooError(f"--keep must be auto, best or last, got {config.keep!r}")
-    if config.temperature < 0:
-        raise ShapezooError(f"temperature must be >= 0 (0: the recipe's), got {config.temperature}")
-    if config.steps < 1 or config.batch < 1 or not config.lr > 0 or config.eval_every < 1 or config.sample_steps < 1:
-        raise ShapezooError("--steps, --batch, eval-every and sample-steps must be >= 1 and --lr > 0")
     latents = space_latents(space)
     config = _recipe(Path(space), config)
     if len(latents.z) < 4:
@@ -267,7 +273,10 @@ def train_prior(
     dev = torch.device(device)
     z_all = latents.z.to(dev)
     mean, basis = _coordinates(z_all[rows["train"]], config.components)
-    zs = torch.linalg.lstsq(basis.T, (z_all - mean).T).solution.T  # coordinates of every latent (N, k)
+    # coordinates of every latent (N, k); on the CPU by SVD (gelsd): the default driver (gelsy) rounds differently
+    # from call to call, so the same command would train another prior
+    driver = "gelsd" if dev.type == "cpu" else None
+    zs = torch.linalg.lstsq(basis.T, (z_all - mean).T, driver=driver).solution.T
     classes = len(labels)
     lab_all = (label_idx if label_idx is not None else torch.zeros(len(zs), dtype=torch.long)).to(dev)
     if label_idx is None:
@@ -351,17 +360,20 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> LatentPr
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "prior folder not found")
-    meta = read_json(path / PRIOR_JSON)
+    where = path / PRIOR_JSON
+    meta = read_json(where, dict)
     if meta.get("format") != PRIOR_FORMAT:
-        raise InputError(path / PRIOR_JSON, f"not a shapezoo prior (format {meta.get('format')!r})")
+        raise InputError(where, f"not a shapezoo prior (format {meta.get('format')!r})")
+    check(meta, {"dim": Num(lo=1, integer=True), "components": Num(lo=1, integer=True), "labels": [str]}, where)
+    config = config_from_json(PriorConfig, meta.get("config"), where, complete=True)
+    labels, dim, k = meta["labels"], meta["dim"], meta["components"]
+    tensors, _ = load_tensors(path / PRIOR_FILE, framework="pt")
+    mean = check_tensor(tensors, "mean", path / PRIOR_FILE, (dim,))
+    basis = check_tensor(tensors, "basis", path / PRIOR_FILE, (k, dim))
+    model = Velocity(k, config.hidden, config.blocks, len(labels))
     try:
-        config = PriorConfig(**meta["config"])
-        labels = list(meta.get("labels", []))
-        tensors, _ = load_tensors(path / PRIOR_FILE, framework="pt")
-        mean, basis = tensors["mean"], tensors["basis"]
-        model = Velocity(len(basis), config.hidden, config.blocks, len(labels))
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except RuntimeError as exc:
         raise InputError(path / PRIOR_FILE, f"does not match prior.json ({str(exc).splitlines()[0]})") from None
     return LatentPrior(model, mean, basis, labels, meta).to(device)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from ..errors import InputError
+from ..errors import InputError, ShapezooError
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,10 @@ class ProbeConfig:
     """Components of the ``pca`` features (at most the training rows of a fold)."""
     k: tuple[int, ...] = (1, 5, 10)
     """Precision at these ranks (retrieval)."""
+
+    def __post_init__(self):
+        if self.folds < 2 or self.pca < 1 or not self.k or min(self.k) < 1:
+            raise ShapezooError(f"--folds must be >= 2, pca and k >= 1; got {self.folds}, {self.pca}, {self.k}")
 
 
 def class_ids(names: list[str], labels: dict, folds: int, what: str | Path) -> tuple[np.ndarray, list[str]]:

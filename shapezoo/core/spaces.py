@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, plain_name, read_json
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+from ..schema import MapOf, Names, check
 
 SPACE_JSON = "space.json"
 MODEL_FILE = "model.safetensors"
@@ -26,16 +27,10 @@ def read_space_header(path: str | Path, space_format: str, what: str) -> dict:
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "space folder not found")
-    header = read_json(path / SPACE_JSON)
+    header = read_json(path / SPACE_JSON, dict)
     if header.get("format") != space_format:
         raise InputError(path / SPACE_JSON, f"not a shapezoo {what} (format {header.get('format')!r})")
-    split = header.get("split", {})
-    if not isinstance(split, dict) or not all(isinstance(v, list) for v in split.values()):
-        raise InputError(path / SPACE_JSON, "'split' must map each split to a list of member names")
-    for names in split.values():
-        for name in names:
-            plain_name(name, path / SPACE_JSON)
-    return header
+    return check(header, {"model": dict, "split?": MapOf(Names())}, path / SPACE_JSON)
 
 
 def load_space_state(path: str | Path, model: torch.nn.Module) -> None:

@@ -76,7 +76,7 @@ def open_state(out: Path, configs: dict, split: dict, sources: str) -> dict:
     InputError), or a fresh one."""
     state_path = out / STATE_JSON
     if state_path.exists():
-        state = read_json(state_path)
+        state = read_json(state_path, {"epoch": int, "step": int, "history": list, "best": object})
         if state.get("configs") != json.loads(json.dumps(configs)) or state.get("split") != split:
             raise InputError(out, f"holds a space trained with other options or {sources}; use another --out")
         return state
@@ -181,5 +181,21 @@ def distributed(device: torch.device) -> Iterator[torch.device]:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield device
+        _leave_together(device)
     finally:
         dist.destroy_process_group()
+
+
+def _leave_together(device: torch.device) -> None:
+    """Wait until every rank has finished before any tears the group down: a rank that destroys its gloo context
+    while a peer is still working (rank 0's final evaluation and writes) can abort in gloo's teardown. On gloo the
+    wait is a monitored barrier with a generous timeout of its own, so a long final evaluation is not mistaken for
+    a hang."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        dist.barrier()
+    else:
+        dist.monitored_barrier(timeout=datetime.timedelta(hours=2))

@@ -13,7 +13,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 
@@ -26,9 +26,10 @@ from ..io import (
     inside,
     load_tensors,
     locks,
-    plain_name,
+    output_file,
     read_json,
 )
+from ..schema import MapOf, Num, Opt, check, check_tensor, plain_name
 from .spec import NetworkSpec, kind_classes
 
 S = TypeVar("S", bound=NetworkSpec)
@@ -56,9 +57,25 @@ def shard_name(i: int) -> str:
     return f"weights-{i:05d}.safetensors"
 
 
+ENTRY = {"name": str, "status": str, "shard": Num(lo=0, integer=True), "metrics?": Opt(MapOf(object))}
+"""What ``load_zoo`` checks of every entry in zoo.json (a kind's zoo class may ask for more: ``Zoo.entry``)."""
+
+HEADER = {
+    "format": str,
+    "kind?": str,
+    "spec": dict,
+    "param_count": int,
+    "shards": [{"file": str, "count": Num(lo=0, integer=True)}],
+    "fields": list,
+}
+
+
 @dataclass
 class Zoo(Generic[S]):
     """Networks of one architecture: ``params`` (N, P) with one entry per row (name, status, metrics, ...)."""
+
+    entry: ClassVar[dict] = ENTRY
+    """The shape every entry of zoo.json must have (``schema.check``)."""
 
     spec: S
     params: torch.Tensor
@@ -142,7 +159,7 @@ class ZooWriter:
         meta = json.loads(json.dumps(meta))  # compare as stored (tuples become lists)
         manifest = self.path / ZOO_JSON
         if manifest.exists():
-            self.header = read_json(manifest)
+            self.header = read_json(manifest, HEADER)
             for key, want in (("format", ZOO_FORMAT), ("spec", json.loads(json.dumps(spec.to_json())))):
                 if self.header.get(key) != want:
                     raise InputError(
@@ -204,14 +221,12 @@ def write_shard(path: Path, params: torch.Tensor, entries: list[dict]) -> None:
 def export_member(zoo: Zoo, name: str, out: Path) -> dict:
     """Write one member as a state_dict: ``.safetensors``, or ``.pt`` (a torch pickle of tensors and strings only,
     which ``torch.load(path, weights_only=True)`` reads without running code); the spec JSON rides along."""
-    if out.is_dir():
-        raise ShapezooError(f"{out}: is a folder; --out names the file to write (.safetensors or .pt)")
+    output_file(out)
     if out.suffix not in (".safetensors", ".pt", ".pth"):
         raise ShapezooError(f"{out}: unsupported export format '{out.suffix}' (.safetensors or .pt)")
     if problem := zoo.unusable(name):
         raise ShapezooError(f"{problem}; not exported")
     state = zoo.spec.layout().to_state_dict(zoo.weights(name))
-    ensure_output_dir(out.parent if str(out.parent) else Path("."))
     spec_meta = {"spec": json.dumps(zoo.spec.to_json()), "name": name}
     if out.suffix == ".safetensors":
         atomic_save_tensors(out, state, spec_meta)
@@ -240,28 +255,29 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
     if not path.is_dir():
         raise InputError(path, "zoo folder not found")
     manifest = path / ZOO_JSON
-    header = read_json(manifest)
+    header = read_json(manifest, dict)
     if header.get("format") != ZOO_FORMAT:
         raise InputError(manifest, f"not a shapezoo field zoo (format {header.get('format')!r}, expected {ZOO_FORMAT})")
+    check(header, HEADER, manifest)
     found = header.get("kind", "field")
     if found != kind:
         raise InputError(manifest, f"holds a {found} zoo; this needs a {kind} zoo")
     spec_cls: Any
-    spec_cls, zoo_cls = kind_classes(kind)
+    spec_cls, registered = kind_classes(kind)
+    zoo_cls: Any = registered or Zoo
     try:
         spec = spec_cls.from_json(header["spec"])
     except (KeyError, TypeError, ValueError, ShapezooError) as exc:
         raise InputError(manifest, f"invalid architecture spec ({exc})") from None
     P = spec.layout().size
-    if header.get("param_count") != P:
-        raise InputError(manifest, f"param_count {header.get('param_count')} does not match the spec ({P})")
-    shards, fields = header.get("shards"), header.get("fields")
-    if not isinstance(shards, list) or not isinstance(fields, list) or not all(isinstance(e, dict) for e in fields):
-        raise InputError(manifest, "needs the lists 'shards' and 'fields'; the file is damaged")
+    if header["param_count"] != P:
+        raise InputError(manifest, f"param_count {header['param_count']} does not match the spec ({P})")
+    shards, fields = header["shards"], header["fields"]
+    check(fields, [zoo_cls.entry], manifest, "fields")
     seen: set[str] = set()
     for e in fields:
-        name = plain_name(e.get("name"), manifest)
-        if e.get("status") == SUPERSEDED:
+        name = plain_name(e["name"], manifest)
+        if e["status"] == SUPERSEDED:
             continue
         if name in seen:
             raise InputError(manifest, f"lists the field name '{name}' twice")
@@ -269,14 +285,9 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
     rows: list[torch.Tensor] = []
     entries: list[dict] = []
     for i, shard in enumerate(shards):
-        if not isinstance(shard, dict) or not isinstance(shard.get("count"), int):
-            raise InputError(manifest, f"shard {i} needs a 'file' and an integer 'count'")
-        file = inside(path, shard.get("file"), manifest)
+        file = inside(path, shard["file"], manifest)
         tensors, shard_meta = load_tensors(file, framework="pt")
-        params = tensors.get("params")
-        if params is None or params.dim() != 2 or params.shape[1] != P or params.shape[0] != shard["count"]:
-            got = None if params is None else tuple(params.shape)
-            raise InputError(file, f"weights of shape {got} do not match the spec ({shard['count']}, {P})")
+        params = check_tensor(tensors, "params", file, (shard["count"], P), finite=False)  # NaN rows: Zoo.unusable
         listed = [e for e in fields if e.get("shard") == i]
         stored = shard_meta.get("names")
         if stored is not None and stored.split(",") != [e["name"] for e in listed]:
@@ -287,9 +298,6 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
     params = torch.cat(rows) if rows else torch.zeros(0, P)
     if len(entries) != params.shape[0]:
         raise InputError(manifest, f"lists {len(entries)} fields but the shards hold {params.shape[0]}")
-    init_t, _ = load_tensors(path / INIT_FILE, framework="pt")
-    init = init_t.get("params")
-    if init is None or init.shape != (P,):
-        raise InputError(path / INIT_FILE, f"initial weights do not match the spec ({P} parameters)")
+    init = check_tensor(load_tensors(path / INIT_FILE, framework="pt")[0], "params", path / INIT_FILE, (P,))
     meta = {k: v for k, v in header.items() if k not in ("format", "spec", "layout", "param_count", "shards", "fields")}
-    return (zoo_cls or Zoo)(spec, params, entries, init.float(), meta)
+    return zoo_cls(spec, params, entries, init.float(), meta)

@@ -10,14 +10,15 @@ import numpy as np
 import torch
 
 from ..core.latents import interpolate
+from ..core.spaces import SPACE_JSON
 from ..errors import ShapezooError
 from ..extract import ExtractConfig, extract_meshes
 from ..fields import field_forward
 from ..fit import FitConfig, check_samples, fit_fields
-from ..io import config_from_json
 from ..meshes import load_mesh
 from ..metrics import point_metrics, surface_points, uniform_points
 from ..sampling import SampleConfig, sample_shape
+from ..schema import config_from_json
 from .latent import GaussianPrior, refine_latents
 from .space import WeightSpace
 
@@ -34,7 +35,7 @@ def encode_fit_steps(space: WeightSpace) -> int | None:
 
 def _zoo_recipe(space: WeightSpace) -> FitConfig:
     """The fitting recipe the space's zoo was made with (as recorded when the space was trained)."""
-    return config_from_json(FitConfig, space.meta.get("zoo", {}).get("meta", {}).get("fit"))
+    return config_from_json(FitConfig, space.meta.get("zoo", {}).get("meta", {}).get("fit", {}), SPACE_JSON)
 
 
 def fit_meshes(
@@ -58,7 +59,7 @@ def fit_meshes(
     if steps is not None:
         config = replace(config, steps=steps)
     sample_config = config_from_json(
-        SampleConfig, space.meta.get("zoo", {}).get("meta", {}).get("samples", {}).get("config")
+        SampleConfig, space.meta.get("zoo", {}).get("meta", {}).get("samples", {}).get("config", {}), SPACE_JSON
     )
     records, data, failed = [], [], []
     for name, path in paths:

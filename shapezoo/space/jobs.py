@@ -15,7 +15,7 @@ from ..core.zoo import ZOO_JSON, load_zoo, save_zoo
 from ..errors import ShapezooError
 from ..extract import ExtractConfig, export_mesh, extract_meshes
 from ..fields import FieldZoo
-from ..io import atomic_write_json, ensure_output_dir, read_json, sha256_file
+from ..io import atomic_write_json, ensure_output_dir, output_file, read_json, sha256_file
 from ..meshes import find_meshes, read_points, shape_label
 from .explore import (
     encode_fit_steps,
@@ -50,6 +50,7 @@ def encode_source(
     """
     if refine < 0:
         raise ShapezooError(f"--refine must be >= 0, got {refine}")
+    output_file(out)
     failures: list[str] = []
     skipped: list[str] = []
     fits: dict = {}
@@ -100,7 +101,7 @@ def decode_latents(space: WeightSpace, space_path: str | Path, latents: Path, ou
     found = read_latents(latents)
     space.check_latents(found.z, latents)
     source = {"space": str(space_path), "latents": str(latents), "sha256": sha256_file(latents)}
-    if (out / ZOO_JSON).exists() and read_json(out / ZOO_JSON).get("decoded") == source:
+    if (out / ZOO_JSON).exists() and read_json(out / ZOO_JSON, dict).get("decoded") == source:
         return {"zoo": str(out), "fields": 0, "skipped": "already holds these decodes; nothing to do"}
     norms = found.meta.get("normalisation") or {}
     params = space.decode(found.z).cpu()

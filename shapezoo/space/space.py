@@ -11,7 +11,10 @@ from ..core.latents import LATENTS_FILE, check_latents, load_latents
 from ..core.spaces import SPACE_JSON, load_space_state, read_space_header, write_space_folder
 from ..errors import InputError, ShapezooError
 from ..fields import FieldSpec, init_params
+from ..fit import FitConfig
 from ..io import atomic_save_tensors, ensure_output_dir, load_tensors
+from ..sampling import SampleConfig
+from ..schema import check, config_from_json
 from .designs import DESIGNS, EXACT_TOL, ModelConfig, ParamStats, ShiftEncoder, WeightAutoencoder
 
 SPACE_FORMAT = "shapezoo.space/1"
@@ -129,11 +132,18 @@ def save_space(path: str | Path, space: WeightSpace) -> None:
 def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSpace:
     """Read and validate a space folder; problems raise InputError naming the file."""
     header = read_space_header(path, SPACE_FORMAT, "space")
-    spec = FieldSpec.from_json(header["spec"])
+    where = Path(path) / SPACE_JSON
     try:
-        config = ModelConfig(**header["model"])
-    except TypeError as exc:
-        raise InputError(Path(path) / SPACE_JSON, f"invalid model config: {exc}") from None
+        spec = FieldSpec.from_json(check(header, {"spec": dict}, where)["spec"])
+    except ShapezooError as exc:
+        raise InputError(where, str(exc)) from None
+    config = config_from_json(ModelConfig, header["model"], where, "model")
+    recipe = check(header, {"zoo?": {"meta?": {"fit?": object, "samples?": {"config?": object}}}}, where)
+    zoo_meta = recipe.get("zoo", {}).get("meta", {})
+    if "fit" in zoo_meta:  # the recipe a mesh is fitted with on the fly (explore.fit_meshes)
+        config_from_json(FitConfig, zoo_meta["fit"], where, "zoo.meta.fit")
+    if "config" in zoo_meta.get("samples", {}):
+        config_from_json(SampleConfig, zoo_meta["samples"]["config"], where, "zoo.meta.samples.config")
     model = build_model(spec, config)
     load_space_state(path, model)
     meta = {k: v for k, v in header.items() if k not in ("format", "spec", "model")}

@@ -16,7 +16,7 @@ from ..core.measure import set_iou
 from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, ranks, save_checkpoint
 from ..errors import ShapezooError
 from ..fields import FieldSpec, FieldZoo, field_forward
-from ..io import atomic_write_json, ensure_output_dir
+from ..io import atomic_write_json, ensure_output_dir, lasting
 from .designs import EXACT_TOL, Design, ModelConfig
 from .space import WeightSpace, build_model, load_space, save_space
 
@@ -360,14 +360,16 @@ def _train(zoo, out, model_config, config, device, on_eval, group) -> dict | Non
         "steps": step,
         "best_epoch": state["best"]["epoch"],
         "results": results,
-        "train_seconds_this_run": round(seconds, 2),
-        "fields_per_second": round(trained / seconds, 2) if trained else None,
         "parameters": sum(p.numel() for p in best.model.parameters()),
         "device": str(device),
+        "timing": {
+            "train_seconds_this_run": round(seconds, 2),
+            "fields_per_second": round(trained / seconds, 2) if trained else None,
+        },
     }
-    best.meta.update(results=summary, history=state["history"], best=state["best"])
+    best.meta.update(results=lasting(summary), history=state["history"], best=state["best"])
     save_space(out, best)
-    atomic_write_json(out / "train_summary.json", summary)
+    atomic_write_json(out / "train_summary.json", lasting(summary))
     return summary
 
 
@@ -406,14 +408,13 @@ def _shift_space(zoo, out, model, params, probes, config, configs, split, state,
         "steps": 0,
         "best_epoch": 0,
         "results": results,
-        "train_seconds_this_run": round(time.perf_counter() - started, 2),
-        "fields_per_second": None,
         "parameters": sum(p.numel() for p in model.parameters()),
         "device": str(device),
+        "timing": {"train_seconds_this_run": round(time.perf_counter() - started, 2), "fields_per_second": None},
     }
-    space.meta.update(results=summary)
+    space.meta.update(results=lasting(summary))
     save_space(out, space)
-    atomic_write_json(out / "train_summary.json", summary)
+    atomic_write_json(out / "train_summary.json", lasting(summary))
     return summary
 
 
