@@ -73,7 +73,10 @@ def _unseen(samples):
     return pts, occ, int(data[0]["n_uniform"]), [f"u{i}" for i in range(len(data))]
 
 
-@pytest.mark.parametrize("method,outer_lr,ratio", [("reptile", None, 0.8), ("fomaml", 1e-2, 0.9)])
+# Loss ratio (learned / seeded start) measured over seeds 0-4 under ATEN_CPU_CAPABILITY=default, avx2 and avx512:
+# reptile 0.643-0.722 (the instruction sets agree to 3e-4), fomaml 0.832-0.902 (up to 0.05 apart between instruction
+# sets for one seed; 0.92 on an AVX-512 + AMX machine). Each bound sits above its method's spread with a margin.
+@pytest.mark.parametrize("method,outer_lr,ratio", [("reptile", None, 0.8), ("fomaml", 1e-2, 0.97)])
 def test_a_learned_init_fits_unseen_shapes_faster_than_the_seeded_one(samples, tmp_path, method, outer_lr, ratio):
     config = InitConfig(
         outer_steps=40, inner_steps=20, batch=3, inner_lr=3e-3, points_per_step=256, method=method, outer_lr=outer_lr
