@@ -43,6 +43,14 @@ def _relative(a: dict, b: dict) -> float:
     return max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-8) for k in a)
 
 
+# The ranks sum their gradients in another order than one process does, so the runs agree to float rounding only.
+# Measured (last epoch's training losses, seeds 0-4, ATEN_CPU_CAPABILITY=default, avx2 and avx512): field spaces
+# 6e-8 to 4.6e-7 (bound 1e-4); classifier spaces 2.6e-6 to 4.3e-5, 1.55e-4 on an AVX-512 + AMX machine (bound 1e-3).
+# What a real fault would give: half the global batch 0.28, another seed 0.23, other images per step (each rank
+# drawing its own) 3.9e-3.
+FIELD_BOUND, CLASSIFIER_BOUND = 1e-4, 1e-3
+
+
 def test_two_ranks_train_the_single_process_run(tiny_zoo, tmp_path):
     single = _single(tiny_zoo, tmp_path / "one", 10)
     run = _torchrun(tiny_zoo, tmp_path / "two", 10, 29611)
@@ -50,7 +58,7 @@ def test_two_ranks_train_the_single_process_run(tiny_zoo, tmp_path):
     assert run.returncode == 0, _why(err)
     two = json.loads((tmp_path / "two" / "train_state.json").read_text())
     assert single["step"] == two["step"] >= 20  # the same global batches
-    assert _relative(single["history"][-1]["train"], two["history"][-1]["train"]) < 1e-4
+    assert _relative(single["history"][-1]["train"], two["history"][-1]["train"]) < FIELD_BOUND
     summary = json.loads(out.decode().strip().splitlines()[-1])  # one report, from rank 0
     assert summary["steps"] == two["step"] and (tmp_path / "two" / "model.safetensors").exists()
 
@@ -88,7 +96,7 @@ def test_resume_after_rank_0_is_killed(tiny_zoo, tmp_path):
     final = json.loads(state.read_text())
     single = _single(tiny_zoo, tmp_path / "one", 20, batch="1")
     assert final["epoch"] == 20 and final["step"] == single["step"]
-    assert _relative(single["history"][-1]["train"], final["history"][-1]["train"]) < 1e-4
+    assert _relative(single["history"][-1]["train"], final["history"][-1]["train"]) < FIELD_BOUND
 
 
 def test_two_ranks_train_the_single_process_classifier_space(mlp_zoo, tmp_path):
@@ -102,4 +110,4 @@ def test_two_ranks_train_the_single_process_classifier_space(mlp_zoo, tmp_path):
     assert run.returncode == 0, _why(run.stderr)
     a, b = (json.loads((tmp_path / k / "train_state.json").read_text()) for k in ("one", "two"))
     assert a["step"] == b["step"] >= 20
-    assert _relative(a["history"][-1]["train"], b["history"][-1]["train"]) < 1e-4
+    assert _relative(a["history"][-1]["train"], b["history"][-1]["train"]) < CLASSIFIER_BOUND
