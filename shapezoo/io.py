@@ -80,7 +80,7 @@ def read_json(path: str | Path, shape: Any = object) -> Any:
         raise InputError(path, "file not found") from None
     except IsADirectoryError:
         raise InputError(path, "is a folder, not a JSON file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of 5000 digits
         raise InputError(path, f"corrupt JSON ({str(exc).splitlines()[0]})") from None
     return check(data, shape, path)
 

@@ -110,7 +110,7 @@ def check(value: Any, shape: Any, where: str | Path, at: str = "") -> Any:
         shape = Num()
     if isinstance(shape, Num):
         ok = isinstance(value, int) if shape.integer else isinstance(value, (int, float))
-        if not ok or isinstance(value, bool) or not math.isfinite(value):
+        if not ok or isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
             raise fail(_want(shape))
         if (shape.lo is not None and value < shape.lo) or (shape.hi is not None and value > shape.hi):
             raise fail(_want(shape))
