@@ -20,6 +20,7 @@ from ..core.latents import check_latents
 from ..core.nets import mlp
 from ..core.spaces import SPACE_JSON, load_space_state, read_space_header, write_space_folder
 from ..errors import InputError, ShapezooError
+from ..schema import check, config_from_json
 from .archs import ClassifierSpec, superset_index
 
 SPACE_FORMAT = "shapezoo.classifier-space/1"
@@ -288,11 +289,13 @@ def save_classifier_space(path: str | Path, space: ClassifierSpace) -> None:
 def load_classifier_space(path: str | Path, device: str | torch.device = "cpu") -> ClassifierSpace:
     """Read and validate a classifier space folder; problems raise InputError naming the file."""
     header = read_space_header(path, SPACE_FORMAT, "classifier space")
+    where = Path(path) / SPACE_JSON
+    config = config_from_json(SpaceConfig, {"basis": 0, **header["model"]}, where, "model")  # no basis: format 1.0
     try:
-        archs = [ClassifierSpec.from_json(a) for a in header["archs"]]
-        model = build_space_model(archs, SpaceConfig(**{"basis": 0, **header["model"]}))  # no basis: format 1.0
+        archs = [ClassifierSpec.from_json(a) for a in check(header, {"archs": [dict]}, where)["archs"]]
+        model = build_space_model(archs, config)
     except (KeyError, TypeError, ValueError, ShapezooError) as exc:
-        raise InputError(Path(path) / SPACE_JSON, f"invalid space description ({exc})") from None
+        raise InputError(where, f"invalid space description ({exc})") from None
     load_space_state(path, model)
     meta = {k: v for k, v in header.items() if k not in ("format", "archs", "model")}
     return ClassifierSpace(model.to(device), meta)

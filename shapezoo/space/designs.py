@@ -42,6 +42,13 @@ class ModelConfig:
     """Width of the decoder's shared MLP before the per-layer heads (neuron decoder); 0: the heads read z
     directly, so decoded weights are affine in z."""
 
+    def __post_init__(self):
+        if self.latent < 1 or self.hidden < 1 or self.rounds < 0 or self.trunk < 0:
+            raise ShapezooError(
+                f"latent and hidden must be >= 1, rounds and trunk >= 0; got {self.latent}, {self.hidden}, "
+                f"{self.rounds}, {self.trunk}"
+            )
+
 
 class ParamStats(nn.Module):
     """Zoo statistics: per-parameter mean/std (decoder init, weight loss) and per-tensor mean/std (encoder input)."""

@@ -114,8 +114,6 @@ def build_model(spec: FieldSpec, config: ModelConfig, params: torch.Tensor | Non
         config = replace(config, design="neuron")  # no zoo to look at: the learned encoder
     if config.design not in DESIGNS:
         raise ShapezooError(f"unknown design '{config.design}' ({' or '.join(DESIGNS)})")
-    if config.latent < 1:
-        raise ShapezooError(f"latent size must be >= 1, got {config.latent}")
     if config.design == "shift":
         config = replace(config, latent=int(spec.bias_mask().sum()))
     return WeightAutoencoder(spec, config, ParamStats(spec, params))
