@@ -28,7 +28,7 @@ from .io import (
 )
 from .meshes import Normalisation, Shape, find_meshes, load_mesh, shape_label
 from .runtime import available_memory
-from .schema import Num, Opt, check, plain_name
+from .schema import Num, Opt, check, check_tensor, plain_name
 
 SAMPLES_FORMAT = "shapezoo.samples/1"
 INDEX_NAME = "samples.json"
@@ -214,9 +214,13 @@ def load_samples(path: str | Path) -> dict:
     tensors, meta = load_tensors(path)
     if "points" not in tensors or "occupancy" not in tensors:
         raise InputError(path, "not a shapezoo samples file (missing 'points' or 'occupancy')")
-    points, occ = tensors["points"], tensors["occupancy"]
-    if points.ndim != 2 or points.shape[1] != 3 or occ.shape != (points.shape[0],):
-        raise InputError(path, f"inconsistent sample shapes: points {points.shape}, occupancy {occ.shape}")
+    points = check_tensor(tensors, "points", path, (None, 3))
+    occ = check_tensor(tensors, "occupancy", path, (len(points),), floating=False)
+    if occ.dtype != np.uint8 or occ.max(initial=0) > 1:
+        raise InputError(path, "'occupancy' must hold uint8 labels 0 and 1")
+    n_uniform = meta.get("n_uniform", "")
+    if not n_uniform.isdigit() or int(n_uniform) > len(points):
+        raise InputError(path, f"metadata 'n_uniform' must be a count of at most {len(points)}, got {n_uniform!r}")
     return {"points": points, "occupancy": occ, **meta}
 
 

@@ -224,6 +224,7 @@ def check_tensor(
     is_float = kind if kind is not None else t.dtype.kind == "f"
     if floating and not is_float:
         raise InputError(where, f"tensor '{name}' has dtype {t.dtype}, expected a floating-point dtype")
-    if finite and is_float and t.numel() and not bool((t == t).all() and (abs(t) != float("inf")).all()):
+    count = t.numel() if hasattr(t, "numel") else t.size  # torch or numpy
+    if finite and is_float and count and not bool((t == t).all() and (abs(t) != float("inf")).all()):
         raise InputError(where, f"tensor '{name}' contains NaN or inf")
     return t

@@ -169,6 +169,13 @@ def test_prior_tensors(prior, tmp_path):
     _fuzz_tensors(work, "prior.safetensors", ["mean", "basis", "model.blocks.0.weight"], load_prior)
 
 
+def test_sample_file_tensors_and_metadata(tmp_path):
+    from shapezoo.sampling import load_samples
+
+    meta = st.dictionaries(st.sampled_from(["n_uniform", "name"]), st.text(max_size=4), max_size=2)
+    _fuzz_tensors(tmp_path, "a.safetensors", ["points", "occupancy"], lambda f: load_samples(f / "a.safetensors"), meta)
+
+
 def test_latents_tensors_and_metadata(tmp_path):
     meta = st.dictionaries(st.sampled_from(["names", "labels", "zoo"]), JSON.map(json.dumps), max_size=3)
     _fuzz_tensors(tmp_path, LATENTS_FILE, ["z"], lambda f: read_latents(f / LATENTS_FILE), meta)
