@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import ClassVar, Literal
 
 import torch
@@ -12,9 +12,9 @@ from torch import nn
 from .core.measure import metric_summary
 from .core.spec import register_kind
 from .core.zoo import ENTRY, Zoo
-from .errors import ShapezooError
+from .errors import InputError, ShapezooError
 from .meshes import Normalisation
-from .schema import Opt
+from .schema import Opt, config_from_json
 from .weights import ParamLayout
 
 
@@ -89,10 +89,15 @@ class FieldSpec:
 
     @classmethod
     def from_json(cls, data: dict) -> FieldSpec:
+        """The spec stored as JSON, each key checked against its type; unknown keys are refused (an architecture
+        this version cannot build)."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)}) if isinstance(data, dict) else []
+        if unknown:
+            raise ShapezooError(f"unknown field spec keys {unknown}")
         try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ShapezooError(f"invalid field spec {data}: {exc}") from None
+            return config_from_json(cls, data, "", "spec")
+        except InputError as exc:
+            raise ShapezooError(exc.problem) from None
 
 
 def init_params(spec: FieldSpec, seed: int = 0) -> torch.Tensor:

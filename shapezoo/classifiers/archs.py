@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.spec import register_kind
-from ..errors import ShapezooError
+from ..errors import InputError, ShapezooError
+from ..schema import Num, check
 from ..weights import ParamLayout
 
 KINDS = ("mlp", "lenet", "cnn", "resnet")
@@ -93,11 +94,16 @@ class ClassifierSpec:
         return ClassifierModule(self, flat)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "in_shape": list(self.in_shape)}  # as JSON stores it
 
     @classmethod
     def from_json(cls, data: dict) -> ClassifierSpec:
-        return cls(str(data["kind"]), int(data["width"]), tuple(data["in_shape"]), int(data["classes"]))
+        count = Num(lo=1, integer=True)
+        try:
+            check(data, {"kind": str, "width": count, "in_shape": [count], "classes": count}, "", "spec")
+        except InputError as exc:
+            raise ShapezooError(exc.problem) from None
+        return cls(data["kind"], data["width"], tuple(data["in_shape"]), data["classes"])
 
 
 def parse_arch(name: str, in_shape: tuple[int, int, int], classes: int) -> ClassifierSpec:
