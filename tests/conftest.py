@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from space_zoo import QUICK, SMALL, fit_tiny_zoo
+from space_zoo import QUICK, SEED, SMALL, fit_tiny_zoo
 
 from shapezoo.classifiers.archs import ClassifierSpec
 from shapezoo.classifiers.data import load_digits
@@ -52,7 +52,7 @@ def mlp_zoo(tmp_path_factory, digits):
         ClassifierSpec("mlp", 16, (1, 8, 8), 10),
         digits,
         out,
-        ZooConfig(count=40, batch=20, steps=(5, 300), lr=(2e-3, 4e-3)),
+        ZooConfig(count=40, batch=20, steps=(5, 300), lr=(2e-3, 4e-3), seed=SEED, init_seed=SEED),
     )
     return out, summary
 
@@ -66,7 +66,7 @@ def mlp_space(tmp_path_factory, mlp_zoo, digits):
         digits,
         out,
         model_config=SpaceConfig(latent=16, hidden=128),
-        config=SpaceTrainConfig(epochs=60, batch=8, warmup=20, val=0.1, test=0.2),
+        config=SpaceTrainConfig(epochs=60, batch=8, warmup=20, val=0.1, test=0.2, seed=SEED),
     )
     return out, summary
 
