@@ -102,7 +102,13 @@ def test_probe_cli_reports_and_refuses_bad_labels_in_one_line(tmp_path, trained,
     )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout.strip().splitlines()[-1])
-    assert report["classes"] == ["ball", "box"] and report["weights"]["classify"]["linear_accuracy"] >= 0.5
+    assert report["classes"] == ["ball", "box"]
+    # the CLI reports what the library computes (how well 12 tiny fields separate boxes from balls depends on the
+    # draw: 0.33 with SHAPEZOO_TEST_SEED=1, so no bound on it here; test_probes_separate_... checks the probe)
+    from shapezoo.probing import probe_latents
+
+    direct = probe_latents(labelled, features=("latents", "weights", "pca"), zoo=tiny_zoo, config=ProbeConfig(folds=3))
+    assert report["weights"]["classify"] == pytest.approx(direct["weights"]["classify"])
     cases = [
         ({}, "have no label"),
         ({"labels": {n: "box" for n in zoo.names}}, "a probe needs two classes"),
