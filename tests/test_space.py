@@ -72,11 +72,16 @@ def test_binary_kl_is_zero_only_for_equal_logits():
 
 def test_probe_points_lie_near_the_level_set(tiny_zoo):
     zoo = load_zoo(tiny_zoo)
-    x, t = probe_points(SPEC, zoo.params[:2], 1000, 1000, seed=0)
-    assert x.shape == (2, 2000, 3) and t.shape == (2, 2000)
+    x, t = probe_points(SPEC, zoo.params, 1000, 1000, seed=0)
+    assert x.shape == (12, 2000, 3) and t.shape == (12, 2000)
     assert x.abs().max() <= 0.5
     inside_uniform, inside_near = (t[:, :1000] > 0).float().mean(1), (t[:, 1000:] > 0).float().mean(1)
-    assert (inside_uniform < 0.2).all() and ((inside_near > 0.25) & (inside_near < 0.75)).all()
+    # a field fitted to (almost) nothing has no level set to sample near (one of the 12 with SHAPEZOO_TEST_SEED=2).
+    # Measured over seeds 0-4: uniform points inside up to 0.192 (the largest solid fills ~18% of the domain),
+    # near points inside 0.443-0.525 of the time
+    surface = inside_uniform > 0.005
+    assert surface.sum() >= 10 and (inside_uniform < 0.3).all()
+    assert ((inside_near[surface] > 0.25) & (inside_near[surface] < 0.75)).all(), inside_near
 
 
 def test_training_lowers_the_functional_loss_and_saves(trained, tiny_zoo):
