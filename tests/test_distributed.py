@@ -30,6 +30,15 @@ def _torchrun(zoo: Path, out: Path, epochs: int, port: int, batch: str = "4", **
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
+def _free_port() -> int:
+    """A port nothing listens on now: fixed ports collide when two runs of the suite share a machine."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _why(err: bytes) -> str:
     """A failed torchrun's stderr, shortened: the ranks' own error lines first (a C++ abort says only 'terminate
     called ...', far above the launcher's summary), then the summary."""
@@ -53,7 +62,7 @@ FIELD_BOUND, CLASSIFIER_BOUND = 1e-4, 1e-3
 
 def test_two_ranks_train_the_single_process_run(tiny_zoo, tmp_path):
     single = _single(tiny_zoo, tmp_path / "one", 10)
-    run = _torchrun(tiny_zoo, tmp_path / "two", 10, 29611)
+    run = _torchrun(tiny_zoo, tmp_path / "two", 10, _free_port())
     out, err = run.communicate(timeout=300)
     assert run.returncode == 0, _why(err)
     two = json.loads((tmp_path / "two" / "train_state.json").read_text())
@@ -77,9 +86,8 @@ def _rank0_pid(parent: int) -> int | None:
 
 
 def test_resume_after_rank_0_is_killed(tiny_zoo, tmp_path):
-    port = 29613
     out = tmp_path / "space"
-    run = _torchrun(tiny_zoo, out, 20, port, batch="1")
+    run = _torchrun(tiny_zoo, out, 20, _free_port(), batch="1")
     state = out / "train_state.json"
     deadline = time.time() + 240
     while not state.exists() and run.poll() is None and time.time() < deadline:
@@ -90,7 +98,7 @@ def test_resume_after_rank_0_is_killed(tiny_zoo, tmp_path):
     run.communicate(timeout=120)
     stopped = json.loads(state.read_text())
     assert run.returncode != 0 and stopped["epoch"] == 10  # killed between the two checkpoints
-    resumed = _torchrun(tiny_zoo, out, 20, port + 1, batch="1")
+    resumed = _torchrun(tiny_zoo, out, 20, _free_port(), batch="1")
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, _why(err)
     final = json.loads(state.read_text())
@@ -104,7 +112,7 @@ def test_two_ranks_train_the_single_process_classifier_space(mlp_zoo, tmp_path):
     args += ["--batch", "8", "--images", "64", "--device", "cpu"]
     one = [sys.executable, "-m", "shapezoo_cli.main", *args, "--out", str(tmp_path / "one")]
     subprocess.run(one, check=True, capture_output=True)
-    two = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29615"]
+    two = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port())]
     two += ["-m", "shapezoo_cli.main", *args, "--out", str(tmp_path / "two"), "--distributed"]
     run = subprocess.run(two, capture_output=True)
     assert run.returncode == 0, _why(run.stderr)
