@@ -118,6 +118,18 @@ QUICK: dict[str, tuple[str | None, Args]] = {
             + ["--build", "24", "--prior-steps", "20", "--count", "6"]
         ),
     ),
+    "build_default": (
+        None,
+        lambda d, w: (
+            ["--work", str(w / "bd"), "--assets", str(w / "bd_assets"), "--per-family", "2"]
+            + ["--heldout-per-family", "1", "--base-steps", "10", "--width", "16", "--points", "3000"]
+            + ["--prior-steps", "10", "--prior-components", "4"]
+        ),
+    ),
+    "default_path": (
+        None,
+        lambda d, w: ["--work", str(w / "dp"), "--per-family", "3", "--quick", "5", "2"],
+    ),
     "probe_ceiling": (None, lambda d, w: [str(w / "pc" / "zoo"), str(w / "pc" / "space"), "--build", "24"]),
     "classifiers": (
         None,

@@ -12,6 +12,13 @@ from typing import Annotated, Any
 import typer
 
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+SpaceOption = Annotated[
+    str,
+    typer.Option(
+        help="Space folder, or 'default': the pretrained space shipped with shapezoo (its model card: "
+        "'shapezoo space info default')."
+    ),
+]
 Root = Annotated[Path | None, typer.Option(help="Dataset folder (default: the one recorded in the zoo/space).")]
 
 

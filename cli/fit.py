@@ -50,8 +50,10 @@ def fit(
     init: Annotated[
         str,
         typer.Option(
-            help="Where fields start: 'default' (the learned init bundled for this architecture, if any, else "
-            "seeded), 'seeded', or a learned init folder ('shapezoo init learn')."
+            help="Where fields start: 'default' (without --arch/--width/--depth/--template: the pretrained base, so "
+            "the fields are bias-only fields of the default space; else as 'learned'), 'learned' (the init bundled "
+            "for the architecture, full-weight fits; seeded where there is none), 'seeded', or an init folder "
+            "('shapezoo init learn' or 'init base')."
         ),
     ] = "default",
     ray: Ray = None,
@@ -63,10 +65,14 @@ def fit(
     from shapezoo.fields import FieldSpec
     from shapezoo.fit import FitConfig
     from shapezoo.learned_init import choose_init, load_init
+    from shapezoo.pretrained import fit_start
     from shapezoo.runtime import resolve_device
     from shapezoo.zoo_fit import fit_zoo
 
-    if arch is None and width is None and depth is None and init not in ("default", "seeded"):
+    sized = arch is not None or width is not None or depth is not None
+    if init == "default" and not sized and not template:
+        init = fit_start(out)
+    if not sized and init not in ("default", "learned", "seeded"):
         start = load_init(init)  # e.g. a wider shift base: its fields take its architecture
         spec = start.spec
     else:

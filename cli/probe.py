@@ -24,8 +24,11 @@ def probe(
     zoo: Annotated[Path | None, typer.Option(help="Zoo of the weights and labels (default: the one encoded).")] = None,
     folds: Annotated[int, typer.Option(help="Stratified folds (every member scored once, unseen).")] = 5,
     train: Annotated[
-        Path | None,
-        typer.Option(help="Fit on these latents (e.g. a space's training members) and score LATENTS, no folds."),
+        str | None,
+        typer.Option(
+            help="Fit on these latents and score LATENTS, no folds: a latents file, a space folder (its training "
+            "members) or 'default' (the pretrained space's, labelled by family and CAPOD class)."
+        ),
     ] = None,
     train_zoo: Annotated[
         Path | None, typer.Option(help="Zoo of the --train members' weights (default: --zoo, else the one encoded).")
@@ -37,14 +40,21 @@ def probe(
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
 ):
     """k-fold linear and MLP classification and retrieval (mAP, precision@k) of the members' classes."""
+    from shapezoo.core.latents import LATENTS_FILE
     from shapezoo.core.probe import ProbeConfig
     from shapezoo.meshes import read_labels
+    from shapezoo.pretrained import resolve_space
     from shapezoo.probing import probe_latents
 
     tasks, kinds = tuple(parse_names(task) or ()), tuple(parse_names(features) or ())
     config = ProbeConfig(folds=folds, seed=seed)
     chosen = read_labels(labels) if labels else None
-    result = probe_latents(latents, tasks, kinds, zoo, config, out=out, train=train, labels=chosen, train_zoo=train_zoo)
+    fitted = resolve_space(train) if train is not None else None
+    if fitted is not None and fitted.is_dir():
+        fitted = fitted / LATENTS_FILE
+    result = probe_latents(
+        latents, tasks, kinds, zoo, config, out=out, train=fitted, labels=chosen, train_zoo=train_zoo
+    )
     rows = []
     for f in kinds:
         c, r = result[f].get("classify", {}), result[f].get("retrieve", {}).get("cosine", {})

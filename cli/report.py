@@ -49,6 +49,6 @@ def demo(
     finish(
         f"demo in {out}: open {summary['report']}",
         ["stage", "seconds"],
-        list(summary["seconds"].items()),
+        list(summary["timing"]["seconds"].items()),
         summary,
     )

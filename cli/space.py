@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import Device, Distributed, finish, handle_errors, parse_names, progress, training_run
+from ._common import Device, Distributed, SpaceOption, finish, handle_errors, parse_names, progress, training_run
 
 app = typer.Typer(help="Train and inspect weight spaces (latent spaces of field zoos).", no_args_is_help=True)
 Refine = Annotated[
@@ -54,7 +54,7 @@ def train(
     """Train an encoder/decoder of field weights with a functional loss; keeps the best validation checkpoint."""
     from shapezoo.core.zoo import load_zoo
     from shapezoo.space import ModelConfig, TrainConfig, train_space
-    from shapezoo.space.train import default_design
+    from shapezoo.space.train import default_design, design_reason
 
     z = load_zoo(zoo)
     model = ModelConfig(design=design, latent=latent, trunk=trunk)  # type: ignore[arg-type]
@@ -71,6 +71,7 @@ def train(
         train_limit=train_limit,
     )
     with training_run(distributed, device) as (dev, bar):
+        typer.echo(design_reason(z, design), err=True)
         shift = (default_design(z) if design == "auto" else design) == "shift"  # nothing to train: no bar
         task = bar.add_task("training", total=epochs, status="") if bar and not shift else None
 
@@ -97,13 +98,22 @@ def train(
 
 @app.command("info")
 @handle_errors
-def info(space: Annotated[Path, typer.Argument(help="Space folder.")]):
-    """Print a space's architecture, design, splits and results."""
+def info(
+    space: Annotated[str, typer.Argument(help="Space folder, or 'default' (the pretrained space and its model card).")],
+):
+    """Print a space's architecture, design, splits and results (and, for 'default', its model card)."""
     import json
 
+    from shapezoo import pretrained
     from shapezoo.space import load_space
 
-    typer.echo(json.dumps(load_space(space).info(), indent=1))
+    record = load_space(pretrained.resolve_space(space)).info()
+    if space == pretrained.DEFAULT:
+        card = pretrained.card()
+        record["model_card"] = {k: v for k, v in card.items() if k not in ("files", "environment")}
+        record["model_card"]["data"] = {k: v for k, v in card["data"].items() if k != "shapes"}
+        record["model_card"]["file"] = str(pretrained.PRETRAINED / pretrained.CARD_MD)
+    typer.echo(json.dumps(record, indent=1))
 
 
 @handle_errors
@@ -111,8 +121,8 @@ def encode(
     source: Annotated[
         Path, typer.Argument(help="A field zoo, or a mesh file or folder of meshes (sampled and fitted first).")
     ],
-    space: Annotated[Path, typer.Option(help="Space folder.")],
     out: Annotated[Path, typer.Option(help="latents.safetensors to write.")],
+    space: SpaceOption = "default",
     names: Annotated[str | None, typer.Option(help="Comma-separated field names (default: all usable).")] = None,
     refine: Refine = 100,
     steps: Annotated[
@@ -127,14 +137,16 @@ def encode(
 
     Meshes are sampled and fitted (batched, from the start point and with the recipe of the space's zoo) first.
     """
+    from shapezoo.pretrained import resolve_space
     from shapezoo.runtime import resolve_device
     from shapezoo.space import load_space
     from shapezoo.space.jobs import encode_source
 
+    folder = resolve_space(space)
     dev = resolve_device(device)
-    s = load_space(space, dev)
+    s = load_space(folder, dev)
     latents, summary = encode_source(
-        s, space, source, out, parse_names(names), refine, steps, dev, lambda stage: typer.echo(stage, err=True)
+        s, folder, source, out, parse_names(names), refine, steps, dev, lambda stage: typer.echo(stage, err=True)
     )
     for line in summary["skipped"]:
         typer.echo(f"warning: skipped {line}", err=True)
@@ -150,16 +162,18 @@ def encode(
 @handle_errors
 def decode(
     latents: Annotated[Path, typer.Argument(help="latents.safetensors (z: (N, d)).")],
-    space: Annotated[Path, typer.Option(help="Space folder.")],
     out: Annotated[Path, typer.Option(help="New zoo folder for the decoded fields.")],
+    space: SpaceOption = "default",
     device: Device = "auto",
 ):
     """Decode latents into a field zoo (mesh, eval and encode work on it like on any zoo)."""
+    from shapezoo.pretrained import resolve_space
     from shapezoo.runtime import resolve_device
     from shapezoo.space import load_space
     from shapezoo.space.jobs import decode_latents
 
-    summary = decode_latents(load_space(space, resolve_device(device)), space, latents, out)
+    folder = resolve_space(space)
+    summary = decode_latents(load_space(folder, resolve_device(device)), folder, latents, out)
     title = f"{out}: nothing to do" if "skipped" in summary else f"{summary['fields']} fields decoded into {out}"
     finish(title, ["zoo", "fields"], [(str(out), summary["fields"])], summary)
 
@@ -168,8 +182,8 @@ def decode(
 def interpolate(
     a: Annotated[str, typer.Argument(help="Start: a field name in --zoo, or a mesh file (fitted on the fly).")],
     b: Annotated[str, typer.Argument(help="End: a field name in --zoo, or a mesh file.")],
-    space: Annotated[Path, typer.Option(help="Space folder.")],
     out: Annotated[Path, typer.Option(help="Folder for step_NN.obj files and interpolation.json.")],
+    space: SpaceOption = "default",
     zoo: Annotated[Path | None, typer.Option(help="Zoo holding the named fields.")] = None,
     steps: Annotated[int, typer.Option(help="Number of steps, endpoints included.")] = 8,
     mode: Annotated[str, typer.Option(help="lerp or slerp (latent interpolation).")] = "lerp",
@@ -180,12 +194,13 @@ def interpolate(
 ):
     """Walk from A to B through the latent space (or raw weights) and mesh every step."""
     from shapezoo.extract import ExtractConfig
+    from shapezoo.pretrained import resolve_space
     from shapezoo.runtime import resolve_device
     from shapezoo.space import load_space
     from shapezoo.space.jobs import interpolate_to_folder
 
     dev = resolve_device(device)
-    s = load_space(space, dev)
+    s = load_space(resolve_space(space), dev)
     with progress() as bar:
         task = bar.add_task("interpolating", total=3, status="endpoints")
         summary = interpolate_to_folder(
@@ -222,9 +237,9 @@ def interpolate(
 
 @handle_errors
 def optimize(
-    space: Annotated[Path, typer.Option(help="Space folder.")],
     points: Annotated[Path, typer.Option(help="Partial/noisy point cloud (.ply with optional normals, .xyz, .npy).")],
     out: Annotated[Path, typer.Option(help="Output folder (completed.obj, optimize.json, latent.safetensors).")],
+    space: SpaceOption = "default",
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 300,
     lr: Annotated[float, typer.Option(help="Adam step size in whitened latent units.")] = 0.05,
     prior: Annotated[
@@ -236,16 +251,18 @@ def optimize(
 ):
     """Find the latent whose decoded field best explains a point cloud (shape completion) and mesh it."""
     from shapezoo.extract import ExtractConfig
+    from shapezoo.pretrained import resolve_space
     from shapezoo.runtime import resolve_device
     from shapezoo.space import OptimizeConfig, load_space
     from shapezoo.space.jobs import complete_points
 
-    s = load_space(space, resolve_device(device))
+    folder = resolve_space(space)
+    s = load_space(folder, resolve_device(device))
     with progress() as bar:
         task = bar.add_task("optimising", total=steps, status="")
         summary = complete_points(
             s,
-            space,
+            folder,
             points,
             out,
             OptimizeConfig(steps=steps, lr=lr, prior=prior),
@@ -264,7 +281,7 @@ def optimize(
 
 @handle_errors
 def sample(
-    space: Annotated[Path, typer.Option(help="Space folder.")],
+    space: SpaceOption = "default",
     count: Annotated[int, typer.Option(help="Number of new members.")] = 8,
     out: Annotated[Path, typer.Option(help="Output folder (sample_NN.obj, sample.json, latents.safetensors).")] = Path(
         "samples_out"
@@ -273,8 +290,11 @@ def sample(
     resolution: Annotated[int, typer.Option(help="Extraction grid cells per side.")] = 128,
     prior: Annotated[
         str,
-        typer.Option(help="'gaussian' (fitted to the training latents) or a prior folder ('shapezoo prior train')."),
-    ] = "gaussian",
+        typer.Option(
+            help="auto (the learned prior kept in the space folder as SPACE/prior, as the default space ships one, "
+            "else gaussian), gaussian (fitted to the training latents), default, or a prior folder ('prior train')."
+        ),
+    ] = "auto",
     family: Annotated[str | None, typer.Option(help="Draw members of this family / class only.")] = None,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance of a family-conditional prior.")] = 1.0,
     temperature: Annotated[
@@ -285,24 +305,26 @@ def sample(
 ):
     """Draw new members from a prior over the training latents; report how close each is to training."""
     from shapezoo.extract import ExtractConfig
+    from shapezoo.pretrained import resolve_prior, resolve_space
     from shapezoo.runtime import resolve_device
     from shapezoo.space import load_space
     from shapezoo.space.jobs import sample_members
 
+    folder = resolve_space(space)
     dev = resolve_device(device)
-    s = load_space(space, dev)
+    s = load_space(folder, dev)
     with progress() as bar:
         task = bar.add_task("sampling", total=count, status="")
         summary = sample_members(
             s,
-            space,
+            folder,
             count,
             out,
             seed,
             ExtractConfig(resolution=resolution),
             dev,
             on_member=lambda name: bar.update(task, advance=1, status=name),
-            prior=prior,
+            prior=resolve_prior(prior, folder),
             family=family,
             guidance=guidance,
             temperature=temperature or None,

@@ -1,32 +1,39 @@
-"""The main job end to end on built-in procedural data, sized by one budget knob, ending in an HTML report.
+"""The main job end to end on built-in procedural data, through the pretrained default space, ending in an HTML
+report whose first screen shows what the space does.
 
-generate -> sample -> fit -> mesh -> eval -> train a weight space -> interpolate (latent and raw weights) ->
-renders -> probe -> new shapes from a learned prior, scored -> a small digits classifier zoo and its space ->
-report. Budget 1 takes about 1 minute on 2 CPU cores; a rerun skips finished sampling, fitting, zoo and space training.
+generate new procedural shapes -> sample -> fit them from the default base (bias-only, as ``fit`` does) -> encode and
+decode them through the default space, scored against their meshes -> a latent interpolation between two of them ->
+new shapes from the default prior beside their nearest training shapes, scored -> a space of these fields alone
+(what ``space train`` does) -> probe -> a small digits classifier zoo and its space -> report. Budget 1 takes about a
+minute on 2 CPU cores; a rerun skips finished sampling, fitting and training.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from .core.latents import load_latents, save_latents
 from .core.zoo import load_zoo
-from .errors import ShapezooError
 from .evaluation import evaluate_zoo
 from .extract import ExtractConfig, export_mesh, extract_meshes
-from .fields import FieldSpec
 from .fit import FitConfig
 from .io import atomic_write_json, ensure_output_dir
-from .learned_init import bundled_init
+from .learned_init import load_init
+from .metrics import components
+from .pretrained import default_base, resolve_prior, resolve_space
 from .render import render_grid, render_strip, save_png
 from .report import build_report
 from .sampling import SampleConfig, sample_meshes
+from .schema import config_from_json
 from .space import ModelConfig, TrainConfig, load_space, train_space
 from .space.explore import sequence, sequence_metrics
+from .space.jobs import decode_latents, sample_members
 from .zoo_fit import fit_zoo
 
 
@@ -34,119 +41,172 @@ from .zoo_fit import fit_zoo
 class DemoConfig:
     """Sizes of the demo; ``scaled(budget)`` multiplies the work."""
 
-    per_family: int = 4
-    """Shapes per procedural family (5 families)."""
-    points: int = 20_000
-    """Occupancy samples per shape."""
-    fit_steps: int = 500
-    """Fitting steps per field (from the learned init bundled for the field architecture, where there is one)."""
-    width: int = 64
-    """Field width (hidden units)."""
-    epochs: int = 300
-    """Weight-space training epochs."""
-    latent: int = 64
+    per_family: int = 2
+    """New shapes per procedural family (5 families), none of them seen by the default space."""
+    points: int = 0
+    """Occupancy samples per shape (0: the default space's recipe)."""
+    fit_steps: int = 0
+    """Bias-only fitting steps per field from the default base (0: the recipe's, 500)."""
     resolution: int = 96
     """Marching-cubes grid for meshes, scores and the report."""
     interp_steps: int = 8
-    generated: int = 8
-    """Shapes drawn from the learned prior (scored against the held-out shapes)."""
+    generated: int = 10
+    """Shapes drawn from the default prior, the families in turn (scored against this run's shapes)."""
     classifier_models: int = 48
     """Models in the demo's classifier zoo (mlp-16 on the bundled digits)."""
     classifier_epochs: int = 80
     """Classifier-space training epochs."""
 
     def scaled(self, budget: float) -> DemoConfig:
-        """More shapes, steps and epochs for budget > 1 (fewer for < 1); sizes stay valid."""
+        """More shapes and samples for budget > 1 (fewer for < 1); sizes stay valid."""
         b = max(budget, 0.05)
-        return DemoConfig(
-            per_family=max(3, round(self.per_family * b)),
-            points=self.points,
-            fit_steps=max(100, round(self.fit_steps * b)),
-            width=self.width if b <= 1 else 128,
-            epochs=max(10, round(self.epochs * b)),
-            latent=self.latent if b <= 1 else 256,
-            resolution=self.resolution if b <= 1 else 128,
-            interp_steps=self.interp_steps,
-            generated=max(4, round(self.generated * b)),
+        return replace(
+            self,
+            per_family=max(2, round(self.per_family * b)),
+            generated=max(5, round(self.generated * b)),
             classifier_models=max(24, round(self.classifier_models * b)),
             classifier_epochs=max(10, round(self.classifier_epochs * b)),
         )
 
 
+GENERATION_BENCHMARK = {
+    "what": "benchmark: 400-shape procedural shift space, 80 held-out shapes (BENCHMARKS.md, Generation)",
+    "1-nna": 0.613,
+    "cov": 0.50,
+}
+"""The generation numbers measured at full size, printed beside the run's (a few shapes give noisy ones)."""
+
 STAGES = (
     "generate",
     "sample",
     "fit",
-    "mesh",
-    "eval",
-    "space",
+    "encode",
     "interpolate",
-    "render",
-    "probe",
     "generation",
+    "render",
+    "space",
+    "probe",
     "classifiers",
     "report",
 )
 
 
-def run_probe(out: Path, space, zoo, meshes: list) -> dict:
-    """Families from the zoo's fields encoded by the space (encoder alone) vs their raw weights and PCA, stratified
-    folds (as many as the smallest family allows, at most 5) into ``probe.json``; and a retrieval strip: the first
-    field and its five nearest by latent (cosine)."""
-    import numpy as np
+def _families(names: list[str]) -> list[str]:
+    return [n.rsplit("_", 1)[0] for n in names]
 
-    from .core.latents import save_latents
+
+def run_encode(out: Path, space, space_dir: Path, zoo, extract: ExtractConfig, device) -> dict:
+    """The run's fields encoded and decoded through the space (``latents.safetensors``, the ``decoded`` zoo), meshed
+    into ``fields/`` and scored against the ground truth into ``eval.json``."""
+    labels = dict(zip(zoo.names, _families(zoo.names)))
+    z = space.encode(zoo.params.to(device)).cpu()
+    save_latents(out / "latents.safetensors", z, zoo.names, {"zoo": str(out / "zoo"), "labels": labels})
+    decode_latents(space, space_dir, out / "latents.safetensors", out / "decoded")
+    decoded = load_zoo(out / "decoded")
+    report = evaluate_zoo(decoded, out / "shapes", config=extract, device=device, out=out / "eval.json")
+    meshes, _ = extract_meshes(decoded.spec, decoded.params.to(device), extract, decoded.names)
+    ensure_output_dir(out / "fields")
+    for name, (v, f) in zip(decoded.names, meshes):
+        export_mesh(v, f, out / "fields" / f"{name}.obj")
+    return {"meshes": meshes, "report": report, "z": z}
+
+
+def choose_pair(names: list[str], z: torch.Tensor) -> tuple[str, str]:
+    """The interpolation's ends: of the pairs of one family, the two furthest apart in latent space (the walk with
+    the most to show that stays among shapes of that family)."""
+    families = _families(names)
+    pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names)) if families[i] == families[j]]
+    if not pairs:
+        return names[0], names[-1]
+    i, j = max(pairs, key=lambda p: float((z[p[0]] - z[p[1]]).norm()))
+    return names[i], names[j]
+
+
+def run_interpolation(out: Path, space, zoo, a: str, b: str, steps: int, extract: ExtractConfig, device) -> tuple:
+    """A latent walk from field ``a`` to ``b``, meshed into ``interpolation/`` with each step's metrics and pieces:
+    (meshes, rows)."""
+    params = sequence(space, zoo.weights(a), zoo.weights(b), steps, "lerp")
+    meshes, rows = sequence_metrics(space, params, extract, device)
+    ensure_output_dir(out / "interpolation")
+    for row, (v, f) in zip(rows, meshes):
+        row.update(components(v, f))
+        export_mesh(v, f, out / "interpolation" / f"step_{row['step']:02d}.obj")
+    atomic_write_json(
+        out / "interpolation" / "interpolation.json",
+        {"a": {"name": a}, "b": {"name": b}, "mode": "lerp", "steps": rows},
+    )
+    return meshes, rows
+
+
+def run_generation(out: Path, space, space_dir: Path, z_run: torch.Tensor, count: int, extract, device) -> dict:
+    """``count`` shapes from the default prior, the families of this run in turn, meshed into ``generated/FAMILY``;
+    scored (MMD, COV, 1-NNA) against this run's ground-truth shapes and for novelty against the training shape
+    nearest in latent to each sample and each run shape (decoded into ``train_nearest``: the training meshes do not
+    ship), into ``generation/``."""
+    from .generation import evaluate_generation
+
+    prior = resolve_prior("auto", space_dir)
+    families = list(dict.fromkeys(_families(load_latents(out / "latents.safetensors")[1])))
+    drawn = []
+    for k, family in enumerate(families):
+        n = count // len(families) + (k < count % len(families))
+        if n:
+            sample_members(
+                space,
+                space_dir,
+                n,
+                out / "generated" / family,
+                k,
+                extract,
+                device,
+                prior=prior,
+                family=family,
+                nearest=False,
+            )
+            drawn.append(load_latents(out / "generated" / family / "latents.safetensors")[0])
+    train_z, train_names = space.train_latents(space_dir)
+    wanted = torch.cat([*drawn, z_run])
+    nearest = sorted({int(i) for i in torch.cdist(wanted, train_z).topk(1, largest=False).indices.flatten()})
+    picked = [train_names[i] for i in nearest]
+    meshes, _ = extract_meshes(space.spec, space.decode(train_z[nearest]).to(device), extract, picked)
+    ensure_output_dir(out / "train_nearest")
+    for name, (v, f) in zip(picked, meshes):
+        if len(f):
+            export_mesh(v, f, out / "train_nearest" / f"{name}.obj")
+    result = evaluate_generation(out / "generated", out / "shapes", out / "train_nearest", out / "generation")
+    pieces = [components(*m)["components"] for m in _read_meshes(out / "generated")]
+    return {
+        **result["metrics"],
+        "novelty_ratio": result["novelty"]["ratio"],
+        "pieces_median": float(np.median(pieces)),
+        "benchmark": GENERATION_BENCHMARK,
+    }
+
+
+def _read_meshes(folder: Path) -> list:
+    from .generation import read_shapes
+
+    return read_shapes(folder)[1]
+
+
+def run_probe(out: Path, zoo, meshes: list) -> dict:
+    """Families from the run's latents (through the default space) vs the PCA of their raw weights, stratified folds
+    (as many as the smallest family allows, at most 5) into ``probe.json``; and a retrieval strip: the first field
+    and its five nearest by latent (cosine)."""
     from .core.probe import ProbeConfig
     from .probing import probe_latents
 
-    z = space.encode(zoo.params.to(next(space.model.parameters()).device)).cpu()
-    labels = {n: zoo.entries[zoo.index(n)]["label"] for n in zoo.names}
-    save_latents(out / "probe_latents.safetensors", z, zoo.names, {"zoo": str(out / "zoo"), "labels": labels})
-    counts = np.unique(list(labels.values()), return_counts=True)[1]
+    z, names = load_latents(out / "latents.safetensors")
+    counts = np.unique(_families(names), return_counts=True)[1]
     config = ProbeConfig(folds=int(min(5, counts.min())))
-    kinds = ("latents", "weights", "pca")
-    result = probe_latents(out / "probe_latents.safetensors", ("classify", "retrieve"), kinds, out / "zoo", config)
+    kinds = ("latents", "pca")  # raw weights (133k per field) are the slow probe; PCA is their summary
+    result = probe_latents(out / "latents.safetensors", ("classify", "retrieve"), kinds, out / "zoo", config)
     atomic_write_json(out / "probe.json", result)
     unit = torch.nn.functional.normalize(z, dim=1)
-    picked = [zoo.names[i] for i in (unit @ unit[0]).argsort(descending=True)[:6].tolist()]  # the query first
-    strip = [meshes[zoo.names.index(n)] for n in picked]
-    labels_shown = [f"query: {picked[0]}"] + picked[1:]
-    save_png(render_strip(strip, labels_shown, size=200), out / "renders" / "retrieval_strip.png")
+    picked = [names[i] for i in (unit @ unit[0]).argsort(descending=True)[:6].tolist()]  # the query first
+    strip = [meshes[names.index(n)] for n in picked]
+    save_png(render_strip(strip, [f"query: {picked[0]}"] + picked[1:], size=200), out / "renders" / "retrieval.png")
     return {k: result[k]["classify"]["linear_accuracy"] for k in kinds}
-
-
-def run_generation(out: Path, space, extract: ExtractConfig, count: int, device: str | torch.device = "cpu") -> dict:
-    """New shapes from a small learned prior over the space's training latents (``out/prior``), meshed into
-    ``out/generated`` (without pieces under 5% of a mesh: the demo's space is small, its decodes rough), scored
-    against the held-out shapes and for novelty against the training shapes into
-    ``out/generation`` (``generation.json`` and ``nearest.png``, which the report shows)."""
-    from dataclasses import replace
-
-    from .core.prior import PriorConfig, train_prior
-    from .generation import evaluate_generation
-    from .space.jobs import sample_members
-
-    train_prior(out / "space", out / "prior", PriorConfig(steps=300, hidden=128, blocks=2, eval_every=25), device)
-    config = replace(extract, min_component=0.05)
-    sample_members(
-        space,
-        out / "space",
-        count,
-        out / "generated",
-        0,
-        config,
-        device,
-        prior=out / "prior",
-        nearest=False,
-        temperature=0.7,
-    )
-    try:
-        result = evaluate_generation(
-            out / "generated", out / "shapes", out / "shapes", out / "generation", out / "space"
-        )
-    except ShapezooError as exc:  # e.g. a space too small to decode surfaces: the report says so, the run goes on
-        return {"skipped": str(exc)}
-    return {**result["metrics"], "novelty_ratio": result["novelty"]["ratio"]}
 
 
 def run_classifiers(out: Path, models: int, epochs: int, device: str | torch.device = "cpu") -> dict:
@@ -191,7 +251,8 @@ def run_demo(
     device: str | torch.device = "cpu",
     on_stage: Callable[[str, float], None] | None = None,
 ) -> dict:
-    """Run every stage into ``out``; returns the summary also written to ``out/demo.json``."""
+    """Run every stage into ``out``; returns the summary also written to ``out/demo.json`` (times under
+    ``timing``)."""
     from shapezoo_datasets import FAMILIES, generate
 
     out = ensure_output_dir(out)
@@ -205,90 +266,77 @@ def run_demo(
         if on_stage is not None:
             on_stage(stage, timings[stage])
 
+    space_dir = resolve_space("default")
+    space = load_space(space_dir, device)
     for family in FAMILIES:
         generate(family, config.per_family, out / "shapes", seed=0)
     done("generate")
-    sample_meshes(out / "shapes", out / "samples", SampleConfig(points=config.points))
+    recipe = space.meta.get("zoo", {}).get("meta", {}).get("samples", {}).get("config", {})
+    samples = config_from_json(SampleConfig, recipe, space_dir / "space.json")
+    sample_meshes(out / "shapes", out / "samples", replace(samples, points=config.points or samples.points))
     done("sample")
-    spec = FieldSpec(width=config.width)
-    fit = fit_zoo(
-        out / "samples",
-        out / "zoo",
-        spec,
-        # No hard points: on the demo's 20k samples they leave specks in the gallery (BENCHMARKS.md, "Hard points").
-        FitConfig(steps=config.fit_steps, hard_fraction=0.0),
-        batch=32,
-        device=device,
-        init=bundled_init(spec),
-    )
-    done("fit")
+    base = load_init(default_base())
+    fit = FitConfig(steps=config.fit_steps, lr=FitConfig.default_lr("biases"))  # what `fit` does by default
+    fit_summary = fit_zoo(out / "samples", out / "zoo", base.spec, fit, batch=32, device=device, init=base)
     zoo = load_zoo(out / "zoo")
+    done("fit")
     extract = ExtractConfig(resolution=config.resolution)
-    meshes, _ = extract_meshes(zoo.spec, zoo.params.to(device), extract, zoo.names)
-    ensure_output_dir(out / "fields")
-    for name, (v, f) in zip(zoo.names, meshes):
-        export_mesh(v, f, out / "fields" / f"{name}.obj")
-    done("mesh")
-    report = evaluate_zoo(zoo, out / "shapes", config=extract, device=device, out=out / "eval.json")
-    done("eval")
-    # Too few fields for a useful validation split: the checkpoint is chosen on the training fields. With ~17
-    # training fields the auto-decoder's codes do not generalise (held-out field IoU 0.04 vs 0.39 measured), so the
-    # demo trains the plain autoencoder with an MLP trunk.
-    space_summary = train_space(
-        zoo,
-        out / "space",
-        ModelConfig(latent=config.latent, trunk=256),
-        TrainConfig(epochs=config.epochs, batch=16, points=1024, eval_every=10, val=0.0, test=0.15, codes=False),
-        device,
-    )
-    assert space_summary is not None  # a single process is its own lead rank
-    done("space")
-    space = load_space(out / "space", device)
-    train = space.meta["split"]["train"]
-    a = train[0]
-    b = next((n for n in train[1:] if n.rsplit("_", 1)[0] == a.rsplit("_", 1)[0]), train[-1])
-    strips = {}
-    for key, raw in (("interpolation", False), ("interpolation_weights", True)):
-        params = sequence(space, zoo.weights(a), zoo.weights(b), config.interp_steps, "lerp", weights=raw)
-        seq_meshes, rows = sequence_metrics(space, params, extract, device)
-        ensure_output_dir(out / key)
-        for row, (v, f) in zip(rows, seq_meshes):
-            export_mesh(v, f, out / key / f"step_{row['step']:02d}.obj")
-        atomic_write_json(
-            out / key / "interpolation.json",
-            {"a": {"name": a}, "b": {"name": b}, "mode": "weights" if raw else "lerp", "steps": rows},
-        )
-        strips[key] = seq_meshes
+    encoded = run_encode(out, space, space_dir, zoo, extract, device)
+    done("encode")
+    a, b = choose_pair(zoo.names, encoded["z"])
+    strip, rows = run_interpolation(out, space, zoo, a, b, config.interp_steps, extract, device)
     done("interpolate")
-    ensure_output_dir(out / "renders")
-    save_png(render_grid(meshes, zoo.names, cols=5, size=200), out / "renders" / "zoo_grid.png")
-    for key, seq_meshes in strips.items():
-        labels = [f"t={i / (len(seq_meshes) - 1):.2f}" for i in range(len(seq_meshes))]
-        save_png(render_strip(seq_meshes, labels, size=200), out / "renders" / f"{key}_strip.png")
-    done("render")
-    probe = run_probe(out, space, zoo, meshes)
-    done("probe")
-    generation = run_generation(out, space, extract, config.generated, device)
+    generation = run_generation(out, space, space_dir, encoded["z"], config.generated, extract, device)
     done("generation")
+    ensure_output_dir(out / "renders")
+    truth = _read_meshes(out / "shapes")
+    pairs = [m for pair in zip(truth, encoded["meshes"]) for m in pair]
+    pair_labels = [label for n in zoo.names for label in (f"{n}: ground truth", "encoded + decoded")]
+    save_png(render_grid(pairs, pair_labels, cols=4, size=200), out / "renders" / "encoded_vs_truth.png")
+    save_png(render_grid(encoded["meshes"], zoo.names, cols=5, size=200), out / "renders" / "zoo_grid.png")
+    labels = [f"t={i / (len(strip) - 1):.2f}" for i in range(len(strip))]
+    save_png(render_strip(strip, labels, size=200), out / "renders" / "interpolation_strip.png")
+    done("render")
+    # What `space train` does with a user's own zoo of base fields: a shift space of these fields alone, exact.
+    own = train_space(zoo, out / "space", ModelConfig(), TrainConfig(val=0.0, test=0.2), device)
+    assert own is not None  # a single process is its own lead rank
+    done("space")
+    probe = run_probe(out, zoo, encoded["meshes"])
+    done("probe")
     classifiers = run_classifiers(out / "classifiers", config.classifier_models, config.classifier_epochs, device)
     done("classifiers")
+    steps = [{k: r[k] for k in ("step", "components", "floating_area")} for r in rows]
+    ev = encoded["report"]["summary"]
+    capability = {
+        "space": "default",
+        "encoded": {
+            "shapes": len(zoo.names),
+            "iou_median": ev["iou"]["median"],
+            "chamfer_l2_median": ev["chamfer_l2"]["median"],
+        },
+        "interpolation": {"a": a, "b": b, "steps": steps},
+        "generation": generation,
+    }
+    atomic_write_json(out / "capability.json", capability)
     sections = build_report(out, out / "report.html")
     done("report")
     summary = {
         "out": str(out),
         "config": config.__dict__,
         "fields": len(zoo.names),
-        "fit_iou_median": fit["iou"].get("median"),
-        "eval": {k: v["median"] for k, v in report["summary"].items()},
-        "space": {k: v["field_iou_median"] for k, v in space_summary["results"].items()},
+        "fit_iou_median": fit_summary["iou"].get("median"),
+        "eval": {k: v["median"] for k, v in ev.items()},
+        "space": {k: v["field_iou_median"] for k, v in own["results"].items()},
+        "design": own["design"],
         "interpolation": [a, b],
+        "interpolation_pieces_max": max(s["components"] for s in steps),
+        "interpolation_floating_max": max(s["floating_area"] for s in steps),
         "probe": probe,
         "generation": generation,
         "classifiers": classifiers,
         "report": str(out / "report.html"),
         "sections": sections,
-        "seconds": timings,
-        "total_seconds": round(sum(timings.values()), 1),
+        "timing": {"seconds": timings, "total_seconds": round(sum(timings.values()), 1)},
         "device": str(device),
     }
     atomic_write_json(out / "demo.json", summary)

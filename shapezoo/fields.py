@@ -153,7 +153,12 @@ def field_forward(spec: FieldSpec, params: torch.Tensor, x: torch.Tensor) -> tor
         raise ShapezooError(
             f"field_forward expects params (B, P) and x (B, N, d); got {tuple(params.shape)}, {tuple(x.shape)}"
         )
-    w = spec.layout().unflatten(params)
+    return layers_forward(spec, spec.layout().unflatten(params), x)
+
+
+def layers_forward(spec: FieldSpec, w: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``field_forward`` on the per-layer tensors (``layers.i.weight`` (B, out, in), ``layers.i.bias`` (B, out)):
+    a bias-only fit passes biases that need gradients and weights that do not, so no weight gradient is computed."""
     h = encode_input(spec, x)
     last = spec.depth
     for i in range(last + 1):

@@ -21,7 +21,7 @@ from .core.measure import set_iou
 from .core.training import adam_step_
 from .core.zoo import member_seed
 from .errors import ShapezooError
-from .fields import FieldSpec, field_forward
+from .fields import FieldSpec, field_forward, layers_forward
 from .runtime import available_memory, cuda_graph, precision
 from .training_points import JITTER_STRIDE, hard_count, jitter_tables, split_holdout, step_indices
 
@@ -175,12 +175,21 @@ def _train_step(
             offset = torch.gather(jitter_a[0][sl], 1, pick[sl, :, None].expand(-1, -1, 3))
             radius = torch.gather(jitter_a[1][sl], 1, idx[sl])
             x = (x + offset * radius[..., None]).clamp_(-0.5, 0.5)
-        p = p_a[sl].detach().requires_grad_(True)
-        logits = field_forward(spec, p, x).squeeze(-1)
+        if trainable is None:
+            p = p_a[sl].detach().requires_grad_(True)
+            logits = field_forward(spec, p, x).squeeze(-1)
+        else:  # biases only: leave the weights out of autograd, so their gradient is never computed
+            layers = spec.layout().unflatten(p_a[sl].detach())
+            biases = {k: v.clone().requires_grad_(True) for k, v in layers.items() if k.endswith(".bias")}
+            logits = layers_forward(spec, {**layers, **biases}, x).squeeze(-1)
         point_loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
         if seen_loss is not None:
             seen_loss[sl].scatter_(1, idx[sl], point_loss.detach())
-        grads.append(torch.autograd.grad(point_loss.mean(-1).sum(), p)[0])
+        if trainable is None:
+            grads.append(torch.autograd.grad(point_loss.mean(-1).sum(), p)[0])
+        else:
+            found = dict(zip(biases, torch.autograd.grad(point_loss.mean(-1).sum(), list(biases.values()))))
+            grads.append(spec.layout().flatten({k: found.get(k, torch.zeros_like(v)) for k, v in layers.items()}))
         losses.append(point_loss.detach()[:, : M - hard].mean(-1))  # the walk's: an unbiased training loss
     grad, loss = torch.cat(grads), torch.cat(losses)
     if trainable is not None:

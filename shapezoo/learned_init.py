@@ -184,12 +184,13 @@ def bundled_init(spec: FieldSpec) -> LearnedInit | None:
 
 def choose_init(choice: str, spec: FieldSpec, out: str | Path | None = None, template: bool = False):
     """Where the fields of a fit start, from the CLI's ``--init``: ``seeded`` -> None (the seeded init),
-    ``default`` -> the bundled learned init for ``spec`` (None when there is none, with a template, or when the
+    ``learned`` (or ``default``, which the CLI resolves to the shipped base first when no architecture is asked)
+    -> the bundled learned init for ``spec`` (None when there is none, with a template, or when the
     zoo ``out`` being resumed was fitted from the seeded init), anything else -> a learned init folder, which must
     have been learned for ``spec``."""
     if choice == "seeded":
         return None
-    if choice != "default":
+    if choice not in ("default", "learned"):
         init = load_init(choice)
         init.check_spec(spec)
         return init

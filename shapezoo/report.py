@@ -23,6 +23,7 @@ from .errors import InputError
 from .io import atomic_write_bytes, read_json
 
 SECTIONS = (
+    "capability",
     "summary",
     "gallery",
     "metrics",
@@ -99,6 +100,8 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
     with _laid_out(run / "classifiers"):
         parts["classifiers"] = _classifier_section(run / "classifiers", info)
 
+    with _laid_out(run / "capability.json"):
+        parts["capability"] = _capability_section(run, info)
     summary_rows = [(k, str(v)) for k, v in info.items()]
     parts["summary"] = f"<p>Run folder: <code>{html.escape(str(run.resolve()))}</code></p>" + html_table(
         ["section", "items"], summary_rows
@@ -116,6 +119,42 @@ def _laid_out(path: Path) -> Iterator[None]:
         yield
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
         raise InputError(path, f"is not laid out as shapezoo writes it ({type(exc).__name__}: {exc})") from None
+
+
+def _capability_section(run: Path, info: dict) -> str:
+    """The first screen: what the pretrained space does with shapes it never saw - a latent interpolation, new
+    shapes beside their nearest training shape, encoded shapes beside their ground truth - from ``capability.json``
+    as ``shapezoo demo`` writes it, and its renders."""
+    path = run / "capability.json"
+    if not path.exists():
+        return "<p>No capability summary in this run (made by 'shapezoo demo').</p>"
+    c = read_json(path, dict)
+    enc, interp, gen = c["encoded"], c["interpolation"], c["generation"]
+    bench = gen.get("benchmark", {})
+    info["capability"] = enc["shapes"]
+    pieces = max(s["components"] for s in interp["steps"])
+    floating = max(s["floating_area"] for s in interp["steps"])
+    return (
+        f"<p>Everything here goes through the pretrained <b>{html.escape(c['space'])}</b> space shipped with shapezoo "
+        f"(<code>shapezoo space info default</code> prints its model card), on {enc['shapes']} procedural shapes "
+        "generated for this run and never seen by it, each fitted from its base in seconds.</p>"
+        f"<h3>A walk through the latent space: {html.escape(interp['a'])} &rarr; {html.escape(interp['b'])}</h3>"
+        + png_img(run / "renders" / "interpolation_strip.png")
+        + f"<p>Every step extracts as at most {pieces} connected piece(s), at most {100 * floating:.2f}% of the "
+        "surface floating.</p><h3>New shapes from its prior (left) beside their nearest training shape (right)</h3>"
+        + png_img(run / "generation" / "nearest.png")
+        + html_table(
+            ["", "1-NNA (50% ideal)", "COV", "pieces (median)"],
+            [
+                ("this run", gen["1-nna"], gen["cov"], gen["pieces_median"]),
+                (bench.get("what", "benchmark"), bench.get("1-nna", "-"), bench.get("cov", "-"), "-"),
+            ],
+        )
+        + "<h3>Shapes it never saw, encoded and decoded (right) beside their ground truth (left)</h3>"
+        + png_img(run / "renders" / "encoded_vs_truth.png")
+        + f"<p>Median IoU against the ground truth {enc['iou_median']:.3f}, Chamfer-L2 "
+        f"{1e3 * enc['chamfer_l2_median']:.3f} x1e-3.</p>"
+    )
 
 
 def _gallery_section(run: Path, gallery: list[dict]) -> str:
@@ -221,7 +260,16 @@ def _space_curves(space_json: Path) -> list[str]:
     """The weight space's functional loss and decoded IoU per epoch, from ``space.json``'s history."""
     plots = []
     if space_json.exists():
-        hist = read_json(space_json, dict).get("history", [])
+        record = read_json(space_json, dict)
+        hist = record.get("history", [])
+        if not hist:  # a shift space: nothing trained, its fields read exactly
+            results = record.get("results", {}).get("results", {})
+            ious = ", ".join(f"{k} {v['field_iou_median']:.3f}" for k, v in results.items())
+            design = html.escape(record["model"]["design"])
+            return [
+                f"<p><code>space train</code> on this run's fields alone: design {design}, nothing to train (a "
+                f"space of a base's fields reads them exactly); decoded vs original field IoU (median): {ious}.</p>"
+            ]
         ep = [h["epoch"] for h in hist]
         plots.append(
             svg_lines(
@@ -384,8 +432,9 @@ def _asset_url(name: str) -> str:
 
 def _page(parts: dict[str, str], data: dict) -> str:
     titles = {
+        "capability": "The pretrained space at work",
         "summary": "Summary",
-        "gallery": "Fields",
+        "gallery": "Fields (decoded through the space)",
         "metrics": "Metrics",
         "interpolation": "Interpolation",
         "training": "Training curves",

@@ -16,10 +16,8 @@ from shapezoo.render import render_grid, render_mesh, render_strip, save_png
 from shapezoo.report import SECTIONS
 from shapezoo_cli.main import app
 
-# fields and a space just good enough to decode surfaces, which the generation stage needs
-TINY = DemoConfig(
-    per_family=2, points=4000, fit_steps=200, width=16, epochs=30, latent=8, resolution=40, interp_steps=4
-)
+# short fits from the default base on fewer samples, coarse meshes: every stage, a fraction of the time
+TINY = DemoConfig(per_family=2, points=20_000, fit_steps=100, resolution=40, interp_steps=4, generated=5)
 
 
 def _mesh(m):
@@ -58,6 +56,7 @@ def test_demo_runs_every_stage_and_the_report_has_every_section(demo_run):
     out, summary, stages = demo_run
     assert stages == list(STAGES)
     assert summary["fields"] == 10 and set(summary["space"]) == {"train", "test"}  # demo: no validation split
+    assert summary["design"] == "shift" and min(summary["space"].values()) > 0.999  # read exactly
     page = (out / "report.html").read_text()
     for section in SECTIONS:
         assert f'<section id="{section}">' in page
@@ -66,7 +65,8 @@ def test_demo_runs_every_stage_and_the_report_has_every_section(demo_run):
     imports = json.loads(page.split('<script type="importmap">')[1].split("</script>")[0])["imports"]
     assert all(url.startswith("data:text/javascript;base64,") for url in imports.values())
     assert summary["sections"]["interpolation"] == 4 and summary["sections"]["gallery"] == 8
-    for png in ("zoo_grid.png", "interpolation_strip.png", "interpolation_weights_strip.png"):
+    assert page.index('<section id="capability">') < page.index('<section id="gallery">')  # the first screen
+    for png in ("zoo_grid.png", "interpolation_strip.png", "encoded_vs_truth.png", "retrieval.png"):
         assert (out / "renders" / png).stat().st_size > 1000
     generation = summary["generation"]
     assert 0 < generation["cov"] <= 1 and 0 <= generation["1-nna"] <= 1 and generation["novelty_ratio"] > 0
@@ -81,7 +81,7 @@ def test_demo_runs_every_stage_and_the_report_has_every_section(demo_run):
 def test_cli_report_rebuilds_the_page(demo_run, tmp_path):
     res = CliRunner().invoke(app, ["report", str(demo_run[0]), "--out", str(tmp_path / "r.html")])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout.strip().splitlines()[-1])["sections"]["training"] == 4
+    assert json.loads(res.stdout.strip().splitlines()[-1])["sections"]["training"] == 3  # 2 fit plots, the space
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "missing"), "--out", str(tmp_path / "x.html")])
     assert bad.exit_code == 1 and "run folder not found" in bad.output
 
@@ -154,4 +154,8 @@ def test_demo_command_runs_end_to_end(tmp_path):
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     page = (tmp_path / "demo" / "report.html").read_text()
     assert all(f'<section id="{s}">' in page for s in SECTIONS)
-    assert summary["fields"] == 20 and summary["eval"]["iou"] > 0.5
+    # issue 36's bar for the face of the project, with margins measured on this CPU (BENCHMARKS.md, "Demo"): the
+    # encoded shapes measured 0.955 (bar 0.93), interpolation steps 1-2 pieces and <= 0.04% floating, samples 1
+    assert summary["fields"] == 10 and summary["eval"]["iou"] > 0.92
+    assert summary["interpolation_pieces_max"] <= 2 and summary["interpolation_floating_max"] <= 0.005
+    assert summary["generation"]["pieces_median"] <= 2

@@ -69,6 +69,8 @@ def encode_source(
             on_stage(f"sampling and fitting {len(items)} meshes")
         params, records, failed = fit_meshes(space, items, device, steps or encode_fit_steps(space))
         failures = [f["error"] for f in failed]
+        if not records:  # nothing to encode: the one problem (or the first of several) is the error
+            raise ShapezooError(failures[0] if len(failures) == 1 else f"no mesh could be used; first: {failures[0]}")
         wanted = [r["name"] for r in records]
         norms = {r["name"]: r["normalisation"] for r in records}
         labels = {n: shape_label(n, p) for n, p in items if n in norms}

@@ -212,6 +212,21 @@ def default_design(zoo: FieldZoo) -> Design:
     return "shift" if (zoo.meta.get("init") or {}).get("modulation") == "shift" else "neuron"
 
 
+def design_reason(zoo: FieldZoo, design: str) -> str:
+    """One line: the design ``space train`` uses for ``zoo`` and why (what ``--design auto`` saw)."""
+    if design != "auto":
+        return f"design {design}: asked for with --design"
+    if default_design(zoo) == "shift":
+        return (
+            "design shift (auto): the zoo's fields were fitted from a shift base, so the encoder reads each one "
+            "exactly (nothing to train)"
+        )
+    return (
+        "design neuron (auto): the zoo's fields move every weight, so the encoder is learned (held-out fields decode "
+        "less closely; 'fit' with its default --init gives fields a shift space reads exactly)"
+    )
+
+
 def train_space(
     zoo: FieldZoo,
     out: str | Path,
