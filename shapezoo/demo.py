@@ -29,6 +29,7 @@ from .metrics import components
 from .pretrained import default_base, resolve_prior, resolve_space
 from .render import render_grid, render_strip, save_png
 from .report import build_report
+from .report_page import read_obj
 from .sampling import SampleConfig, sample_meshes
 from .schema import config_from_json
 from .space import ModelConfig, TrainConfig, load_space, train_space
@@ -96,18 +97,17 @@ def _families(names: list[str]) -> list[str]:
 
 
 def run_encode(out: Path, space, space_dir: Path, zoo, extract: ExtractConfig, device) -> dict:
-    """The run's fields encoded and decoded through the space (``latents.safetensors``, the ``decoded`` zoo), meshed
-    into ``fields/`` and scored against the ground truth into ``eval.json``."""
+    """The run's fields encoded and decoded through the space (``latents.safetensors``, the ``decoded`` zoo), scored
+    against the ground truth into ``eval.json`` with their meshes in ``fields/`` (extracted once)."""
     labels = dict(zip(zoo.names, _families(zoo.names)))
     z = space.encode(zoo.params.to(device)).cpu()
     save_latents(out / "latents.safetensors", z, zoo.names, {"zoo": str(out / "zoo"), "labels": labels})
     decode_latents(space, space_dir, out / "latents.safetensors", out / "decoded")
     decoded = load_zoo(out / "decoded")
-    report = evaluate_zoo(decoded, out / "shapes", config=extract, device=device, out=out / "eval.json")
-    meshes, _ = extract_meshes(decoded.spec, decoded.params.to(device), extract, decoded.names)
-    ensure_output_dir(out / "fields")
-    for name, (v, f) in zip(decoded.names, meshes):
-        export_mesh(v, f, out / "fields" / f"{name}.obj")
+    report = evaluate_zoo(
+        decoded, out / "shapes", config=extract, device=device, out=out / "eval.json", meshes=out / "fields"
+    )
+    meshes = [read_obj(out / "fields" / f"{name}.obj") for name in decoded.names]
     return {"meshes": meshes, "report": report, "z": z}
 
 
@@ -166,7 +166,7 @@ def run_generation(out: Path, space, space_dir: Path, z_run: torch.Tensor, count
             drawn.append(load_latents(out / "generated" / family / "latents.safetensors")[0])
     train_z, train_names = space.train_latents(space_dir)
     wanted = torch.cat([*drawn, z_run])
-    nearest = sorted({int(i) for i in torch.cdist(wanted, train_z).topk(1, largest=False).indices.flatten()})
+    nearest = sorted({int(i) for i in torch.cdist(wanted, train_z).argmin(1)})
     picked = [train_names[i] for i in nearest]
     meshes, _ = extract_meshes(space.spec, space.decode(train_z[nearest]).to(device), extract, picked)
     ensure_output_dir(out / "train_nearest")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, ShapezooError
-from .extract import ExtractConfig, extract_meshes
+from .extract import ExtractConfig, export_mesh, extract_meshes
 from .fields import FieldZoo, field_forward
 from .io import atomic_write_json, ensure_output_dir
 from .meshes import Shape, find_meshes, load_mesh
@@ -45,8 +45,10 @@ def evaluate_zoo(
     device: str | torch.device = "cpu",
     on_item: Callable[[dict], None] | None = None,
     out: Path | None = None,
+    meshes: Path | None = None,
 ) -> dict:
-    """Extract each field's mesh and score it against the reference mesh of the same name (report JSON to ``out``).
+    """Extract each field's mesh and score it against the reference mesh of the same name (report JSON to ``out``;
+    with ``meshes`` each extracted mesh is also written there as NAME.obj, so nothing is extracted twice).
 
     IoU compares the field's own occupancy (logit > 0) with the reference's on 100k uniform points. One bad
     field or reference is reported under ``failed``; the others are still scored.
@@ -65,6 +67,8 @@ def evaluate_zoo(
             ref = load_mesh(refs[name], name=name)
             params = zoo.params[i : i + 1].to(device)
             (mesh,), _ = extract_meshes(zoo.spec, params, config, [name])
+            if meshes is not None:
+                export_mesh(*mesh, ensure_output_dir(meshes) / f"{name}.obj")
             with torch.no_grad():
                 logits = field_forward(
                     zoo.spec, params, torch.as_tensor(points, dtype=torch.float32, device=device)[None]

@@ -157,10 +157,11 @@ def _train_step(
     """One step for every running field, in place on ``state`` = (params, m, v, t, offset, bad) of the A running
     fields: BCE gradients (a pass per group of fields), then Adam with each field's own step count and cosine
     learning rate. ``jitter_a`` = (unit-ball offsets (A, n, 3), safe radii (A, n)) moves each point by an offset
-    picked by the field's own step count. ``trainable`` (P,) masks the gradient (None: every weight moves); Adam
-    leaves a weight whose gradient is always zero where it started. ``seen_loss`` (A, n_train): each point's loss
-    when last trained on, updated here, from which ``step_indices`` picks the hard points. Returns the (A,) mean
-    losses of the walked points (the hard ones would bias them up)."""
+    picked by the field's own step count. ``trainable`` (P,) is the bias mask of a bias-only fit: only the biases
+    get a gradient (the weights stay out of autograd) and Adam leaves the rest where it started; None: every weight
+    moves. ``seen_loss`` (A, n_train): each point's loss when last trained on, updated here, from which
+    ``step_indices`` picks the hard points. Returns the (A,) mean losses of the walked points (the hard ones would
+    bias them up)."""
     p_a, m_a, v_a, t_a, off_a, bad = state
     hard = 0 if seen_loss is None else hard_count(M, n_train, config.hard_fraction)
     idx = step_indices(M, n_train, hard, off_a, t_a, seen_loss, int(config.hard_until * config.steps))
@@ -192,8 +193,6 @@ def _train_step(
             grads.append(spec.layout().flatten({k: found.get(k, torch.zeros_like(v)) for k, v in layers.items()}))
         losses.append(point_loss.detach()[:, : M - hard].mean(-1))  # the walk's: an unbiased training loss
     grad, loss = torch.cat(grads), torch.cat(losses)
-    if trainable is not None:
-        grad.mul_(trainable)
     with torch.no_grad():
         t_a.add_(1)
         tt = t_a.to(torch.float32)[:, None]

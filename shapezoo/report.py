@@ -3,52 +3,38 @@
 The page needs no network: three.js r170 and its OrbitControls (MIT, shapezoo/assets) are inlined through an
 import map of data URLs; meshes are inlined as base64 float32/uint32 arrays; plots are inline SVG. Opening
 ``report.html#view=interp&step=K`` (or ``#view=gallery&mesh=K``) shows one viewer full-window at that step,
-which is how screenshots and the browser test address it.
+which is how screenshots and the browser test address it. This module reads a run folder into sections;
+``report_page`` is the page around them.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .charts import heat_table, html_table, png_img, svg_lines, svg_scatter
 from .errors import InputError
 from .io import atomic_write_bytes, read_json
+from .report_page import mesh_json, page, read_obj
 
-SECTIONS = (
-    "capability",
-    "summary",
-    "gallery",
-    "metrics",
-    "interpolation",
-    "training",
-    "latent-map",
-    "probe",
-    "generation",
-    "classifiers",
-)
-
-
-def _mesh_json(vertices: np.ndarray, faces: np.ndarray, name: str) -> dict:
-    enc = lambda a: base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()  # noqa: E731
-    return {"name": name, "v": enc(vertices.astype(np.float32)), "f": enc(faces.astype(np.uint32))}
-
-
-def _load_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import trimesh
-
-    try:
-        m: Any = trimesh.load(path, process=False, force="mesh")
-    except (ValueError, IndexError):  # an empty mesh file (a step with no surface)
-        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    return np.asarray(m.vertices), np.asarray(m.faces)
+TITLES = {
+    "capability": "The pretrained space at work",
+    "summary": "Summary",
+    "gallery": "Fields (decoded through the space)",
+    "metrics": "Metrics",
+    "interpolation": "Interpolation",
+    "training": "Training curves",
+    "latent-map": "Latent space",
+    "probe": "Probing: classes from latents",
+    "generation": "Generation: new shapes, and how new they are",
+    "classifiers": "Classifiers: accuracy along an interpolation",
+}
+"""The page's sections, in order, with their titles."""
+SECTIONS = tuple(TITLES)
 
 
 def _family(name: str) -> str:
@@ -66,7 +52,7 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
     run = Path(run)
     parts: dict[str, str] = {}
     info: dict[str, object] = {}
-    gallery = [_mesh_json(*_load_obj(p), p.stem) for p in sorted((run / "fields").glob("*.obj"))[:max_gallery]]
+    gallery = [mesh_json(*read_obj(p), p.stem) for p in sorted((run / "fields").glob("*.obj"))[:max_gallery]]
     info["gallery"] = len(gallery)
     parts["gallery"] = _gallery_section(run, gallery)
     with _laid_out(run / "eval.json"):
@@ -78,7 +64,7 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
         if steps:
             with _laid_out(folder / "interpolation.json"):
                 seqs[key] = {
-                    "meshes": [_mesh_json(*_load_obj(p), p.stem) for p in steps],
+                    "meshes": [mesh_json(*read_obj(p), p.stem) for p in steps],
                     "meta": read_json(folder / "interpolation.json", dict)
                     if (folder / "interpolation.json").exists()
                     else {},
@@ -107,7 +93,7 @@ def build_report(run: str | Path, out: str | Path, max_gallery: int = 8) -> dict
         ["section", "items"], summary_rows
     )
     data = {"gallery": gallery, "interp": seqs.get("interpolation", {}).get("meshes", [])}
-    atomic_write_bytes(out, _page(parts, data).encode())
+    atomic_write_bytes(out, page([(k, TITLES[k], parts[k]) for k in SECTIONS], data).encode())
     return info
 
 
@@ -423,93 +409,3 @@ def _classifier_section(folder: Path, info: dict) -> str:
             html_table(["models", "count", "original acc %", "decoded acc %", "mean |gap| pt", "Spearman"], rows)
         )
     return "".join(parts) or "<p>No classifier zoo in this run.</p>"
-
-
-def _asset_url(name: str) -> str:
-    text = (Path(__file__).parent / "assets" / name).read_bytes()
-    return "data:text/javascript;base64," + base64.b64encode(text).decode()
-
-
-def _page(parts: dict[str, str], data: dict) -> str:
-    titles = {
-        "capability": "The pretrained space at work",
-        "summary": "Summary",
-        "gallery": "Fields (decoded through the space)",
-        "metrics": "Metrics",
-        "interpolation": "Interpolation",
-        "training": "Training curves",
-        "latent-map": "Latent space",
-        "probe": "Probing: classes from latents",
-        "generation": "Generation: new shapes, and how new they are",
-        "classifiers": "Classifiers: accuracy along an interpolation",
-    }
-    body = "".join(f'<section id="{k}"><h2>{titles[k]}</h2>{parts[k]}</section>' for k in SECTIONS)
-    imports = json.dumps(
-        {
-            "imports": {
-                "three": _asset_url("three.module.min.js"),
-                "three/addons/OrbitControls.js": _asset_url("OrbitControls.js"),
-            }
-        }
-    )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>shapezoo report</title>
-<style>body{{font-family:sans-serif;margin:24px;color:#222}} .viewer{{width:560px;height:420px;border:1px solid #ccc}}
-table{{border-collapse:collapse;margin:8px 0}} td,th{{border:1px solid #ddd;padding:3px 8px;font-size:13px}}
-img{{max-width:100%}} .plot{{margin:6px;border:1px solid #eee}} section{{margin-bottom:28px}}
-body.solo section{{display:none}} body.solo section.solo{{display:block;margin:0}}
-body.solo section.solo>*:not(.viewer){{display:none}} body.solo{{margin:0}}
-body.solo .viewer{{width:100vw;height:100vh;border:0}} body.solo h1{{display:none}}
-body.solo{{overflow:hidden}}</style>
-<script type="importmap">{imports}</script></head><body>
-<h1>shapezoo report</h1>{body}
-<script id="data" type="application/json">{json.dumps(data)}</script>
-<script type="module">
-import * as THREE from 'three';
-import {{ OrbitControls }} from 'three/addons/OrbitControls.js';
-const data = JSON.parse(document.getElementById('data').textContent);
-const params = new URLSearchParams(location.hash.slice(1));
-function geometry(m) {{
-  const dec = s => Uint8Array.from(atob(s), c => c.charCodeAt(0)).buffer;
-  const g = new THREE.BufferGeometry();
-  g.setAttribute('position', new THREE.BufferAttribute(new Float32Array(dec(m.v)), 3));
-  g.setIndex(new THREE.BufferAttribute(new Uint32Array(dec(m.f)), 1));
-  g.computeVertexNormals();
-  return g;
-}}
-function viewer(el, meshes) {{
-  const renderer = new THREE.WebGLRenderer({{antialias: true, preserveDrawingBuffer: true}});
-  renderer.setSize(el.clientWidth, el.clientHeight);
-  renderer.setClearColor(0xffffff);
-  el.appendChild(renderer.domElement);
-  const scene = new THREE.Scene();
-  const camera = new THREE.PerspectiveCamera(35, el.clientWidth / el.clientHeight, 0.01, 10);
-  camera.up.set(0, 0, 1); camera.position.set(1.1, -1.3, 0.9);
-  scene.add(new THREE.HemisphereLight(0xffffff, 0x445566, 1.2));
-  const sun = new THREE.DirectionalLight(0xffffff, 1.8); sun.position.set(1, -1.5, 2); scene.add(sun);
-  const material = new THREE.MeshStandardMaterial({{color: 0x5d8cc9, roughness: 0.6, side: THREE.DoubleSide}});
-  const objects = meshes.map(m => new THREE.Mesh(geometry(m), material));
-  objects.forEach((o, i) => {{ o.visible = i === 0; scene.add(o); }});
-  const controls = new OrbitControls(camera, renderer.domElement);
-  const draw = () => renderer.render(scene, camera);
-  controls.addEventListener('change', draw);
-  draw();
-  return {{ show(i) {{ objects.forEach((o, j) => o.visible = j === i); draw(); }} }};
-}}
-const solo = params.get('view');
-if (solo) {{ document.body.classList.add('solo');
-  document.getElementById(solo === 'interp' ? 'interpolation' : 'gallery').classList.add('solo'); }}
-if (data.gallery.length) {{
-  const v = viewer(document.getElementById('gallery-viewer'), data.gallery);
-  const sel = document.getElementById('gallery-select');
-  sel.addEventListener('change', () => v.show(+sel.value));
-  if (params.has('mesh')) {{ sel.value = params.get('mesh'); sel.dispatchEvent(new Event('change')); }}
-}}
-if (data.interp.length) {{
-  const v = viewer(document.getElementById('interp-viewer'), data.interp);
-  const slider = document.getElementById('interp-slider');
-  slider.addEventListener('input', () => {{
-    v.show(+slider.value); document.getElementById('interp-step').textContent = slider.value; }});
-  if (params.has('step')) {{ slider.value = params.get('step'); slider.dispatchEvent(new Event('input')); }}
-}}
-document.body.dataset.ready = '1';
-</script></body></html>"""

@@ -17,7 +17,7 @@ from shapezoo.errors import ShapezooError
 
 ROOT = Path(shapezoo.__file__).parent
 FOUNDATION = {"shapezoo.errors", "shapezoo.io", "shapezoo.runtime", "shapezoo.schema", "shapezoo.weights"}
-APPS = {"shapezoo", "shapezoo.demo", "shapezoo.report"}
+APPS = {"shapezoo", "shapezoo.demo", "shapezoo.report", "shapezoo.report_page"}
 
 
 def _module_name(path: Path) -> str:
