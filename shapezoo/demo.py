@@ -4,8 +4,8 @@ report whose first screen shows what the space does.
 generate new procedural shapes -> sample -> fit them from the default base (bias-only, as ``fit`` does) -> encode and
 decode them through the default space, scored against their meshes -> a latent interpolation between two of them ->
 new shapes from the default prior beside their nearest training shapes, scored -> a space of these fields alone
-(what ``space train`` does) -> probe -> a small digits classifier zoo and its space -> report. Budget 1 takes about a
-minute on 2 CPU cores; a rerun skips finished sampling, fitting and training.
+(what ``space train`` does) -> probe -> a small digits classifier zoo and its space -> report. Budget 1 takes about
+85 s on 2 CPU cores; a rerun skips finished sampling, fitting and training.
 """
 
 from __future__ import annotations

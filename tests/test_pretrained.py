@@ -93,7 +93,8 @@ def test_encode_and_decode_a_mesh_with_no_space_given(meshes, tmp_path):
         inside = field_forward(zoo.spec, zoo.params, torch.as_tensor(x, dtype=torch.float32)[None])[0, :, 0] > 0
     inside = inside.numpy()
     iou = (inside & truth).sum() / (inside | truth).sum()
-    # measured 0.914 on this chair natively (held-out chairs: median 0.932, model card); thin legs cost the most
+    # measured 0.903 on this chair under ATEN_CPU_CAPABILITY=default, avx2 and avx512 alike (held-out chairs:
+    # median 0.932, model card); thin legs cost the most
     assert iou > 0.85
 
 
