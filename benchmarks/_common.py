@@ -76,9 +76,9 @@ def finish(out: Path | None, result: dict, dev: torch.device | str | None = None
 
 
 def truth_occupancy(shapes: list) -> list[np.ndarray]:
-    """Each shape's (``shapezoo.meshes.Shape``, in the frame) occupancy of ``eval``'s seeded uniform IoU points."""
-    from shapezoo.metrics import IOU_POINTS, uniform_points
-    from shapezoo.sampling import label_points
+    """Each shape's (``fields.meshes.Shape``, in the frame) occupancy of ``eval's seeded uniform IoU points."""
+    from shapezoo.fields.mesh_metrics import IOU_POINTS, uniform_points
+    from shapezoo.fields.samples import label_points
 
     points = uniform_points(IOU_POINTS)
     return [label_points(shape, points)[0] for shape in shapes]
@@ -87,8 +87,8 @@ def truth_occupancy(shapes: list) -> list[np.ndarray]:
 def truth_ious(spec, params: torch.Tensor, truth: list[np.ndarray]) -> list[float]:
     """IoU of each field (N, P) (inside: logit > 0) with its shape's occupancy ``truth`` (``truth_occupancy``), as
     ``eval`` scores it."""
-    from shapezoo.fields import field_forward
-    from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
+    from shapezoo.fields.mesh_metrics import IOU_POINTS, uniform_points, volume_iou
+    from shapezoo.fields.network import field_forward
 
     x = torch.as_tensor(uniform_points(IOU_POINTS), dtype=torch.float32, device=params.device)[None]
     with torch.no_grad():  # on the fields' device: a GPU scores a zoo in a fraction of the CPU's time
@@ -101,12 +101,12 @@ def truth_ious(spec, params: torch.Tensor, truth: list[np.ndarray]) -> list[floa
 def quick_data(work: Path, upto: str = "space", per_family: int = 3, points: int = 20_000) -> dict[str, Path]:
     """Tiny procedural data for quick runs, made once per folder and only as far as ``upto`` needs: shapes (every
     family), their samples, a field zoo (64x3 SIREN from the bundled init, 200 steps), a small weight space of it."""
-    from shapezoo.fields import FieldSpec
-    from shapezoo.fit import FitConfig
-    from shapezoo.learned_init import bundled_init
-    from shapezoo.sampling import SampleConfig, sample_meshes
-    from shapezoo.space import ModelConfig, TrainConfig, train_space
-    from shapezoo.zoo_fit import fit_zoo
+    from shapezoo.fields.fit_job import fit_zoo
+    from shapezoo.fields.fitting import FitConfig
+    from shapezoo.fields.learned_init import bundled_init
+    from shapezoo.fields.network import FieldSpec
+    from shapezoo.fields.samples import SampleConfig, sample_meshes
+    from shapezoo.fields.space import ModelConfig, TrainConfig, train_space
     from shapezoo_datasets import FAMILIES, generate
 
     paths = {k: work / k for k in ("shapes", "samples", "zoo", "space")}

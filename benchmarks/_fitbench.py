@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from shapezoo.errors import ShapezooError
-from shapezoo.sampling import load_sample_batch, read_index
+from shapezoo.fields.samples import load_sample_batch, read_index
 
 
 def load_batch(samples: Path, count: int, device: str | torch.device, stride: int | None = None):

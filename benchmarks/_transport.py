@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _common
+from shapezoo.fields.samples import INDEX_NAME, load_samples
 from shapezoo.io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
-from shapezoo.sampling import INDEX_NAME, load_samples
 
 SCALE = 60000.0  # int16 step 1.7e-5 frame units over [-0.546, 0.546]
 

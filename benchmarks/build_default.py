@@ -25,19 +25,19 @@ import torch
 from benchmarks import _common
 from shapezoo.core.latents import LATENTS_FILE
 from shapezoo.core.prior import PriorConfig, train_prior
-from shapezoo.core.spaces import SPACE_JSON
+from shapezoo.core.space_files import SPACE_JSON
 from shapezoo.core.zoo import load_zoo
-from shapezoo.evaluation import evaluate_zoo
-from shapezoo.extract import ExtractConfig
-from shapezoo.fields import FieldSpec
-from shapezoo.fit import FitConfig
+from shapezoo.fields.evaluation import evaluate_zoo
+from shapezoo.fields.extract import ExtractConfig
+from shapezoo.fields.fitting import FitConfig
+from shapezoo.fields.learned_init import INIT_JSON, INIT_WEIGHTS, load_init
+from shapezoo.fields.network import FieldSpec
+from shapezoo.fields.pretrained import CARD_JSON, CARD_MD, PRETRAINED, REBUILD
+from shapezoo.fields.samples import SampleConfig, sample_meshes
+from shapezoo.fields.shift_base import BASE_WIDTH, BaseConfig, learn_base
+from shapezoo.fields.space import ModelConfig, TrainConfig, load_space, train_space
+from shapezoo.fields.space.model import INIT_FILE
 from shapezoo.io import atomic_write_bytes, atomic_write_json, ensure_output_dir, read_json, sha256_file
-from shapezoo.learned_init import INIT_JSON, INIT_WEIGHTS, load_init
-from shapezoo.pretrained import CARD_JSON, CARD_MD, PRETRAINED, REBUILD
-from shapezoo.sampling import SampleConfig, sample_meshes
-from shapezoo.shift_base import BASE_WIDTH, BaseConfig, learn_base
-from shapezoo.space import ModelConfig, TrainConfig, load_space, train_space
-from shapezoo.space.space import INIT_FILE
 from shapezoo_datasets import FAMILIES, generate
 
 TRAIN_SEED, HELDOUT_SEED = 20000, 30000
@@ -93,8 +93,8 @@ def heldout_quality(work: Path, base: Path, space_dir: Path, device: torch.devic
     """The held-out shapes fitted from the base (as ``encode MESH`` fits them), encoded and decoded through the
     space, scored against their meshes at 128^3: median IoU, CD-L2 and connected pieces per group."""
     from shapezoo.core.latents import save_latents
-    from shapezoo.space.jobs import decode_latents
-    from shapezoo.zoo_fit import fit_zoo
+    from shapezoo.fields.fit_job import fit_zoo
+    from shapezoo.fields.space.jobs import decode_latents
 
     init = load_init(base)
     fit_zoo(work / "samples_heldout", work / "zoo_heldout", init.spec, BASE_FIT, device=device, init=init)
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
     base_config = BaseConfig(steps=args.base_steps, val=0.0, test=0.0)
     learn_base([work / "samples"], work / "base", FieldSpec(width=args.width), base_config, dev)
     init = load_init(work / "base")
-    from shapezoo.zoo_fit import fit_zoo
+    from shapezoo.fields.fit_job import fit_zoo
 
     fit_zoo(work / "samples", work / "zoo", init.spec, BASE_FIT, device=dev, init=init)
     train_space(load_zoo(work / "zoo"), work / "space", ModelConfig(), TrainConfig(val=0.0, test=0.0), dev)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from benchmarks import _common
-from shapezoo.metrics import point_metrics
+from shapezoo.fields.mesh_metrics import point_metrics
 
 
 def sphere(n: int, radius: float, seed: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import torch
 from benchmarks import _common
 from shapezoo.classifiers.archs import ClassifierSpec, parse_arch
 from shapezoo.classifiers.data import load_images
-from shapezoo.classifiers.explore import (
+from shapezoo.classifiers.operations import (
     LatentOptConfig,
     evaluate_zoo,
     generate_between,
@@ -38,7 +38,7 @@ from shapezoo.classifiers.train import SpaceTrainConfig, train_classifier_space
 from shapezoo.classifiers.zoo import ZooConfig, hyperparameters, model_names, train_models, train_zoo
 from shapezoo.core.latents import LATENTS_FILE
 from shapezoo.core.zoo import load_zoo
-from shapezoo.space import load_latents
+from shapezoo.fields.space import load_latents
 
 
 def _zoo(spec: ClassifierSpec, data, work: Path, config: ZooConfig):

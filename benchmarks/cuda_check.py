@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import shapezoo.fit as fit_module
+import shapezoo.fields.fitting as fit_module
 from benchmarks import _common
 from benchmarks._fitbench import load_batch
 from shapezoo.errors import ShapezooError
-from shapezoo.fields import FieldSpec, init_params
-from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.network import FieldSpec, init_params
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from benchmarks import _common
-from shapezoo.meshes import find_meshes, load_mesh
-from shapezoo.space import load_space
-from shapezoo.space.explore import encode_fit_steps, fit_meshes
-from shapezoo.space.latent import refine_latents
-from shapezoo.space.train import REFINE_POINTS
+from shapezoo.fields.meshes import find_meshes, load_mesh
+from shapezoo.fields.space import load_space
+from shapezoo.fields.space.inference import refine_latents
+from shapezoo.fields.space.objective import REFINE_POINTS
+from shapezoo.fields.space.operations import encode_fit_steps, fit_meshes
 
 
 def main(argv: list[str] | None = None) -> dict:

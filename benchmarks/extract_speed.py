@@ -15,7 +15,7 @@ from scipy.spatial import cKDTree
 
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
-from shapezoo.extract import ExtractConfig, extract_meshes
+from shapezoo.fields.extract import ExtractConfig, extract_meshes
 
 
 def run(spec, params, config):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from benchmarks import _common
 from benchmarks._fitbench import load_batch, score
-from shapezoo.fields import FieldSpec, init_params
-from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.network import FieldSpec, init_params
 
 BUDGETS = ["600x1024", "1200x1024", "2400x1024", "4800x1024", "2400x2048", "1200x4096", "9600x1024"]
 

@@ -17,9 +17,9 @@ import torch
 
 from benchmarks import _common
 from benchmarks._fitbench import load_batch, score
-from shapezoo.fields import FieldSpec, init_params
-from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.learned_init import load_init
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.learned_init import load_init
+from shapezoo.fields.network import FieldSpec, init_params
 
 VARIANTS = {
     "default": ({}, {}),

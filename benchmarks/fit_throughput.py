@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import _common
-from shapezoo.fields import FieldModule, FieldSpec, init_params
-from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.network import FieldModule, FieldSpec, init_params
 
 
 def matmul_peak(device: torch.device, n: int = 4096, reps: int = 10) -> float:

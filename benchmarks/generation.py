@@ -10,7 +10,7 @@ On one field space and its zoo, side by side with the same count, seed, extracti
   two training fields' raw weights;
 - ``copies``: the training fields themselves, decoded from their latents (a generator that memorises: the reference
   for what "not new" scores).
-Each set is meshed and scored by ``shapezoo.generation`` against the ground-truth meshes of the space's test split
+Each set is meshed and scored by ``fields.generation`` against the ground-truth meshes of the space's test split
 (MMD, COV, 1-NNA by Chamfer-L2 on 2048 points) and for novelty against the training split's ground-truth meshes:
 each sample's nearest-training Chamfer, median, over the same median for the held-out shapes themselves (ratio).
 That ratio cannot see copying when a field's own error is as large as the gaps between shapes, so novelty is also
@@ -33,9 +33,9 @@ import torch
 from benchmarks import _common
 from shapezoo.core.prior import GaussianPrior, PriorConfig, load_prior, space_latents, train_prior
 from shapezoo.core.zoo import load_zoo
-from shapezoo.extract import ExtractConfig, extract_meshes
-from shapezoo.generation import chamfer_matrix, clouds, generation_metrics, read_shapes, split_of
-from shapezoo.space import load_space
+from shapezoo.fields.extract import ExtractConfig, extract_meshes
+from shapezoo.fields.generation import chamfer_matrix, clouds, generation_metrics, read_shapes, split_of
+from shapezoo.fields.space import load_space
 
 METHODS = ("learned", "gaussian", "noise", "avg-latent", "avg-weights", "copies")
 

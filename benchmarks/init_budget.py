@@ -25,12 +25,12 @@ import torch
 
 from benchmarks import _common
 from benchmarks._fitbench import load_batch
-from shapezoo.extract import ExtractConfig, extract_meshes
-from shapezoo.fields import FieldSpec, init_params
-from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.learned_init import load_init
-from shapezoo.meshes import find_meshes, load_mesh
-from shapezoo.metrics import components, mesh_metrics
+from shapezoo.fields.extract import ExtractConfig, extract_meshes
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.learned_init import load_init
+from shapezoo.fields.mesh_metrics import components, mesh_metrics
+from shapezoo.fields.meshes import find_meshes, load_mesh
+from shapezoo.fields.network import FieldSpec, init_params
 
 
 def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, names, recipe: FitConfig) -> torch.Tensor:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-import shapezoo.fit as fit_module
+import shapezoo.fields.fitting as fit_module
 from benchmarks import _common
 from benchmarks._fitbench import load_batch
-from shapezoo.fields import FieldSpec
-from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.learned_init import InitConfig, bundled_init, learn_init, load_init
-from shapezoo.shift_base import BaseConfig, learn_base
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.learned_init import InitConfig, bundled_init, learn_init, load_init
+from shapezoo.fields.network import FieldSpec
+from shapezoo.fields.shift_base import BaseConfig, learn_base
 
 
 def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:

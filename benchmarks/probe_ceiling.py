@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _common
-from shapezoo.classifiers.probe import predict, remeasured, statnn_features
+from shapezoo.classifiers.accuracy_probe import predict, remeasured, statnn_features
 from shapezoo.classifiers.space import load_classifier_space
-from shapezoo.core.spaces import SPACE_JSON
+from shapezoo.core.space_files import SPACE_JSON
 from shapezoo.core.zoo import load_zoo
 from shapezoo.io import read_json
 

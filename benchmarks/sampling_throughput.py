@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _common
-from shapezoo.meshes import find_meshes, load_mesh, shape_from_arrays
-from shapezoo.sampling import SampleConfig, inside_winding, open3d_module, sample_meshes, sample_shape
+from shapezoo.fields.meshes import find_meshes, load_mesh, shape_from_arrays
+from shapezoo.fields.samples import SampleConfig, inside_winding, open3d_module, sample_meshes, sample_shape
 from shapezoo_datasets import FAMILIES, generate
 
 

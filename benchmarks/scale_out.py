@@ -22,12 +22,12 @@ import torch
 
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
-from shapezoo.fields import FieldSpec
-from shapezoo.fit import FitConfig
-from shapezoo.learned_init import bundled_init
-from shapezoo.meshes import find_meshes
-from shapezoo.sampling import SampleConfig, sample_meshes
-from shapezoo.zoo_fit import fit_zoo
+from shapezoo.fields.fit_job import fit_zoo
+from shapezoo.fields.fitting import FitConfig
+from shapezoo.fields.learned_init import bundled_init
+from shapezoo.fields.meshes import find_meshes
+from shapezoo.fields.network import FieldSpec
+from shapezoo.fields.samples import SampleConfig, sample_meshes
 
 
 def _spread(items: list, count: int) -> list:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     import ray
 
-    from shapezoo.core.cluster import connect
+    from shapezoo.core.ray_tasks import connect
 
     items = _spread(find_meshes(args.meshes), args.count)
     threads = torch.get_num_threads()

@@ -17,13 +17,13 @@ import torch
 
 from benchmarks import _common
 from shapezoo.core.latents import split_names
-from shapezoo.extract import ExtractConfig, extract_meshes
-from shapezoo.fields import FieldSpec
-from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.learned_init import bundled_init, load_init
-from shapezoo.metrics import components
-from shapezoo.sampling import load_sample_batch, read_index
-from shapezoo.shift_base import BaseConfig, learn_base
+from shapezoo.fields.extract import ExtractConfig, extract_meshes
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.learned_init import bundled_init, load_init
+from shapezoo.fields.mesh_metrics import components
+from shapezoo.fields.network import FieldSpec
+from shapezoo.fields.samples import load_sample_batch, read_index
+from shapezoo.fields.shift_base import BaseConfig, learn_base
 
 
 def _config(variant: str, check: int) -> tuple[FitConfig, bool]:

@@ -14,9 +14,9 @@ import torch
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import ShapezooError
-from shapezoo.fields import field_forward
-from shapezoo.space import load_space, losses, probe_points
-from shapezoo.space.latent import refine_latents
+from shapezoo.fields.network import field_forward
+from shapezoo.fields.space import load_space, losses, probe_points
+from shapezoo.fields.space.inference import refine_latents
 
 
 def main(argv: list[str] | None = None) -> dict:

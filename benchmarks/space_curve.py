@@ -24,10 +24,10 @@ import torch
 
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
+from shapezoo.fields.meshes import find_meshes, load_mesh, shape_label
+from shapezoo.fields.space import load_space
+from shapezoo.fields.space.inference import refine_latents
 from shapezoo.io import atomic_save_tensors, load_tensors
-from shapezoo.meshes import find_meshes, load_mesh, shape_label
-from shapezoo.space import load_space
-from shapezoo.space.latent import refine_latents
 
 
 def _summary(names: list[str], values: list[float], refs: dict) -> dict:

@@ -22,12 +22,12 @@ import torch
 
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo, save_zoo
-from shapezoo.evaluation import evaluate_zoo
-from shapezoo.extract import ExtractConfig
-from shapezoo.fields import FieldZoo
+from shapezoo.fields.evaluation import evaluate_zoo
+from shapezoo.fields.extract import ExtractConfig
+from shapezoo.fields.network import FieldZoo
+from shapezoo.fields.space import load_space
+from shapezoo.fields.space.inference import refine_latents
 from shapezoo.io import atomic_write_json
-from shapezoo.space import load_space
-from shapezoo.space.latent import refine_latents
 
 
 def _score(zoo: FieldZoo, params: torch.Tensor, names: list[str], meshes: Path, res: int) -> list[dict]:

@@ -18,12 +18,12 @@ import torch
 
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
-from shapezoo.fields import field_forward
-from shapezoo.meshes import find_meshes, load_mesh
-from shapezoo.metrics import IOU_POINTS, uniform_points, volume_iou
-from shapezoo.sampling import label_points
-from shapezoo.space import load_space
-from shapezoo.space.latent import refine_latents
+from shapezoo.fields.mesh_metrics import IOU_POINTS, uniform_points, volume_iou
+from shapezoo.fields.meshes import find_meshes, load_mesh
+from shapezoo.fields.network import field_forward
+from shapezoo.fields.samples import label_points
+from shapezoo.fields.space import load_space
+from shapezoo.fields.space.inference import refine_latents
 
 
 def ious(spec, params: torch.Tensor, names: list[str], refs: dict) -> list[float]:

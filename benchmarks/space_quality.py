@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
-from shapezoo.space import ModelConfig, TrainConfig, train_space
+from shapezoo.fields.space import ModelConfig, TrainConfig, train_space
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -24,14 +24,14 @@ import torch
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import ShapezooError
-from shapezoo.extract import ExtractConfig, extract_meshes
-from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.meshes import load_mesh
-from shapezoo.metrics import point_metrics, surface_points
+from shapezoo.fields.extract import ExtractConfig, extract_meshes
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.mesh_metrics import point_metrics, surface_points
+from shapezoo.fields.meshes import load_mesh
+from shapezoo.fields.space import Evidence, OptimizeConfig, load_space, optimize_latent
+from shapezoo.fields.space.inference import prior_weight, refine_latents
+from shapezoo.fields.space.operations import prior_from_space
 from shapezoo.schema import config_from_json
-from shapezoo.space import Evidence, OptimizeConfig, load_space, optimize_latent
-from shapezoo.space.explore import prior_from_space
-from shapezoo.space.latent import prior_weight, refine_latents
 from shapezoo_datasets.families import build
 
 EXTRACT = ExtractConfig(resolution=128, coarse=64)

@@ -13,8 +13,8 @@ import time
 import torch
 
 from benchmarks import _common
-from shapezoo.fields import FieldSpec, field_forward, init_params
-from shapezoo.space import ModelConfig, build_model, losses
+from shapezoo.fields.network import FieldSpec, field_forward, init_params
+from shapezoo.fields.space import ModelConfig, build_model, losses
 
 
 def measure(design: str, spec: FieldSpec, batch: int, points: int, steps: int, device: torch.device) -> dict:

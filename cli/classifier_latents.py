@@ -128,8 +128,8 @@ def optimize(
 ):
     """Optimise a latent for accuracy on the training images; keeps the best by validation accuracy."""
     from shapezoo.classifiers.data import images_for
-    from shapezoo.classifiers.explore import LatentOptConfig
     from shapezoo.classifiers.jobs import optimize_model
+    from shapezoo.classifiers.operations import LatentOptConfig
     from shapezoo.classifiers.space import load_classifier_space
     from shapezoo.core.zoo import load_zoo
     from shapezoo.runtime import resolve_device

@@ -192,7 +192,7 @@ def probe(
 ):
     """Predict each model's accuracy from its latent, beside the StatNN baseline (weight statistics -> trees), and
     say how well re-measuring the same models (accuracy_val for accuracy_test) ranks them (the target's noise)."""
-    from shapezoo.classifiers.probe import probe_accuracy
+    from shapezoo.classifiers.accuracy_probe import probe_accuracy
 
     result = probe_accuracy(latents, zoo, target, folds, seed, out, train, scale)
     rows = [

@@ -57,8 +57,8 @@ def sample(
 ):
     """Sample labelled occupancy points for every mesh; resumes, and skips (but reports) bad files."""
     from shapezoo.errors import ShapezooError
-    from shapezoo.meshes import find_meshes, read_labels
-    from shapezoo.sampling import SampleConfig, sample_meshes
+    from shapezoo.fields.meshes import find_meshes, read_labels
+    from shapezoo.fields.samples import SampleConfig, sample_meshes
 
     if inside not in ("auto", "raycast", "winding"):
         raise ShapezooError(f"--inside must be auto, raycast or winding, got '{inside}'")

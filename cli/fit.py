@@ -62,12 +62,12 @@ def fit(
     """Fit one occupancy field per sampled shape, BATCH fields at a time; a rerun resumes an interrupted job.
 
     With --ray every batch is a task (one GPU each where the cluster has GPUs); the zoo is the same as without."""
-    from shapezoo.fields import FieldSpec
-    from shapezoo.fit import FitConfig
-    from shapezoo.learned_init import choose_init, load_init
-    from shapezoo.pretrained import fit_start
+    from shapezoo.fields.fit_job import fit_zoo
+    from shapezoo.fields.fitting import FitConfig
+    from shapezoo.fields.learned_init import choose_init, load_init
+    from shapezoo.fields.network import FieldSpec
+    from shapezoo.fields.pretrained import fit_start
     from shapezoo.runtime import resolve_device
-    from shapezoo.zoo_fit import fit_zoo
 
     sized = arch is not None or width is not None or depth is not None
     if init == "default" and not sized and not template:
@@ -164,7 +164,7 @@ def export(
         ),
     ],
 ):
-    """Export one field as a state_dict that loads into ``shapezoo.fields.FieldModule(spec)``."""
+    """Export one field as a state_dict that loads into ``shapezoo.fields.network.FieldModule(spec)``."""
     from shapezoo.core.zoo import export_member, load_zoo
 
     summary = export_member(load_zoo(zoo), name, out)

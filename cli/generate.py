@@ -89,7 +89,7 @@ def eval_generation(
 ):
     """MMD, COV and 1-NNA (Chamfer) of generated shapes against references, and each one's distance to its nearest
     training shape beside the references' own."""
-    from shapezoo.generation import evaluate_generation
+    from shapezoo.fields.generation import evaluate_generation
     from shapezoo.runtime import resolve_device
 
     with progress() as bar:

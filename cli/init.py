@@ -37,8 +37,8 @@ def learn(
     resumes."""
     import torch
 
-    from shapezoo.fields import FieldSpec
-    from shapezoo.learned_init import InitConfig, learn_init
+    from shapezoo.fields.learned_init import InitConfig, learn_init
+    from shapezoo.fields.network import FieldSpec
     from shapezoo.runtime import resolve_device
 
     spec = FieldSpec.from_arch(arch, width, depth)
@@ -99,9 +99,9 @@ def base(
     reads every field exactly."""
     import torch
 
-    from shapezoo.fields import FieldSpec
+    from shapezoo.fields.network import FieldSpec
+    from shapezoo.fields.shift_base import BaseConfig, learn_base
     from shapezoo.runtime import resolve_device
-    from shapezoo.shift_base import BaseConfig, learn_base
 
     spec = FieldSpec.from_arch(arch, width, depth)
     config = BaseConfig(

@@ -32,7 +32,7 @@ def mesh(
 ):
     """Extract a mesh from every field (marching cubes at logit 0) and write it in FORMAT."""
     from shapezoo.core.zoo import load_zoo
-    from shapezoo.extract import ExtractConfig, mesh_zoo
+    from shapezoo.fields.extract import ExtractConfig, mesh_zoo
     from shapezoo.runtime import resolve_device
 
     config = ExtractConfig(resolution=resolution, coarse=None if dense else coarse, min_component=min_component)
@@ -75,8 +75,8 @@ def evaluate(
     """Score fields (or mesh files) against reference meshes: IoU, Chamfer-L1/L2, F-score, normal consistency."""
     from shapezoo.core.zoo import load_zoo
     from shapezoo.errors import ShapezooError
-    from shapezoo.evaluation import evaluate_meshes, evaluate_zoo
-    from shapezoo.extract import ExtractConfig
+    from shapezoo.fields.evaluation import evaluate_meshes, evaluate_zoo
+    from shapezoo.fields.extract import ExtractConfig
     from shapezoo.runtime import resolve_device
 
     if reference is None or (zoo is None) == (pred is None):

@@ -40,11 +40,11 @@ def probe(
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
 ):
     """k-fold linear and MLP classification and retrieval (mAP, precision@k) of the members' classes."""
+    from shapezoo.core.kfold import ProbeConfig
     from shapezoo.core.latents import LATENTS_FILE
-    from shapezoo.core.probe import ProbeConfig
-    from shapezoo.meshes import read_labels
-    from shapezoo.pretrained import resolve_space
-    from shapezoo.probing import probe_latents
+    from shapezoo.fields.meshes import read_labels
+    from shapezoo.fields.pretrained import resolve_space
+    from shapezoo.fields.probing import probe_latents
 
     tasks, kinds = tuple(parse_names(task) or ()), tuple(parse_names(features) or ())
     config = ProbeConfig(folds=folds, seed=seed)

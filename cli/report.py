@@ -16,8 +16,8 @@ def report(
     out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
 ):
     """Write a self-contained HTML report: 3-D viewers, interpolation slider, metrics, curves, latent map."""
+    from shapezoo.apps.report import build_report
     from shapezoo.errors import InputError
-    from shapezoo.report import build_report
 
     if not run.is_dir():
         raise InputError(run, "run folder not found")
@@ -32,7 +32,7 @@ def demo(
     device: Device = "auto",
 ):
     """generate -> sample -> fit -> mesh -> eval -> weight space -> interpolate -> renders -> report.html."""
-    from shapezoo.demo import STAGES, DemoConfig, run_demo
+    from shapezoo.apps.demo import STAGES, DemoConfig, run_demo
     from shapezoo.runtime import resolve_device
 
     config = DemoConfig().scaled(budget)

@@ -53,8 +53,8 @@ def train(
 ):
     """Train an encoder/decoder of field weights with a functional loss; keeps the best validation checkpoint."""
     from shapezoo.core.zoo import load_zoo
-    from shapezoo.space import ModelConfig, TrainConfig, train_space
-    from shapezoo.space.train import default_design, design_reason
+    from shapezoo.fields.space import ModelConfig, TrainConfig, train_space
+    from shapezoo.fields.space.train import default_design, design_reason
 
     z = load_zoo(zoo)
     model = ModelConfig(design=design, latent=latent, trunk=trunk)  # type: ignore[arg-type]
@@ -105,7 +105,7 @@ def info(
     import json
 
     from shapezoo import pretrained
-    from shapezoo.space import load_space
+    from shapezoo.fields.space import load_space
 
     record = load_space(pretrained.resolve_space(space)).info()
     if space == pretrained.DEFAULT:
@@ -137,10 +137,10 @@ def encode(
 
     Meshes are sampled and fitted (batched, from the start point and with the recipe of the space's zoo) first.
     """
-    from shapezoo.pretrained import resolve_space
+    from shapezoo.fields.pretrained import resolve_space
+    from shapezoo.fields.space import load_space
+    from shapezoo.fields.space.jobs import encode_source
     from shapezoo.runtime import resolve_device
-    from shapezoo.space import load_space
-    from shapezoo.space.jobs import encode_source
 
     folder = resolve_space(space)
     dev = resolve_device(device)
@@ -167,10 +167,10 @@ def decode(
     device: Device = "auto",
 ):
     """Decode latents into a field zoo (mesh, eval and encode work on it like on any zoo)."""
-    from shapezoo.pretrained import resolve_space
+    from shapezoo.fields.pretrained import resolve_space
+    from shapezoo.fields.space import load_space
+    from shapezoo.fields.space.jobs import decode_latents
     from shapezoo.runtime import resolve_device
-    from shapezoo.space import load_space
-    from shapezoo.space.jobs import decode_latents
 
     folder = resolve_space(space)
     summary = decode_latents(load_space(folder, resolve_device(device)), folder, latents, out)
@@ -193,11 +193,11 @@ def interpolate(
     device: Device = "auto",
 ):
     """Walk from A to B through the latent space (or raw weights) and mesh every step."""
-    from shapezoo.extract import ExtractConfig
-    from shapezoo.pretrained import resolve_space
+    from shapezoo.fields.extract import ExtractConfig
+    from shapezoo.fields.pretrained import resolve_space
+    from shapezoo.fields.space import load_space
+    from shapezoo.fields.space.jobs import interpolate_to_folder
     from shapezoo.runtime import resolve_device
-    from shapezoo.space import load_space
-    from shapezoo.space.jobs import interpolate_to_folder
 
     dev = resolve_device(device)
     s = load_space(resolve_space(space), dev)
@@ -250,11 +250,11 @@ def optimize(
     device: Device = "auto",
 ):
     """Find the latent whose decoded field best explains a point cloud (shape completion) and mesh it."""
-    from shapezoo.extract import ExtractConfig
-    from shapezoo.pretrained import resolve_space
+    from shapezoo.fields.extract import ExtractConfig
+    from shapezoo.fields.pretrained import resolve_space
+    from shapezoo.fields.space import OptimizeConfig, load_space
+    from shapezoo.fields.space.jobs import complete_points
     from shapezoo.runtime import resolve_device
-    from shapezoo.space import OptimizeConfig, load_space
-    from shapezoo.space.jobs import complete_points
 
     folder = resolve_space(space)
     s = load_space(folder, resolve_device(device))
@@ -304,11 +304,11 @@ def sample(
     device: Device = "auto",
 ):
     """Draw new members from a prior over the training latents; report how close each is to training."""
-    from shapezoo.extract import ExtractConfig
-    from shapezoo.pretrained import resolve_prior, resolve_space
+    from shapezoo.fields.extract import ExtractConfig
+    from shapezoo.fields.pretrained import resolve_prior, resolve_space
+    from shapezoo.fields.space import load_space
+    from shapezoo.fields.space.jobs import sample_members
     from shapezoo.runtime import resolve_device
-    from shapezoo.space import load_space
-    from shapezoo.space.jobs import sample_members
 
     folder = resolve_space(space)
     dev = resolve_device(device)

@@ -14,15 +14,15 @@ from pathlib import Path
 import torch
 
 from shapezoo.core.zoo import load_zoo
-from shapezoo.evaluation import evaluate_zoo
-from shapezoo.extract import ExtractConfig, export_mesh, extract_meshes
-from shapezoo.fields import FieldSpec
-from shapezoo.fit import FitConfig
+from shapezoo.fields.evaluation import evaluate_zoo
+from shapezoo.fields.extract import ExtractConfig, export_mesh, extract_meshes
+from shapezoo.fields.fit_job import fit_zoo
+from shapezoo.fields.fitting import FitConfig
+from shapezoo.fields.learned_init import bundled_init
+from shapezoo.fields.network import FieldSpec
+from shapezoo.fields.samples import SampleConfig, sample_meshes
 from shapezoo.io import atomic_write_json
-from shapezoo.learned_init import bundled_init
 from shapezoo.runtime import reuse_freed_memory
-from shapezoo.sampling import SampleConfig, sample_meshes
-from shapezoo.zoo_fit import fit_zoo
 from shapezoo_datasets import FAMILIES, generate
 
 

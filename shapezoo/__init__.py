@@ -18,17 +18,17 @@ _EXPORTS = {
     "shapezoo.core.zoo": ["Zoo", "ZooWriter", "load_zoo", "save_zoo"],
     "shapezoo.core.latents": ["interpolate", "load_latents", "read_latents", "save_latents"],
     "shapezoo.core.prior": ["LatentPrior", "PriorConfig", "draw_latents", "load_prior", "train_prior"],
-    "shapezoo.fields": ["FieldModule", "FieldSpec", "FieldZoo", "field_forward", "init_params", "to_module"],
-    "shapezoo.meshes": ["Shape", "find_meshes", "load_mesh"],
-    "shapezoo.sampling": ["SampleConfig", "sample_meshes"],
-    "shapezoo.fit": ["FitConfig", "FitResult", "fit_fields"],
-    "shapezoo.zoo_fit": ["fit_zoo"],
-    "shapezoo.learned_init": ["InitConfig", "LearnedInit", "bundled_init", "learn_init", "load_init"],
-    "shapezoo.shift_base": ["BaseConfig", "learn_base"],
-    "shapezoo.extract": ["ExtractConfig", "export_mesh", "extract_meshes"],
-    "shapezoo.evaluation": ["evaluate_meshes", "evaluate_zoo"],
-    "shapezoo.generation": ["evaluate_generation"],
-    "shapezoo.space": [
+    "shapezoo.fields.network": ["FieldModule", "FieldSpec", "FieldZoo", "field_forward", "init_params", "to_module"],
+    "shapezoo.fields.meshes": ["Shape", "find_meshes", "load_mesh"],
+    "shapezoo.fields.samples": ["SampleConfig", "sample_meshes"],
+    "shapezoo.fields.fitting": ["FitConfig", "FitResult", "fit_fields"],
+    "shapezoo.fields.fit_job": ["fit_zoo"],
+    "shapezoo.fields.learned_init": ["InitConfig", "LearnedInit", "bundled_init", "learn_init", "load_init"],
+    "shapezoo.fields.shift_base": ["BaseConfig", "learn_base"],
+    "shapezoo.fields.extract": ["ExtractConfig", "export_mesh", "extract_meshes"],
+    "shapezoo.fields.evaluation": ["evaluate_meshes", "evaluate_zoo"],
+    "shapezoo.fields.generation": ["evaluate_generation"],
+    "shapezoo.fields.space": [
         "Evidence",
         "GaussianPrior",
         "ModelConfig",
@@ -62,16 +62,17 @@ if TYPE_CHECKING:
     from .core.spec import NetworkSpec, register_kind
     from .core.zoo import Zoo, ZooWriter, load_zoo, save_zoo
     from .errors import InputError, ShapezooError
-    from .evaluation import evaluate_meshes, evaluate_zoo
-    from .extract import ExtractConfig, export_mesh, extract_meshes
-    from .fields import FieldModule, FieldSpec, FieldZoo, field_forward, init_params, to_module
-    from .fit import FitConfig, FitResult, fit_fields
-    from .generation import evaluate_generation
-    from .learned_init import InitConfig, LearnedInit, bundled_init, learn_init, load_init
-    from .meshes import Shape, find_meshes, load_mesh
-    from .sampling import SampleConfig, sample_meshes
-    from .shift_base import BaseConfig, learn_base
-    from .space import (
+    from .fields.evaluation import evaluate_meshes, evaluate_zoo
+    from .fields.extract import ExtractConfig, export_mesh, extract_meshes
+    from .fields.fit_job import fit_zoo
+    from .fields.fitting import FitConfig, FitResult, fit_fields
+    from .fields.generation import evaluate_generation
+    from .fields.learned_init import InitConfig, LearnedInit, bundled_init, learn_init, load_init
+    from .fields.meshes import Shape, find_meshes, load_mesh
+    from .fields.network import FieldModule, FieldSpec, FieldZoo, field_forward, init_params, to_module
+    from .fields.samples import SampleConfig, sample_meshes
+    from .fields.shift_base import BaseConfig, learn_base
+    from .fields.space import (
         Evidence,
         GaussianPrior,
         ModelConfig,
@@ -83,4 +84,3 @@ if TYPE_CHECKING:
         train_space,
     )
     from .weights import ParamLayout
-    from .zoo_fit import fit_zoo

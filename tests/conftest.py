@@ -15,8 +15,8 @@ from shapezoo.classifiers.space import SpaceConfig
 from shapezoo.classifiers.train import SpaceTrainConfig, train_classifier_space
 from shapezoo.classifiers.zoo import ZooConfig, train_zoo
 from shapezoo.core.zoo import load_zoo
+from shapezoo.fields.space import train_space
 from shapezoo.runtime import reuse_freed_memory
-from shapezoo.space import train_space
 
 reuse_freed_memory()  # as the CLI does for its process: CPU fitting 2-3x faster
 

@@ -13,10 +13,10 @@ import torch
 import trimesh
 
 from shapezoo.core.zoo import save_zoo
-from shapezoo.fields import FieldSpec, init_params
-from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.sampling import SampleConfig
-from shapezoo.space import ModelConfig, TrainConfig
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.network import FieldSpec, init_params
+from shapezoo.fields.samples import SampleConfig
+from shapezoo.fields.space import ModelConfig, TrainConfig
 
 SEED = int(os.environ.get("SHAPEZOO_TEST_SEED", "0"))
 """Seed of the session's shared zoos and spaces (0 in CI); other values re-run the suite on other draws, which is

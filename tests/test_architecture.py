@@ -1,84 +1,164 @@
-"""The shape of the code: every import arrow points down (foundation <- core <- fields | classifiers <- apps <- cli),
-the two modalities never import each other, there are no import circles (lazy imports included), and the core's
-registry, batched Adam and the fixed correctness nits behave."""
+"""The shape of the code: one folder per layer and every import arrow pointing down (foundation <- core <- fields |
+classifiers <- apps <- cli, datasets beside the foundation, benchmarks on top), the two modalities never importing
+each other, the field modules in one reading order, no import circles (lazy imports included), modules and functions
+of a readable size; and the core's registry, batched Adam and the fixed correctness nits behave."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
 import torch
 
 import shapezoo
-from shapezoo.core.spec import NetworkSpec, kind_classes, register_kind
+from shapezoo.core.spec import BUILTIN, NetworkSpec, kind_classes, register_kind
 from shapezoo.core.training import adam_step_
 from shapezoo.errors import ShapezooError
 
-ROOT = Path(shapezoo.__file__).parent
-FOUNDATION = {"shapezoo.errors", "shapezoo.io", "shapezoo.runtime", "shapezoo.schema", "shapezoo.weights"}
-APPS = {"shapezoo", "shapezoo.demo", "shapezoo.report", "shapezoo.report_page"}
+REPO = Path(shapezoo.__file__).parents[1]
+PACKAGES = {"shapezoo": "shapezoo", "cli": "shapezoo_cli", "datasets": "shapezoo_datasets", "benchmarks": "benchmarks"}
+# Folder -> layer, with no default: a module in a folder not listed here fails test_every_module_has_a_layer.
+LAYERS = {
+    "shapezoo": "foundation",  # the package's own files: errors, io, runtime, schema, weights
+    "shapezoo.core": "core",
+    "shapezoo.fields": "fields",
+    "shapezoo.fields.space": "fields",
+    "shapezoo.classifiers": "classifiers",
+    "shapezoo.apps": "apps",
+    "shapezoo_datasets": "datasets",
+    "shapezoo_cli": "cli",
+    "benchmarks": "benchmarks",
+}
+ALLOWED = {
+    "foundation": {"foundation"},
+    "datasets": {"foundation", "datasets"},
+    "core": {"foundation", "core"},
+    "fields": {"foundation", "core", "fields"},
+    "classifiers": {"foundation", "core", "classifiers"},
+    "api": {"foundation", "core", "fields", "classifiers"},  # shapezoo/__init__.py: the public names, loaded lazily
+    "apps": {"foundation", "datasets", "core", "fields", "classifiers", "apps"},
+    "cli": {"foundation", "datasets", "core", "fields", "classifiers", "apps", "api", "cli"},
+}
+ALLOWED["benchmarks"] = ALLOWED["cli"] | {"benchmarks"}
+# The field modality read top to bottom: each module imports only field modules listed before it.
+FIELDS_ORDER = [
+    "meshes",  # mesh files into the frame
+    "training_points",  # which points a fit sees
+    "network",  # architectures and the one batched forward
+    "samples",  # occupancy samples of meshes
+    "mesh_metrics",  # Chamfer, F-score, IoU
+    "fitting",  # B fields fitted together
+    "learned_init",  # where fits start
+    "shift_base",  # shared weights, per-field biases
+    "fit_job",  # the resumable zoo job
+    "extract",  # field -> mesh
+    "evaluation",  # fields and meshes against references
+    "render",  # PNG renders
+    "generation",  # are generated shapes good and new
+    "probing",  # what latents and weights tell about a member
+    "space.designs",  # weight autoencoders
+    "space.model",  # a space on disk
+    "space.objective",  # probe points, distillation loss, refinement
+    "space.inference",  # latent optimisation against evidence
+    "space.train",  # training a space
+    "space.operations",  # encode meshes, interpolate, complete, sample
+    "space.jobs",  # what the CLI runs
+    "space",  # the space's public names
+    "pretrained",  # the shipped default
+]
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    parts[0] = PACKAGES[parts[0]]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """shapezoo modules imported anywhere in the file (top level and inside functions)."""
-    name = _module_name(path)
+FILES = {module_name(p): p for top in PACKAGES for p in (REPO / top).rglob("*.py")}
+
+
+def imports(path: Path) -> set[str]:
+    """Project modules imported anywhere in the file (top level and inside functions)."""
+    name = module_name(path)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("shapezoo.")}
+            found |= {a.name for a in node.names if a.name.split(".")[0] in PACKAGES.values()}
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            if mod == "shapezoo" or mod.startswith("shapezoo."):
+            if mod.split(".")[0] in PACKAGES.values():
                 # `from . import x` / `from .pkg import mod` may name submodules
-                for a in node.names:
-                    sub = f"{mod}.{a.name}"
-                    found.add(sub if (ROOT.parent / sub.replace(".", "/")).with_suffix(".py").exists() else mod)
+                found |= {f"{mod}.{a.name}" if f"{mod}.{a.name}" in FILES else mod for a in node.names}
     return found - {name}
 
 
-GRAPH = {_module_name(p): _imports(p) for p in ROOT.rglob("*.py")}
+GRAPH = {name: imports(path) for name, path in FILES.items()}
 
 
-def _layer(module: str) -> str:
-    if module in FOUNDATION:
-        return "foundation"
-    if module.startswith("shapezoo.core"):
-        return "core"
-    if module.startswith("shapezoo.classifiers"):
-        return "classifiers"
-    if module in APPS:
-        return "apps"
-    return "fields"
+def layer(module: str) -> str | None:
+    """The layer of the folder the module's file lies in (a package's ``__init__`` lies in its own folder)."""
+    if module == "shapezoo":
+        return "api"
+    path = FILES.get(module)
+    return LAYERS.get(module if path is None or path.name == "__init__.py" else module.rsplit(".", 1)[0])
 
 
-ALLOWED = {
-    "foundation": {"foundation"},
-    "core": {"foundation", "core"},
-    "fields": {"foundation", "core", "fields"},
-    "classifiers": {"foundation", "core", "classifiers"},
-    "apps": {"foundation", "core", "fields", "classifiers", "apps"},
-}
+def field_rank(module: str) -> int | None:
+    short = module.removeprefix("shapezoo.fields.")
+    return FIELDS_ORDER.index(short) if short in FIELDS_ORDER else None
+
+
+def violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every arrow that points up or sideways: across layers against ALLOWED, inside fields/ against FIELDS_ORDER."""
+    wrong = []
+    for m, targets in graph.items():
+        for i in targets:
+            if layer(i) not in ALLOWED[layer(m)]:
+                wrong.append(f"{m} ({layer(m)}) imports {i} ({layer(i)})")
+            elif layer(m) == layer(i) == "fields" and m != "shapezoo.fields" and field_rank(i) >= field_rank(m):
+                wrong.append(f"{m} imports {i}, which FIELDS_ORDER puts after it")
+    return wrong
+
+
+def test_every_module_has_a_layer_and_every_field_module_a_place():
+    assert not [m for m in GRAPH if layer(m) is None]
+    fields = {m.removeprefix("shapezoo.fields.") for m in GRAPH if m.startswith("shapezoo.fields.")}
+    assert fields == set(FIELDS_ORDER)
 
 
 def test_every_arrow_points_down():
-    wrong = [
-        f"{m} ({_layer(m)}) imports {i} ({_layer(i)})"
-        for m, imports in GRAPH.items()
-        for i in imports
-        if _layer(i) not in ALLOWED[_layer(m)] and not (m == "shapezoo" and i.startswith("shapezoo."))
-    ]
+    wrong = violations(GRAPH)
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_planted_upward_or_sideways_import_is_caught():
+    """The checker itself: core importing a modality, a modality importing the other, a field module importing
+    one read after it, the foundation importing the core."""
+    for m, i in [
+        ("shapezoo.core.zoo", "shapezoo.fields.network"),
+        ("shapezoo.fields.network", "shapezoo.classifiers.archs"),
+        ("shapezoo.fields.samples", "shapezoo.fields.fitting"),
+        ("shapezoo.io", "shapezoo.core.zoo"),
+        ("shapezoo.fields.extract", "shapezoo.apps.report"),
+    ]:
+        assert violations({m: {i}}), (m, i)
+    assert not violations({"shapezoo.fields.fitting": {"shapezoo.fields.samples"}})
+
+
+def test_the_kinds_the_core_loads_by_name_are_modality_modules_that_register_them():
+    """core.spec imports each built-in kind's module by name (an arrow the AST cannot see): each one lies in a
+    modality layer and registering is what importing it does."""
+    for kind, module in BUILTIN.items():
+        assert layer(module) in {"fields", "classifiers"}, module
+        importlib.import_module(module)
+        assert kind_classes(kind)[0].__module__ == module
 
 
 def test_no_import_circles():
@@ -103,9 +183,27 @@ def test_no_import_circles():
     assert not cycles, "\n".join(cycles)
 
 
+def test_modules_and_functions_stay_readable():
+    """No library or CLI module over 450 lines, no function over 80 (benchmarks are scripts, exempt)."""
+    long = []
+    for name, path in FILES.items():
+        if name.startswith("benchmarks"):
+            continue
+        tree = ast.parse(path.read_text())
+        lines = len(path.read_text().splitlines())
+        if lines > 450:
+            long.append(f"{path.relative_to(REPO)}: {lines} lines")
+        long += [
+            f"{path.relative_to(REPO)}:{n.lineno} {n.name}: {n.end_lineno - n.lineno + 1} lines"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.end_lineno - n.lineno + 1 > 80
+        ]
+    assert not long, "\n".join(long)
+
+
 def test_registry_reads_every_builtin_kind_and_refuses_unknown_ones():
     from shapezoo.classifiers.archs import ClassifierSpec
-    from shapezoo.fields import FieldSpec, FieldZoo
+    from shapezoo.fields.network import FieldSpec, FieldZoo
 
     assert kind_classes("field") == (FieldSpec, FieldZoo)
     assert kind_classes("classifier")[0] is ClassifierSpec
@@ -141,7 +239,7 @@ def test_batched_adam_is_independent_adams():
 
 def test_sine_backward_can_run_twice():
     """The SIREN activation's backward leaves its saved input intact: a second backward gives the same gradient."""
-    from shapezoo.fields import FieldSpec, field_forward, init_params
+    from shapezoo.fields.network import FieldSpec, field_forward, init_params
 
     spec = FieldSpec(width=16, depth=2)
     params = init_params(spec, 0)[None].requires_grad_(True)
@@ -154,8 +252,8 @@ def test_sine_backward_can_run_twice():
 def test_fitting_leaves_the_process_allocator_alone(monkeypatch):
     """fit_fields does not change process-wide settings (the CLI opts in to reuse_freed_memory for its process)."""
     from shapezoo import runtime
-    from shapezoo.fields import FieldSpec, init_params
-    from shapezoo.fit import FitConfig, fit_fields
+    from shapezoo.fields.fitting import FitConfig, fit_fields
+    from shapezoo.fields.network import FieldSpec, init_params
 
     calls = []
     monkeypatch.setattr(runtime, "reuse_freed_memory", lambda: calls.append(1))
@@ -171,7 +269,7 @@ def test_public_api_resolves_and_matches_what_type_checkers_see():
     and editors see) list exactly the same names."""
     for name in shapezoo.__all__:
         assert getattr(shapezoo, name) is getattr(__import__(shapezoo._WHERE[name], fromlist=[name]), name)
-    tree = ast.parse((ROOT / "__init__.py").read_text())
+    tree = ast.parse((REPO / "shapezoo" / "__init__.py").read_text())
     checked = {
         a.name
         for node in ast.walk(tree)
@@ -190,7 +288,7 @@ def test_one_iou_everywhere_agrees_on_the_empty_case():
     import numpy as np
 
     from shapezoo.core.measure import set_iou
-    from shapezoo.metrics import volume_iou
+    from shapezoo.fields.mesh_metrics import volume_iou
 
     empty = torch.zeros(2, 50, dtype=torch.bool)
     assert set_iou(empty, empty).tolist() == [1.0, 1.0]

@@ -219,7 +219,7 @@ def test_an_out_that_is_a_folder(trained, tiny_zoo, tmp_path):
 
 
 def test_duplicate_names_in_a_labels_csv_or_training_latents(trained, tiny_zoo, tmp_path):
-    from shapezoo.meshes import find_meshes
+    from shapezoo.fields.meshes import find_meshes
 
     a, b = (name for name, _ in find_meshes(write_meshes(tmp_path / "m", 2)))
     csv = tmp_path / "labels.csv"

@@ -24,7 +24,7 @@ from shapezoo.classifiers.archs import (
     superset_index,
 )
 from shapezoo.classifiers.data import load_digits, load_idx_folder
-from shapezoo.classifiers.explore import (
+from shapezoo.classifiers.operations import (
     LatentOptConfig,
     encode_models,
     evaluate_zoo,

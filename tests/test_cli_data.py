@@ -96,8 +96,8 @@ def test_help_is_instant_because_heavy_imports_are_lazy():
 def test_cli_defaults_match_the_library_recipe():
     import inspect
 
-    from shapezoo.fields import FieldSpec
-    from shapezoo.fit import FitConfig
+    from shapezoo.fields.fitting import FitConfig
+    from shapezoo.fields.network import FieldSpec
     from shapezoo_cli.fit import fit
 
     params = inspect.signature(fit).parameters
@@ -112,7 +112,7 @@ def test_cli_defaults_match_the_library_recipe():
     sizes = inspect.signature(FieldSpec.from_arch).parameters
     assert sizes["width"].default == FieldSpec.width and sizes["depth"].default == FieldSpec.depth
     # init base: the shift base's own width and the library's steps
-    from shapezoo.shift_base import BASE_WIDTH, BaseConfig
+    from shapezoo.fields.shift_base import BASE_WIDTH, BaseConfig
     from shapezoo_cli.init import base
 
     params = inspect.signature(base).parameters

@@ -7,8 +7,8 @@ import pytest
 import trimesh
 
 from shapezoo.errors import ShapezooError
-from shapezoo.meshes import load_mesh
-from shapezoo.sampling import SampleConfig, sample_shape
+from shapezoo.fields.meshes import load_mesh
+from shapezoo.fields.samples import SampleConfig, sample_shape
 from shapezoo_datasets import FAMILIES, build, generate, sample_params
 
 

@@ -7,11 +7,11 @@ import trimesh
 from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
-from shapezoo.extract import ExtractConfig, export_mesh, extract_meshes
-from shapezoo.fields import FieldSpec, init_params
-from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.meshes import shape_from_arrays
-from shapezoo.sampling import SampleConfig, sample_shape
+from shapezoo.fields.extract import ExtractConfig, export_mesh, extract_meshes
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.meshes import shape_from_arrays
+from shapezoo.fields.network import FieldSpec, init_params
+from shapezoo.fields.samples import SampleConfig, sample_shape
 from shapezoo_cli.main import app
 
 runner = CliRunner()
@@ -75,7 +75,7 @@ def test_coarse_to_fine_condition_thin_surfaces():
 
 
 def test_skimage_mask_convention_is_the_far_corner():
-    from shapezoo.extract import marching_cubes
+    from shapezoo.fields.extract import marching_cubes
 
     v = np.zeros((4, 4, 4))
     v[1:3, 1:3, 1:3] = 1.0

@@ -5,14 +5,14 @@ import pytest
 import torch
 import trimesh
 
-import shapezoo.fit as fitmod
-import shapezoo.training_points as tp
+import shapezoo.fields.fitting as fitmod
+import shapezoo.fields.training_points as tp
 from shapezoo.errors import ShapezooError
-from shapezoo.fields import FieldSpec, field_forward, init_params
-from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.meshes import shape_from_arrays
-from shapezoo.sampling import SampleConfig, sample_shape
-from shapezoo.training_points import split_holdout
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.meshes import shape_from_arrays
+from shapezoo.fields.network import FieldSpec, field_forward, init_params
+from shapezoo.fields.samples import SampleConfig, sample_shape
+from shapezoo.fields.training_points import split_holdout
 
 SPEC = FieldSpec(width=16, depth=2)
 
@@ -115,7 +115,7 @@ def test_precision_and_forward_are_device_agnostic():
 def test_jitter_keeps_the_labels_of_a_densely_sampled_sphere():
     """At the default sampling's density (half of 100k points near the surface) a jittered point changes its label
     about once in 1600 (measured 0.06%); far points move, near-surface ones barely."""
-    from shapezoo.training_points import jitter_radii, jitter_tables
+    from shapezoo.fields.training_points import jitter_radii, jitter_tables
 
     rng = np.random.default_rng(0)
     uniform = rng.random((50000, 3)) - 0.5

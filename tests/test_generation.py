@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from shapezoo.core.latents import LATENTS_FILE, save_latents
 from shapezoo.core.prior import PriorConfig, draw_latents, load_prior, space_latents, train_prior
 from shapezoo.errors import InputError, ShapezooError
-from shapezoo.generation import chamfer_matrix, generation_metrics, mmd_cov, one_nna
+from shapezoo.fields.generation import chamfer_matrix, generation_metrics, mmd_cov, one_nna
 from shapezoo_cli.main import app
 
 TINY = PriorConfig(steps=300, batch=64, hidden=64, blocks=2, dropout=0.0, eval_every=50, sample_steps=20)

@@ -121,9 +121,9 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(data, tmp_path):
 
 
 def test_resumed_fit_keeps_every_batch_curve(data, tmp_path):
-    from shapezoo.fields import FieldSpec
-    from shapezoo.fit import FitConfig
-    from shapezoo.zoo_fit import fit_zoo
+    from shapezoo.fields.fit_job import fit_zoo
+    from shapezoo.fields.fitting import FitConfig
+    from shapezoo.fields.network import FieldSpec
 
     spec, config = FieldSpec(width=8, depth=1), FitConfig(steps=5, points_per_step=64, check_every=5)
 
@@ -248,7 +248,7 @@ def test_latents_with_path_names_are_refused(tmp_path):
     import torch
 
     from shapezoo.errors import InputError
-    from shapezoo.space import load_latents, save_latents
+    from shapezoo.fields.space import load_latents, save_latents
 
     save_latents(tmp_path / "z.safetensors", torch.zeros(2, 4), ["ok", "../../up"])
     with pytest.raises(InputError, match="invalid name"):

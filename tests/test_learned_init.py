@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError, ShapezooError
-from shapezoo.fields import FieldSpec, init_params
-from shapezoo.fit import FitConfig, fit_fields
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.learned_init import InitConfig, choose_init, learn_init, load_init
+from shapezoo.fields.mesh_metrics import components
+from shapezoo.fields.network import FieldSpec, init_params
+from shapezoo.fields.samples import SampleConfig, load_samples, sample_meshes
 from shapezoo.io import load_tensors
-from shapezoo.learned_init import InitConfig, choose_init, learn_init, load_init
-from shapezoo.metrics import components
-from shapezoo.sampling import SampleConfig, load_samples, sample_meshes
 from shapezoo_cli.main import app
 
 SPEC = FieldSpec(width=16, depth=2)
@@ -188,7 +188,7 @@ def test_init_record_is_safetensors_and_json(samples, tmp_path):
 
 
 def test_the_bundled_inits_are_the_default_for_their_architectures(tmp_path):
-    from shapezoo.learned_init import bundled_init
+    from shapezoo.fields.learned_init import bundled_init
 
     for spec in (FieldSpec(), FieldSpec(width=64)):
         init = choose_init("default", spec)

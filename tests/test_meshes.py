@@ -3,7 +3,7 @@ import pytest
 import trimesh
 
 from shapezoo.errors import InputError
-from shapezoo.meshes import FRAME_EXTENT, find_meshes, load_mesh
+from shapezoo.fields.meshes import FRAME_EXTENT, find_meshes, load_mesh
 
 
 @pytest.mark.parametrize("suffix", [".obj", ".off", ".ply", ".stl", ".glb"])

@@ -3,7 +3,14 @@ import pytest
 import torch
 import trimesh
 
-from shapezoo.metrics import mesh_metrics, nearest_kdtree, nearest_torch, point_metrics, surface_points, volume_iou
+from shapezoo.fields.mesh_metrics import (
+    mesh_metrics,
+    nearest_kdtree,
+    nearest_torch,
+    point_metrics,
+    surface_points,
+    volume_iou,
+)
 
 
 def _naive(query, ref):

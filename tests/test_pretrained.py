@@ -14,13 +14,13 @@ from shapezoo.core.latents import read_latents
 from shapezoo.core.prior import load_prior
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError
-from shapezoo.fields import field_forward
+from shapezoo.fields.learned_init import load_init
+from shapezoo.fields.mesh_metrics import uniform_points
+from shapezoo.fields.meshes import load_mesh
+from shapezoo.fields.network import field_forward
+from shapezoo.fields.samples import label_points
+from shapezoo.fields.space import load_space
 from shapezoo.io import read_json
-from shapezoo.learned_init import load_init
-from shapezoo.meshes import load_mesh
-from shapezoo.metrics import uniform_points
-from shapezoo.sampling import label_points
-from shapezoo.space import load_space
 from shapezoo_cli.main import app
 from shapezoo_datasets import generate
 

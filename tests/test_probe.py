@@ -11,13 +11,13 @@ import torch
 from scipy.stats import kendalltau
 from typer.testing import CliRunner
 
+from shapezoo.core.kfold import ProbeConfig, class_ids, classify, fold_features, retrieve, splits
 from shapezoo.core.latents import save_latents
-from shapezoo.core.probe import ProbeConfig, class_ids, classify, fold_features, retrieve, splits
 from shapezoo.core.zoo import load_zoo, save_zoo
 from shapezoo.errors import InputError
-from shapezoo.meshes import find_meshes, read_labels, shape_label
-from shapezoo.sampling import SampleConfig, sample_meshes
-from shapezoo.space import load_space
+from shapezoo.fields.meshes import find_meshes, read_labels, shape_label
+from shapezoo.fields.samples import SampleConfig, sample_meshes
+from shapezoo.fields.space import load_space
 from shapezoo_cli.main import app
 from shapezoo_datasets import generate
 
@@ -105,7 +105,7 @@ def test_probe_cli_reports_and_refuses_bad_labels_in_one_line(tmp_path, trained,
     assert report["classes"] == ["ball", "box"]
     # the CLI reports what the library computes (how well 12 tiny fields separate boxes from balls depends on the
     # draw: 0.33 with SHAPEZOO_TEST_SEED=1, so no bound on it here; test_probes_separate_... checks the probe)
-    from shapezoo.probing import probe_latents
+    from shapezoo.fields.probing import probe_latents
 
     direct = probe_latents(labelled, features=("latents", "weights", "pca"), zoo=tiny_zoo, config=ProbeConfig(folds=3))
     assert report["weights"]["classify"] == pytest.approx(direct["weights"]["classify"])
@@ -157,7 +157,7 @@ def test_held_out_members_in_a_zoo_of_their_own_are_probed_with_train_zoo(tmp_pa
 
 
 def test_d2_descriptor_is_a_seeded_distribution(tmp_path, box_mesh):
-    from shapezoo.probing import D2_BINS, d2_descriptor
+    from shapezoo.fields.probing import D2_BINS, d2_descriptor
 
     box_mesh.export(tmp_path / "b.obj")
     a, b = d2_descriptor(str(tmp_path / "b.obj"), "b"), d2_descriptor(str(tmp_path / "b.obj"), "b")
@@ -167,7 +167,7 @@ def test_d2_descriptor_is_a_seeded_distribution(tmp_path, box_mesh):
 
 
 def test_classifier_accuracy_is_predicted_from_latents_and_statnn_on_the_same_folds(mlp_zoo, mlp_space, tmp_path):
-    from shapezoo.classifiers.probe import probe_accuracy, statnn_features
+    from shapezoo.classifiers.accuracy_probe import probe_accuracy, statnn_features
     from shapezoo.classifiers.space import load_classifier_space
 
     zoo = load_zoo(mlp_zoo[0], kind="classifier")
@@ -213,7 +213,7 @@ def test_classifier_accuracy_is_predicted_from_latents_and_statnn_on_the_same_fo
 def test_accuracy_is_regressed_on_a_logit_scale():
     """A target that is a sigmoid of a linear score is linear on the logit scale: ridge recovers it exactly there,
     and only approximately on the raw scale, where it saturates."""
-    from shapezoo.classifiers.probe import predict
+    from shapezoo.classifiers.accuracy_probe import predict
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4))

@@ -19,9 +19,9 @@ from shapezoo.core.latents import LATENTS_FILE, read_latents
 from shapezoo.core.prior import PriorConfig, load_prior, train_prior
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import ShapezooError
+from shapezoo.fields.samples import read_index
+from shapezoo.fields.space import load_space
 from shapezoo.io import atomic_save_tensors
-from shapezoo.sampling import read_index
-from shapezoo.space import load_space
 
 FUZZ = settings(
     max_examples=120,
@@ -116,7 +116,7 @@ def test_prior_json(prior):
 def test_samples_json(tmp_path):
     from space_zoo import write_meshes
 
-    from shapezoo.sampling import SampleConfig, sample_meshes
+    from shapezoo.fields.samples import SampleConfig, sample_meshes
 
     sample_meshes(write_meshes(tmp_path / "m", 2), tmp_path / "s", SampleConfig(points=200))
     _fuzz_json(tmp_path / "s", "samples.json", read_index)
@@ -125,9 +125,9 @@ def test_samples_json(tmp_path):
 def test_learned_init_json(tmp_path):
     from space_zoo import write_meshes
 
-    from shapezoo.fields import FieldSpec
-    from shapezoo.learned_init import InitConfig, learn_init, load_init
-    from shapezoo.sampling import SampleConfig, sample_meshes
+    from shapezoo.fields.learned_init import InitConfig, learn_init, load_init
+    from shapezoo.fields.network import FieldSpec
+    from shapezoo.fields.samples import SampleConfig, sample_meshes
 
     sample_meshes(write_meshes(tmp_path / "m", 2), tmp_path / "s", SampleConfig(points=200))
     config = InitConfig(outer_steps=1, inner_steps=1, batch=2, points_per_step=32, checkpoint_every=1)
@@ -177,7 +177,7 @@ def test_prior_tensors(prior, tmp_path):
 
 
 def test_sample_file_tensors_and_metadata(tmp_path):
-    from shapezoo.sampling import load_samples
+    from shapezoo.fields.samples import load_samples
 
     meta = st.dictionaries(st.sampled_from(["n_uniform", "name"]), st.text(max_size=4), max_size=2)
     _fuzz_tensors(tmp_path, "a.safetensors", ["points", "occupancy"], lambda f: load_samples(f / "a.safetensors"), meta)

@@ -11,9 +11,9 @@ import pytest
 import trimesh
 from typer.testing import CliRunner
 
-from shapezoo.demo import STAGES, DemoConfig, run_demo
-from shapezoo.render import render_grid, render_mesh, render_strip, save_png
-from shapezoo.report import SECTIONS
+from shapezoo.apps.demo import STAGES, DemoConfig, run_demo
+from shapezoo.apps.report import SECTIONS
+from shapezoo.fields.render import render_grid, render_mesh, render_strip, save_png
 from shapezoo_cli.main import app
 
 # short fits from the default base on fewer samples, coarse meshes: every stage, a fraction of the time
@@ -115,8 +115,8 @@ def _screenshot(browser, page, fragment, path):
 @pytest.fixture
 def shapes_run(tmp_path):
     """A run folder with known meshes: two fields, and a 4-step sequence from a small ball to a long box."""
-    from shapezoo.extract import export_mesh
-    from shapezoo.report import build_report
+    from shapezoo.apps.report import build_report
+    from shapezoo.fields.extract import export_mesh
 
     run = tmp_path / "run"
     (run / "fields").mkdir(parents=True)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from shapezoo.meshes import shape_from_arrays
-from shapezoo.sampling import (
+from shapezoo.fields.meshes import shape_from_arrays
+from shapezoo.fields.samples import (
     SampleConfig,
     load_samples,
     open3d_module,

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from shapezoo.core.cluster import TaskSpec, connect, run_tasks
+from shapezoo.core.ray_tasks import TaskSpec, connect, run_tasks
 from shapezoo.core.zoo import load_zoo
-from shapezoo.fields import FieldSpec
-from shapezoo.fit import FitConfig
-from shapezoo.sampling import SampleConfig, sample_meshes
-from shapezoo.zoo_fit import fit_zoo
+from shapezoo.fields.fit_job import fit_zoo
+from shapezoo.fields.fitting import FitConfig
+from shapezoo.fields.network import FieldSpec
+from shapezoo.fields.samples import SampleConfig, sample_meshes
 from shapezoo_datasets import generate
 
 ray = pytest.importorskip("ray")
@@ -165,8 +165,8 @@ def test_tasks_lost_past_their_retries_are_named_and_the_rest_kept(cluster):
 
 
 def test_ray_init_learning_gives_the_single_process_init(cluster, shapes, tmp_path):
+    from shapezoo.fields.learned_init import InitConfig, learn_init
     from shapezoo.io import load_tensors
-    from shapezoo.learned_init import InitConfig, learn_init
 
     sample_meshes(shapes, tmp_path / "s", SampleConfig(points=4000))
     config = InitConfig(outer_steps=3, inner_steps=10, batch=4, points_per_step=256, checkpoint_every=2)
@@ -198,7 +198,7 @@ def test_cli_fit_with_ray_names_its_options_and_refuses_a_device_it_cannot_honou
 
 
 def test_a_folder_workers_cannot_write_stops_the_job_with_one_line(cluster):
-    from shapezoo.core.cluster import StorageError
+    from shapezoo.core.ray_tasks import StorageError
 
     def unwritable(i: int) -> int:
         raise StorageError(f"/shared/zoo/weights-{i:05d}.safetensors: cannot be written (Read-only file system)")

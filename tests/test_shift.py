@@ -13,12 +13,13 @@ from typer.testing import CliRunner
 from shapezoo.core.latents import LATENTS_FILE, load_latents, read_latents, split_names
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import ShapezooError
-from shapezoo.fields import FieldSpec, field_forward, init_params
-from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.learned_init import load_init
-from shapezoo.sampling import SampleConfig, load_samples, sample_meshes
-from shapezoo.shift_base import BASE_STATE, BaseConfig, learn_base
-from shapezoo.space import (
+from shapezoo.fields.fit_job import fit_zoo
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.learned_init import load_init
+from shapezoo.fields.network import FieldSpec, field_forward, init_params
+from shapezoo.fields.samples import SampleConfig, load_samples, sample_meshes
+from shapezoo.fields.shift_base import BASE_STATE, BaseConfig, learn_base
+from shapezoo.fields.space import (
     Evidence,
     GaussianPrior,
     ModelConfig,
@@ -27,8 +28,7 @@ from shapezoo.space import (
     optimize_latent,
     train_space,
 )
-from shapezoo.space.latent import PRIOR_WEIGHTS, refine_latents
-from shapezoo.zoo_fit import fit_zoo
+from shapezoo.fields.space.inference import PRIOR_WEIGHTS, refine_latents
 from shapezoo_cli.main import app
 
 SPEC = FieldSpec(width=16, depth=2)

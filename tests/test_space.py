@@ -9,8 +9,8 @@ from space_zoo import QUICK, SMALL, SPEC, permute_hidden
 
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError, ShapezooError
-from shapezoo.fields import field_forward
-from shapezoo.space import (
+from shapezoo.fields.network import field_forward
+from shapezoo.fields.space import (
     Evidence,
     GaussianPrior,
     ModelConfig,
@@ -25,8 +25,8 @@ from shapezoo.space import (
     probe_points,
     train_space,
 )
-from shapezoo.space.explore import sequence
-from shapezoo.space.latent import refine_latents
+from shapezoo.fields.space.inference import refine_latents
+from shapezoo.fields.space.operations import sequence
 
 
 def test_neuron_encoder_is_invariant_to_hidden_permutations(tiny_zoo):

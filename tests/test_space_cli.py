@@ -9,9 +9,9 @@ import trimesh
 from typer.testing import CliRunner
 
 from shapezoo.core.zoo import load_zoo, save_zoo
-from shapezoo.fields import FieldSpec, init_params
-from shapezoo.space import load_space
-from shapezoo.space.latent import PRIOR_WEIGHTS, refine_latents
+from shapezoo.fields.network import FieldSpec, init_params
+from shapezoo.fields.space import load_space
+from shapezoo.fields.space.inference import PRIOR_WEIGHTS, refine_latents
 from shapezoo_cli.main import app
 
 runner = CliRunner()
@@ -186,7 +186,7 @@ def test_cli_bad_inputs_fail_with_one_line(trained, tiny_zoo, tmp_path):
     res = _invoke("encode", other, "--space", space, "--out", tmp_path / "l.safetensors", "--device", "cpu")
     assert res.exit_code == 1 and "cannot be used with a space trained on" in res.output
     assert len(res.output.strip().splitlines()) == 1
-    from shapezoo.space import save_latents
+    from shapezoo.fields.space import save_latents
 
     wrong = tmp_path / "wrong.safetensors"
     save_latents(wrong, torch.zeros(2, 7), ["a", "b"])

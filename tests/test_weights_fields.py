@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from shapezoo.errors import ShapezooError
-from shapezoo.fields import FieldModule, FieldSpec, field_forward, init_params, to_module
+from shapezoo.fields.network import FieldModule, FieldSpec, field_forward, init_params, to_module
 
 
 @pytest.mark.parametrize("spec", [FieldSpec(width=16, depth=2), FieldSpec(width=8, depth=3, activation="relu_pe")])

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError
-from shapezoo.fields import FieldModule, FieldSpec, field_forward, init_params
-from shapezoo.fit import FitConfig, fit_fields
-from shapezoo.sampling import SampleConfig, load_samples, sample_meshes
+from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.network import FieldModule, FieldSpec, field_forward, init_params
+from shapezoo.fields.samples import SampleConfig, load_samples, sample_meshes
 from shapezoo_cli.main import app
 
 runner = CliRunner()

@@ -2,7 +2,7 @@
 
 from .archs import KINDS, ClassifierModule, ClassifierSpec, accuracy, classifier_forward, init_params, parse_arch
 from .data import DATASETS, ImageData, load_images
-from .explore import (
+from .operations import (
     LatentOptConfig,
     encode_models,
     evaluate_zoo,

@@ -16,7 +16,7 @@ from ..errors import ShapezooError
 from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, output_file
 from .archs import ClassifierSpec, accuracy, disagreement, init_params, parse_arch, predictions
 from .data import ImageData
-from .explore import LatentOptConfig, encode_models, evaluate_zoo, interpolation_path, optimize_latent
+from .operations import LatentOptConfig, encode_models, evaluate_zoo, interpolation_path, optimize_latent
 from .space import ClassifierSpace
 
 

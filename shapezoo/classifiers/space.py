@@ -18,7 +18,7 @@ from torch import nn
 
 from ..core.latents import check_latents
 from ..core.nets import mlp
-from ..core.spaces import SPACE_JSON, load_space_state, read_space_header, write_space_folder
+from ..core.space_files import SPACE_JSON, load_space_state, read_space_header, write_space_folder
 from ..errors import InputError, ShapezooError
 from ..schema import check, config_from_json
 from .archs import ClassifierSpec, superset_index

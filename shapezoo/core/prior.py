@@ -23,7 +23,7 @@ from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load
 from ..schema import Num, check, check_tensor, config_from_json
 from .flow import Velocity, flow_loss, heun
 from .latents import LATENTS_FILE, Latents, read_latents, split_names
-from .spaces import SPACE_JSON
+from .space_files import SPACE_JSON
 from .training import STATE_JSON, load_checkpoint, open_state, save_checkpoint
 
 PRIOR_FORMAT = "shapezoo.prior/1"

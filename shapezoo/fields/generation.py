@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import InputError, ShapezooError
-from .io import atomic_write_json, ensure_output_dir, locks, read_json
+from ..errors import InputError, ShapezooError
+from ..io import atomic_write_json, ensure_output_dir, locks, read_json
+from ..schema import MapOf, Names
+from .mesh_metrics import surface_points
 from .meshes import find_meshes, load_mesh
-from .metrics import surface_points
-from .schema import MapOf, Names
 
 GEN_POINTS = 2048
 GENERATION_JSON = "generation.json"

@@ -9,15 +9,17 @@ from typing import Literal
 
 import torch
 
-from ..core.latents import read_latents, save_latents
-from ..core.prior import draw_latents
-from ..core.zoo import ZOO_JSON, load_zoo, save_zoo
-from ..errors import ShapezooError
+from ...core.latents import read_latents, save_latents
+from ...core.prior import draw_latents
+from ...core.zoo import ZOO_JSON, load_zoo, save_zoo
+from ...errors import ShapezooError
+from ...io import atomic_write_json, ensure_output_dir, output_file, read_json, sha256_file
 from ..extract import ExtractConfig, export_mesh, extract_meshes
-from ..fields import FieldZoo
-from ..io import atomic_write_json, ensure_output_dir, output_file, read_json, sha256_file
 from ..meshes import find_meshes, read_points, shape_label
-from .explore import (
+from ..network import FieldZoo
+from .inference import Evidence, OptimizeConfig, optimize_latent, prior_weight, refine_latents
+from .model import WeightSpace
+from .operations import (
     encode_fit_steps,
     fit_mesh,
     fit_meshes,
@@ -26,8 +28,6 @@ from .explore import (
     sequence,
     sequence_metrics,
 )
-from .latent import Evidence, OptimizeConfig, optimize_latent, prior_weight, refine_latents
-from .space import WeightSpace
 
 
 def encode_source(

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import torch
 
-from ..core.latents import LATENTS_FILE, check_latents, load_latents
-from ..core.spaces import SPACE_JSON, load_space_state, read_space_header, write_space_folder
-from ..errors import InputError, ShapezooError
-from ..fields import FieldSpec, init_params
-from ..fit import FitConfig
-from ..io import atomic_save_tensors, ensure_output_dir, load_tensors
-from ..sampling import SampleConfig
-from ..schema import check, config_from_json
+from ...core.latents import LATENTS_FILE, check_latents, load_latents
+from ...core.space_files import SPACE_JSON, load_space_state, read_space_header, write_space_folder
+from ...errors import InputError, ShapezooError
+from ...io import atomic_save_tensors, ensure_output_dir, load_tensors
+from ...schema import check, config_from_json
+from ..fitting import FitConfig
+from ..network import FieldSpec, init_params
+from ..samples import SampleConfig
 from .designs import DESIGNS, EXACT_TOL, ModelConfig, ParamStats, ShiftEncoder, WeightAutoencoder
 
 SPACE_FORMAT = "shapezoo.space/1"

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import torch
 
-from .core.cluster import StorageError, TaskSpec, check_shared, connect, run_tasks
-from .core.measure import metric_summary
-from .core.zoo import ZOO_JSON, ZooWriter, load_zoo, shard_name, write_shard
-from .errors import ShapezooError
-from .fields import FieldSpec, init_params
-from .fit import FitConfig, fit_fields, fit_memory
-from .io import atomic_write_json, locks, read_json
+from ..core.measure import metric_summary
+from ..core.ray_tasks import StorageError, TaskSpec, check_shared, connect, run_tasks
+from ..core.zoo import ZOO_JSON, ZooWriter, load_zoo, shard_name, write_shard
+from ..errors import ShapezooError
+from ..io import atomic_write_json, locks, read_json
+from ..runtime import available_memory
+from ..schema import Num, Opt
+from .fitting import FitConfig, fit_fields, fit_memory
 from .learned_init import LearnedInit
-from .runtime import available_memory
-from .sampling import INDEX_NAME, load_sample_batch, read_index
-from .schema import Num, Opt
+from .network import FieldSpec, init_params
+from .samples import INDEX_NAME, load_sample_batch, read_index
 
 
 def config_json(config: FitConfig) -> dict:

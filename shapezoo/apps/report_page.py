@@ -32,7 +32,7 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _asset_url(name: str) -> str:
-    text = (Path(__file__).parent / "assets" / name).read_bytes()
+    text = (Path(__file__).parents[1] / "assets" / name).read_bytes()
     return "data:text/javascript;base64," + base64.b64encode(text).decode()
 
 

@@ -18,24 +18,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core.latents import load_latents, save_latents
-from .core.zoo import load_zoo
-from .evaluation import evaluate_zoo
-from .extract import ExtractConfig, export_mesh, extract_meshes
-from .fit import FitConfig
-from .io import atomic_write_json, ensure_output_dir
-from .learned_init import load_init
-from .metrics import components
-from .pretrained import default_base, resolve_prior, resolve_space
-from .render import render_grid, render_strip, save_png
+from ..core.latents import load_latents, save_latents
+from ..core.zoo import load_zoo
+from ..fields.evaluation import evaluate_zoo
+from ..fields.extract import ExtractConfig, export_mesh, extract_meshes
+from ..fields.fit_job import fit_zoo
+from ..fields.fitting import FitConfig
+from ..fields.learned_init import load_init
+from ..fields.mesh_metrics import components
+from ..fields.pretrained import default_base, resolve_prior, resolve_space
+from ..fields.render import render_grid, render_strip, save_png
+from ..fields.samples import SampleConfig, sample_meshes
+from ..fields.space import ModelConfig, TrainConfig, load_space, train_space
+from ..fields.space.jobs import decode_latents, sample_members
+from ..fields.space.operations import sequence, sequence_metrics
+from ..io import atomic_write_json, ensure_output_dir
+from ..schema import config_from_json
 from .report import build_report
 from .report_page import read_obj
-from .sampling import SampleConfig, sample_meshes
-from .schema import config_from_json
-from .space import ModelConfig, TrainConfig, load_space, train_space
-from .space.explore import sequence, sequence_metrics
-from .space.jobs import decode_latents, sample_members
-from .zoo_fit import fit_zoo
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def run_generation(out: Path, space, space_dir: Path, z_run: torch.Tensor, count
     scored (MMD, COV, 1-NNA) against this run's ground-truth shapes and for novelty against the training shape
     nearest in latent to each sample and each run shape (decoded into ``train_nearest``: the training meshes do not
     ship), into ``generation/``."""
-    from .generation import evaluate_generation
+    from ..fields.generation import evaluate_generation
 
     prior = resolve_prior("auto", space_dir)
     families = list(dict.fromkeys(_families(load_latents(out / "latents.safetensors")[1])))
@@ -184,7 +184,7 @@ def run_generation(out: Path, space, space_dir: Path, z_run: torch.Tensor, count
 
 
 def _read_meshes(folder: Path) -> list:
-    from .generation import read_shapes
+    from ..fields.generation import read_shapes
 
     return read_shapes(folder)[1]
 
@@ -193,8 +193,8 @@ def run_probe(out: Path, zoo, meshes: list) -> dict:
     """Families from the run's latents (through the default space) vs the PCA of their raw weights, stratified folds
     (as many as the smallest family allows, at most 5) into ``probe.json``; and a retrieval strip: the first field
     and its five nearest by latent (cosine)."""
-    from .core.probe import ProbeConfig
-    from .probing import probe_latents
+    from ..core.kfold import ProbeConfig
+    from ..fields.probing import probe_latents
 
     z, names = load_latents(out / "latents.safetensors")
     counts = np.unique(_families(names), return_counts=True)[1]
@@ -212,12 +212,12 @@ def run_probe(out: Path, zoo, meshes: list) -> dict:
 def run_classifiers(out: Path, models: int, epochs: int, device: str | torch.device = "cpu") -> dict:
     """The classifier modality in small: a digits zoo of mlp-16 models -> space -> original vs decoded accuracy ->
     accuracy along the latent and raw-weight paths from the weakest to the strongest model."""
-    from .classifiers.archs import ClassifierSpec
-    from .classifiers.data import load_digits
-    from .classifiers.jobs import evaluate_to_file, interpolate_models
-    from .classifiers.space import SpaceConfig, load_classifier_space
-    from .classifiers.train import SpaceTrainConfig, train_classifier_space
-    from .classifiers.zoo import ZooConfig, train_zoo
+    from ..classifiers.archs import ClassifierSpec
+    from ..classifiers.data import load_digits
+    from ..classifiers.jobs import evaluate_to_file, interpolate_models
+    from ..classifiers.space import SpaceConfig, load_classifier_space
+    from ..classifiers.train import SpaceTrainConfig, train_classifier_space
+    from ..classifiers.zoo import ZooConfig, train_zoo
 
     data = load_digits().to(device)
     spec = ClassifierSpec("mlp", 16, data.in_shape, data.classes)

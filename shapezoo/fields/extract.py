@@ -22,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ShapezooError
-from .fields import FieldSpec, FieldZoo, field_forward
-from .io import atomic_write_bytes, atomic_write_json, ensure_output_dir, lasting, locks, read_json
+from ..errors import ShapezooError
+from ..io import atomic_write_bytes, atomic_write_json, ensure_output_dir, lasting, locks, read_json
+from ..runtime import available_memory
 from .meshes import Normalisation
-from .runtime import available_memory
+from .network import FieldSpec, FieldZoo, field_forward
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..core.latents import frozen
-from ..core.prior import GaussianPrior
-from ..errors import ShapezooError
-from ..fields import field_forward
-from .space import WeightSpace
-from .train import REFINE_POINTS, refine_model_latents
+from ...core.latents import frozen
+from ...core.prior import GaussianPrior
+from ...errors import ShapezooError
+from ..network import field_forward
+from .model import WeightSpace
+from .objective import REFINE_POINTS, refine_model_latents
 
 
 @dataclass(frozen=True)

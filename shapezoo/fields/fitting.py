@@ -17,12 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core.measure import set_iou
-from .core.training import adam_step_
-from .core.zoo import member_seed
-from .errors import ShapezooError
-from .fields import FieldSpec, field_forward, layers_forward
-from .runtime import available_memory, cuda_graph, precision
+from ..core.measure import set_iou
+from ..core.training import adam_step_
+from ..core.zoo import member_seed
+from ..errors import ShapezooError
+from ..runtime import available_memory, cuda_graph, precision
+from .network import FieldSpec, field_forward, layers_forward
+from .samples import check_samples
 from .training_points import JITTER_STRIDE, hard_count, jitter_tables, split_holdout, step_indices
 
 
@@ -230,23 +231,6 @@ def _out_of_memory(fields: int, config: FitConfig, device: torch.device) -> Shap
         f"out of memory fitting {fields} fields x {config.points_per_step} points per step on "
         f"{device}; use a smaller --batch (e.g. {max(1, fields // 4)}) or --points-per-step"
     )
-
-
-def check_samples(points: torch.Tensor, occupancy: torch.Tensor, names: list[str]) -> None:
-    if points.dim() != 3 or points.shape[-1] != 3 or occupancy.shape != points.shape[:2] or len(names) != len(points):
-        raise ShapezooError(
-            f"fit expects points (B, N, 3), occupancy (B, N) and B names; got "
-            f"{tuple(points.shape)}, {tuple(occupancy.shape)}, {len(names)} names"
-        )
-    for b, name in enumerate(names):
-        if not torch.isfinite(points[b]).all():
-            raise ShapezooError(f"{name}: samples contain NaN or infinite coordinates")
-        share = float(occupancy[b].float().mean())
-        if share in (0.0, 1.0):
-            raise ShapezooError(
-                f"{name}: every sample is {'outside' if share == 0 else 'inside'}; nothing to fit "
-                "(open surface, or a shape outside the domain?)"
-            )
 
 
 def fit_fields(

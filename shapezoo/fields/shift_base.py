@@ -15,14 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core.latents import split_names
-from .core.training import adam_step_
-from .core.zoo import member_seed
-from .errors import ShapezooError
-from .fields import FieldSpec, field_forward, init_params
-from .fit import FitConfig
-from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks
+from ..core.latents import split_names
+from ..core.training import adam_step_
+from ..core.zoo import member_seed
+from ..errors import ShapezooError
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks
+from .fitting import FitConfig
 from .learned_init import INIT_FORMAT, INIT_JSON, INIT_WEIGHTS, bundled_init, load_training_shapes, read_resumable
+from .network import FieldSpec, field_forward, init_params
 from .training_points import jitter_radii, split_holdout
 
 

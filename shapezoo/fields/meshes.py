@@ -10,9 +10,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .errors import InputError
-from .io import sha256_file
-from .schema import Num, Vec
+from ..errors import InputError
+from ..io import sha256_file
+from ..schema import Num, Vec
 
 MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
 FRAME_EXTENT = 0.9

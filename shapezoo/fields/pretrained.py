@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import InputError
-from .io import read_json, sha256_file
+from ..errors import InputError
+from ..io import read_json, sha256_file
+from ..schema import MapOf
 from .learned_init import ASSETS
-from .schema import MapOf
 
 DEFAULT = "default"
 """The name that stands for the shipped space wherever a command takes ``--space`` (and for its base in ``fit``)."""

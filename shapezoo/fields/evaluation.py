@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import InputError, ShapezooError
+from ..errors import InputError, ShapezooError
+from ..io import atomic_write_json, ensure_output_dir
 from .extract import ExtractConfig, export_mesh, extract_meshes
-from .fields import FieldZoo, field_forward
-from .io import atomic_write_json, ensure_output_dir
+from .mesh_metrics import IOU_POINTS, components, mesh_metrics, uniform_points, volume_iou
 from .meshes import Shape, find_meshes, load_mesh
-from .metrics import IOU_POINTS, components, mesh_metrics, uniform_points, volume_iou
-from .sampling import inside_winding, label_points
+from .network import FieldZoo, field_forward
+from .samples import inside_winding, label_points
 
 METRIC_KEYS = ("iou", "chamfer_l1", "chamfer_l2", "fscore", "normal_consistency", "components", "floating_area")
 UNITS = (

@@ -1,10 +1,11 @@
 """The latent space of fields: weight autoencoders, their training, and latent operations."""
 
-from ..core.latents import interpolate, load_latents, save_latents, split_names
+from ...core.latents import interpolate, load_latents, save_latents, split_names
 from .designs import DESIGNS, ModelConfig, ParamStats, PrepGrid, WeightAutoencoder
-from .latent import Evidence, GaussianPrior, OptimizeConfig, optimize_latent
-from .space import WeightSpace, build_model, load_space, save_space
-from .train import TrainConfig, binary_kl, evaluate_split, losses, probe_points, train_space
+from .inference import Evidence, GaussianPrior, OptimizeConfig, optimize_latent
+from .model import WeightSpace, build_model, load_space, save_space
+from .objective import binary_kl, probe_points
+from .train import TrainConfig, evaluate_split, losses, train_space
 
 __all__ = [
     "DESIGNS",

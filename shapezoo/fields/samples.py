@@ -13,10 +13,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .core.cluster import StorageError, TaskSpec, check_shared, connect, run_tasks
-from .errors import InputError, ShapezooError
-from .fit import check_samples
-from .io import (
+from ..core.ray_tasks import StorageError, TaskSpec, check_shared, connect, run_tasks
+from ..errors import InputError, ShapezooError
+from ..io import (
     atomic_save_tensors,
     atomic_write_json,
     ensure_output_dir,
@@ -26,9 +25,9 @@ from .io import (
     read_json,
     sha256_file,
 )
+from ..runtime import available_memory
+from ..schema import Num, Opt, check, check_tensor, plain_name
 from .meshes import Normalisation, Shape, find_meshes, load_mesh, shape_label
-from .runtime import available_memory
-from .schema import Num, Opt, check, check_tensor, plain_name
 
 SAMPLES_FORMAT = "shapezoo.samples/1"
 INDEX_NAME = "samples.json"
@@ -370,3 +369,20 @@ def load_sample_batch(samples_dir: Path, shapes: list[dict]) -> tuple[list[dict]
         except ShapezooError as exc:
             failed.append({**entry, "status": "failed", "error": str(exc), "metrics": {}})
     return loaded, failed, n_uniform
+
+
+def check_samples(points: torch.Tensor, occupancy: torch.Tensor, names: list[str]) -> None:
+    if points.dim() != 3 or points.shape[-1] != 3 or occupancy.shape != points.shape[:2] or len(names) != len(points):
+        raise ShapezooError(
+            f"fit expects points (B, N, 3), occupancy (B, N) and B names; got "
+            f"{tuple(points.shape)}, {tuple(occupancy.shape)}, {len(names)} names"
+        )
+    for b, name in enumerate(names):
+        if not torch.isfinite(points[b]).all():
+            raise ShapezooError(f"{name}: samples contain NaN or infinite coordinates")
+        share = float(occupancy[b].float().mean())
+        if share in (0.0, 1.0):
+            raise ShapezooError(
+                f"{name}: every sample is {'outside' if share == 0 else 'inside'}; nothing to fit "
+                "(open surface, or a shape outside the domain?)"
+            )

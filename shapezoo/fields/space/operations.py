@@ -9,18 +9,18 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..core.latents import interpolate
-from ..core.spaces import SPACE_JSON
-from ..errors import ShapezooError
+from ...core.latents import interpolate
+from ...core.space_files import SPACE_JSON
+from ...errors import ShapezooError
+from ...schema import config_from_json
 from ..extract import ExtractConfig, extract_meshes
-from ..fields import field_forward
-from ..fit import FitConfig, check_samples, fit_fields
+from ..fitting import FitConfig, fit_fields
+from ..mesh_metrics import point_metrics, surface_points, uniform_points
 from ..meshes import load_mesh
-from ..metrics import point_metrics, surface_points, uniform_points
-from ..sampling import SampleConfig, sample_shape
-from ..schema import config_from_json
-from .latent import GaussianPrior, refine_latents
-from .space import WeightSpace
+from ..network import field_forward
+from ..samples import SampleConfig, check_samples, sample_shape
+from .inference import GaussianPrior, refine_latents
+from .model import WeightSpace
 
 
 def encode_fit_steps(space: WeightSpace) -> int | None:

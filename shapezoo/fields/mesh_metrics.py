@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .core.measure import set_iou
-from .sampling import sample_surface, shape_rng
+from ..core.measure import set_iou
+from .samples import sample_surface, shape_rng
 
 CHAMFER_POINTS = 30_000
 IOU_POINTS = 100_000

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ShapezooError
-from .io import atomic_write_bytes
+from ..errors import ShapezooError
+from ..io import atomic_write_bytes
 
 VIEWS = {"iso": (22.0, -58.0), "front": (0.0, -90.0), "side": (0.0, 0.0), "top": (89.0, -90.0)}
 """Camera presets: (elevation, azimuth) in degrees, looking at the frame's centre."""

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+from ..io import atomic_write_bytes, read_json
 from .charts import heat_table, html_table, png_img, svg_lines, svg_scatter
-from .errors import InputError
-from .io import atomic_write_bytes, read_json
 from .report_page import mesh_json, page, read_obj
 
 TITLES = {
@@ -292,7 +292,7 @@ def _latent_map_section(run: Path, info: dict) -> str:
     """PCA of the training latents, coloured by family (name prefix)."""
     lat = run / "space" / "train_latents.safetensors"
     if lat.exists():
-        from .space import load_latents
+        from ..fields.space import load_latents
 
         z, names = load_latents(lat)
         zc = (z - z.mean(0)).double().numpy()

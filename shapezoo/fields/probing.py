@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.latents import read_latents
-from .core.probe import ProbeConfig, class_ids, classify, retrieve
-from .core.zoo import load_zoo
-from .errors import InputError
-from .io import atomic_write_json, ensure_output_dir
+from ..core.kfold import ProbeConfig, class_ids, classify, retrieve
+from ..core.latents import read_latents
+from ..core.zoo import load_zoo
+from ..errors import InputError
+from ..io import atomic_write_json, ensure_output_dir
+from .mesh_metrics import surface_points
 from .meshes import load_mesh
-from .metrics import surface_points
-from .sampling import shape_rng
+from .samples import shape_rng
 
 FEATURES = ("latents", "weights", "pca", "d2")
 D2_BINS = 64

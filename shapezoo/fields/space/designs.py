@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.nets import mlp
-from ..errors import ShapezooError
-from ..fields import FieldSpec
+from ...core.nets import mlp
+from ...errors import ShapezooError
+from ..network import FieldSpec
 
 Design = Literal["auto", "shift", "neuron", "prep"]
 DESIGNS = ("shift", "neuron", "prep")

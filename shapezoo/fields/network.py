@@ -9,13 +9,13 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from .core.measure import metric_summary
-from .core.spec import register_kind
-from .core.zoo import ENTRY, Zoo
-from .errors import InputError, ShapezooError
+from ..core.measure import metric_summary
+from ..core.spec import register_kind
+from ..core.zoo import ENTRY, Zoo
+from ..errors import InputError, ShapezooError
+from ..schema import Opt, config_from_json
+from ..weights import ParamLayout
 from .meshes import Normalisation
-from .schema import Opt, config_from_json
-from .weights import ParamLayout
 
 
 @dataclass(frozen=True)

@@ -25,19 +25,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core.cluster import TaskSpec, connect, run_tasks
-from .core.training import adam_step_
-from .errors import InputError, ShapezooError
-from .fields import FieldSpec, field_forward, init_params
-from .fit import FitConfig, FitResult, fit_fields
-from .io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
-from .sampling import INDEX_NAME, load_sample_batch, read_index
-from .schema import Choice, check, check_tensor
+from ..core.ray_tasks import TaskSpec, connect, run_tasks
+from ..core.training import adam_step_
+from ..errors import InputError, ShapezooError
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
+from ..schema import Choice, check, check_tensor
+from .fitting import FitConfig, FitResult, fit_fields
+from .network import FieldSpec, field_forward, init_params
+from .samples import INDEX_NAME, load_sample_batch, read_index
 
 INIT_FORMAT = "shapezoo.init/1"
 INIT_WEIGHTS = "init.safetensors"
 INIT_JSON = "init.json"
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).parents[1] / "assets"
 
 
 @dataclass(frozen=True)
