@@ -41,7 +41,7 @@ from shapezoo.io import atomic_write_bytes, atomic_write_json, ensure_output_dir
 from shapezoo_datasets import FAMILIES, generate
 
 TRAIN_SEED, HELDOUT_SEED = 20000, 30000
-BASE_FIT = FitConfig(steps=0, lr=FitConfig.default_lr("biases"))
+BASE_FIT = FitConfig()  # the shift recipe (FitConfig.resolve): 500 steps, lr 2e-3, biases only
 """``fit --init BASE``'s recipe: the default steps (500) at the bias-only peak learning rate."""
 SPACE_FILES = (SPACE_JSON, "model.safetensors", INIT_FILE, LATENTS_FILE)
 PRIOR_FILES = ("prior.json", "prior.safetensors")

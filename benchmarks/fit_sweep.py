@@ -17,7 +17,7 @@ import torch
 
 from benchmarks import _common
 from benchmarks._fitbench import load_batch, score
-from shapezoo.fields.fitting import FitConfig, fit_fields
+from shapezoo.fields.fitting import RECIPE_STEPS, FitConfig, fit_fields
 from shapezoo.fields.learned_init import load_init
 from shapezoo.fields.network import FieldSpec, init_params
 
@@ -64,12 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'variant':<20}{'P':>8}{'evals/field':>13}{'median IoU':>11}{'mean IoU':>9}{'min IoU':>9}{'s':>7}")
     for key in args.variants:
         spec_kw, fit_kw = VARIANTS[key]
-        spec, config = replace(FieldSpec(), **spec_kw), replace(FitConfig(), **fit_kw)
-        if args.steps:
-            config = replace(config, steps=args.steps)
-        if "hard_fraction" not in fit_kw:  # the start's recipe
-            hard = FitConfig.default_hard_fraction(learned is not None, "all", config.steps)
-            config = replace(config, hard_fraction=hard)
+        spec = replace(FieldSpec(), **spec_kw)
+        config = replace(FitConfig(steps=args.steps or RECIPE_STEPS["seeded"]), **fit_kw)
+        config = config.resolve("learned" if learned is not None else "seeded")  # hard points: the start's recipe
         t = time.perf_counter()
         if learned is not None:
             learned.check_spec(spec)

@@ -41,7 +41,7 @@ def _start(kind: str, spec: FieldSpec, init_path: Path | None, pts, occ, nu, nam
     seeded = init_params(spec, 0)
     if kind == "seeded":
         return seeded
-    r = fit_fields(spec, seeded, pts[:1], occ[:1], nu, names[:1], replace(recipe, lr=FitConfig.lr))
+    r = fit_fields(spec, seeded, pts[:1], occ[:1], nu, names[:1], replace(recipe, lr=None))  # the seeded recipe's lr
     return r.params[0]
 
 
@@ -76,10 +76,10 @@ def run(args) -> dict:
     )
     for kind in args.starts:
         for steps in args.budgets:
-            hard = args.hard_fraction
-            if hard is None:
-                hard = FitConfig.default_hard_fraction(kind == "learned", "all", steps)
-            recipe = FitConfig(steps=steps, lr=args.lr, jitter_margin=args.jitter_margin, hard_fraction=hard)
+            recipe = FitConfig(
+                steps=steps, lr=args.lr, jitter_margin=args.jitter_margin, hard_fraction=args.hard_fraction
+            )
+            recipe = recipe.resolve("learned" if kind == "learned" else "seeded")  # hard points: the start's recipe
             start = _start(kind, spec, args.init, pts, occ, nu, names, recipe)
             t = time.perf_counter()
             r = fit_fields(spec, start.to(dev), pts, occ, nu, names, recipe)
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--meshes", type=Path, help="the shapes' meshes: also score against the ground truth")
     ap.add_argument("--goal", type=float, default=0.97)
-    ap.add_argument("--lr", type=float, default=FitConfig.lr, help="peak learning rate of the fits")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate of the fits (default: the recipe's)")
     ap.add_argument(
         "--jitter-margin",
         type=lambda v: None if v == "none" else float(v),

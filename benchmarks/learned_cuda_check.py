@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
             "max_rel_weight_diff": _rel(inits["ref"], inits["dev"]),
             "max_rel_change_diff": _max_abs(inits["ref"], inits["dev"]) / float((inits["ref"] - start).abs().max()),
         }
-        shift = FitConfig(steps=a.steps, precision="fp32", trainable="biases", lr=FitConfig.default_lr("biases"))
+        shift = FitConfig(steps=a.steps, precision="fp32").resolve("shift")
         report["shift_base_biases"] = _fits(spec, bases["ref"][0], pts, occ, nu, names, shift, dev)
     print(json.dumps(report, indent=1))
     return _common.finish(a.out, report, dev)

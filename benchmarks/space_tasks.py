@@ -137,7 +137,7 @@ def completion(a) -> dict:
             "original_field_cd_l2": original,
         }
         if fit_cfg.trainable != "all":  # the zoo's recipe fits biases only: a full fit from the same start beside it
-            full_cfg = replace(fit_cfg, trainable="all", lr=FitConfig.default_lr("all"))
+            full_cfg = replace(fit_cfg, trainable="all", lr=None).resolve("learned")
             res = fit_fields(zoo.spec, init, ev_points, ev_labels, 0, [n], full_cfg)
             row["direct_full_fit_cd_l2"] = _cd(zoo.spec, res.params[0], full)
         rows.append(row)

@@ -6,7 +6,24 @@ import warnings
 
 import typer
 
-from . import classifiers, data, fit, generate, init, mesh, probe, report, space
+from . import (
+    classifiers,
+    data,
+    demo,
+    encode,
+    eval,
+    fit,
+    init,
+    interpolate,
+    mesh,
+    optimize,
+    prior,
+    probe,
+    report,
+    sample,
+    space,
+    zoo,
+)
 
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
@@ -18,18 +35,21 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.command("fit")(fit.fit)
-app.add_typer(fit.zoo_app, name="zoo")
+app.add_typer(zoo.app, name="zoo")
 app.add_typer(init.app, name="init")
 app.command("mesh")(mesh.mesh)
-app.command("eval")(mesh.evaluate)
+app.command("eval")(eval.evaluate)
 app.add_typer(space.app, name="space")
-for _name in ("encode", "decode", "interpolate", "optimize", "sample"):
-    app.command(_name)(getattr(space, _name))
-app.add_typer(generate.prior_app, name="prior")
-app.command("eval-generation")(generate.eval_generation)
+app.command("encode")(encode.encode)
+app.command("decode")(encode.decode)
+app.command("interpolate")(interpolate.interpolate)
+app.command("optimize")(optimize.optimize)
+app.command("sample")(sample.sample)
+app.add_typer(prior.app, name="prior")
+app.command("eval-generation")(eval.eval_generation)
 app.command("probe")(probe.probe)
 app.command("report")(report.report)
-app.command("demo")(report.demo)
+app.command("demo")(demo.demo)
 app.add_typer(classifiers.app, name="classifiers")
 
 

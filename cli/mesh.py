@@ -1,4 +1,4 @@
-"""``shapezoo mesh`` and ``shapezoo eval``: fields to mesh files, and scoring against reference meshes."""
+"""``shapezoo mesh``: fields to mesh files (marching cubes on a coarse-to-fine grid)."""
 
 from __future__ import annotations
 
@@ -59,56 +59,4 @@ def mesh(
         [(r["name"], r["vertices"], r["faces"]) for r in rows[:10]],
         summary,
         summary["failed"],
-    )
-
-
-@handle_errors
-def evaluate(
-    zoo: Annotated[Path | None, typer.Argument(help="Zoo folder (or use --pred for mesh files).")] = None,
-    reference: Annotated[Path | None, typer.Option(help="Reference meshes, matched by name.")] = None,
-    pred: Annotated[Path | None, typer.Option(help="Predicted mesh files instead of a zoo.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
-    resolution: Annotated[int, typer.Option(help="Extraction grid cells per side (zoo mode).")] = 256,
-    names: Annotated[str | None, typer.Option(help="Comma-separated field names (zoo mode).")] = None,
-    device: Device = "auto",
-):
-    """Score fields (or mesh files) against reference meshes: IoU, Chamfer-L1/L2, F-score, normal consistency."""
-    from shapezoo.core.zoo import load_zoo
-    from shapezoo.errors import ShapezooError
-    from shapezoo.fields.evaluation import evaluate_meshes, evaluate_zoo
-    from shapezoo.fields.extract import ExtractConfig
-    from shapezoo.runtime import resolve_device
-
-    if reference is None or (zoo is None) == (pred is None):
-        raise ShapezooError("give --reference MESHES and exactly one of ZOO or --pred DIR")
-    dev = resolve_device(device)
-    with progress() as bar:
-        task = bar.add_task("evaluating", total=None, status="")
-
-        def step(item: dict) -> None:
-            bar.update(task, advance=1, status=item["name"] + (" [red]failed" if "error" in item else ""))
-
-        if zoo is not None:
-            z = load_zoo(zoo)
-            bar.update(task, total=len(parse_names(names) or z.names))
-            config = ExtractConfig(resolution=resolution)
-            result = evaluate_zoo(z, reference, parse_names(names), config, dev, step, out)
-        else:
-            result = evaluate_meshes(pred, reference, dev, step, out)
-    s = result["summary"]
-    rows = [
-        (
-            key,
-            s[key]["mean"] * (1e3 if key == "chamfer_l2" else 1),
-            s[key]["median"] * (1e3 if key == "chamfer_l2" else 1),
-            s[key]["worst"][0]["name"],
-        )
-        for key in s
-    ]
-    finish(
-        f"{len(result['entries'])} scored (CD-L2 x 10^3)",
-        ["metric", "mean", "median", "worst"],
-        rows,
-        {"entries": len(result["entries"]), "summary": s, "failed": result["failed"], "report": str(out)},
-        failures=[f["error"] for f in result["failed"]],
     )

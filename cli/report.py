@@ -1,4 +1,4 @@
-"""``shapezoo report`` and ``shapezoo demo``: the self-contained HTML report, and the whole job on built-in data."""
+"""``shapezoo report``: the self-contained HTML report of a run folder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import Device, finish, handle_errors, progress
+from ._common import finish, handle_errors
 
 
 @handle_errors
@@ -23,32 +23,3 @@ def report(
         raise InputError(run, "run folder not found")
     sections = build_report(run, out)
     finish(f"report {out}", ["section", "items"], list(sections.items()), {"report": str(out), "sections": sections})
-
-
-@handle_errors
-def demo(
-    out: Annotated[Path, typer.Option(help="Run folder (created; a rerun resumes).")] = Path("runs/demo"),
-    budget: Annotated[float, typer.Option(help="Scale of the job: 1 takes about 1 minute on 2 CPU cores.")] = 1.0,
-    device: Device = "auto",
-):
-    """generate -> sample -> fit -> mesh -> eval -> weight space -> interpolate -> renders -> report.html."""
-    from shapezoo.apps.demo import STAGES, DemoConfig, run_demo
-    from shapezoo.runtime import resolve_device
-
-    config = DemoConfig().scaled(budget)
-    with progress() as bar:
-        task = bar.add_task("demo", total=len(STAGES), status="generate")
-
-        def on_stage(stage: str, seconds: float) -> None:
-            nxt = STAGES.index(stage) + 1
-            bar.update(
-                task, advance=1, status=f"{stage} {seconds:.0f}s" + (f" -> {STAGES[nxt]}" if nxt < len(STAGES) else "")
-            )
-
-        summary = run_demo(out, config, resolve_device(device), on_stage)
-    finish(
-        f"demo in {out}: open {summary['report']}",
-        ["stage", "seconds"],
-        list(summary["timing"]["seconds"].items()),
-        summary,
-    )

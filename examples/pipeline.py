@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--per-family", type=int, default=4, help="shapes per procedural family")
     ap.add_argument("--points", type=int, default=100_000, help="occupancy samples per shape")
     ap.add_argument("--steps", type=int, default=0, help="fitting steps per field (0: the recipe's for its start)")
-    ap.add_argument("--lr", type=float, default=FitConfig.lr, help="peak learning rate")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     ap.add_argument("--width", type=int, default=FieldSpec.width)
     ap.add_argument("--resolution", type=int, default=128, help="marching-cubes grid for meshes and scores")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
         out / "samples",
         out / "zoo",
         spec,
-        FitConfig(steps=args.steps or FitConfig.default_steps(init is not None), lr=args.lr),
+        FitConfig(steps=args.steps or None, lr=args.lr),
         batch=32,
         device=args.device,
         init=init,

@@ -51,6 +51,7 @@ FIELDS_ORDER = [
     "mesh_metrics",  # Chamfer, F-score, IoU
     "fitting",  # B fields fitted together
     "learned_init",  # where fits start
+    "pretrained",  # the shipped default: base, space, prior
     "shift_base",  # shared weights, per-field biases
     "fit_job",  # the resumable zoo job
     "extract",  # field -> mesh
@@ -66,7 +67,6 @@ FIELDS_ORDER = [
     "space.operations",  # encode meshes, interpolate, complete, sample
     "space.jobs",  # what the CLI runs
     "space",  # the space's public names
-    "pretrained",  # the shipped default
 ]
 
 

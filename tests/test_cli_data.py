@@ -101,11 +101,14 @@ def test_cli_defaults_match_the_library_recipe():
     from shapezoo_cli.fit import fit
 
     params = inspect.signature(fit).parameters
-    # --steps 0 takes the recipe's length for the start point: FitConfig's own from the seeded init
-    assert params["steps"].default == 0 and FitConfig.default_steps(learned_init=False) == FitConfig.steps
-    assert FitConfig.default_steps(learned_init=True) < FitConfig.steps
-    # --lr 0 takes the recipe's rate: FitConfig's own for full fits, a higher one when only biases move
-    assert params["lr"].default == 0 and FitConfig.default_lr("all") == FitConfig.lr < FitConfig.default_lr("biases")
+    # steps, lr and hard points unset: the recipe's for the start point, resolved in one place (FitConfig.resolve)
+    assert params["steps"].default is None and params["lr"].default is None and params["hard_fraction"].default is None
+    seeded, learned, shift = (FitConfig().resolve(s) for s in ("seeded", "learned", "shift"))
+    assert seeded.steps == 4800 and learned.steps == shift.steps == 500 and learned.hard_fraction == 0.5
+    assert seeded.lr == learned.lr == 5e-4 < shift.lr == 2e-3 and shift.trainable == "biases"
+    # a resumed zoo keeps its own steps and hard points
+    resumed = FitConfig().resolve("learned", {"steps": 300, "hard_fraction": 0.25})
+    assert (resumed.steps, resumed.hard_fraction) == (300, 0.25)
     assert params["points_per_step"].default == FitConfig.points_per_step
     # --width/--depth unset: the init folder's architecture, else FieldSpec.from_arch's defaults, FieldSpec's own
     assert params["width"].default is None and params["depth"].default is None

@@ -171,10 +171,11 @@ def test_hard_points_change_the_fit_and_a_walk_alone_remains():
     assert not torch.equal(with_hard.params, walk_only.params)
     assert all(m["point_evals"] == CFG.steps * CFG.points_per_step for m in with_hard.metrics)  # same budget
     # the recipe's: only the short fits of a learned full-weight init
-    assert FitConfig.default_hard_fraction(True, "all", 500) == 0.5
-    assert FitConfig.default_hard_fraction(True, "all", 4800) == 0.0
-    assert FitConfig.default_hard_fraction(False, "all", 500) == 0.0
-    assert FitConfig.default_hard_fraction(True, "biases", 500) == 0.0
+    assert FitConfig(steps=500).resolve("learned").hard_fraction == 0.5
+    assert FitConfig(steps=4800).resolve("learned").hard_fraction == 0.0
+    assert FitConfig(steps=500).resolve("seeded").hard_fraction == 0.0
+    assert FitConfig(steps=500).resolve("shift").hard_fraction == 0.0
+    assert FitConfig(steps=500, trainable="biases").resolve("learned").hard_fraction == 0.0
     for bad in ({"hard_fraction": 1.0}, {"hard_until": 1.5}):
         with pytest.raises(ShapezooError, match="hard_fraction"):
             FitConfig(**bad)

@@ -95,7 +95,7 @@ def test_fits_from_a_learned_init_batched_equal_independent(samples, tmp_path):
     learn_init([samples / "samples"], tmp_path, SPEC, TINY)
     init = load_init(tmp_path).params
     pts, occ, nu, names = _unseen(samples)
-    hard = FitConfig.default_hard_fraction(learned_init=True, trainable="all", steps=30)  # the short recipe's
+    hard = FitConfig(steps=30).resolve("learned").hard_fraction  # the short recipe's
     config = FitConfig(steps=30, points_per_step=256, lr=3e-3, check_every=10, hard_fraction=hard)
     assert hard > 0
     batched = fit_fields(SPEC, init, pts, occ, nu, names, config)

@@ -245,6 +245,25 @@ def run_classifiers(out: Path, models: int, epochs: int, device: str | torch.dev
     }
 
 
+def run_renders(out: Path, names: list[str], decoded: list, strip: list) -> None:
+    """PNG renders beside the report: each shape's ground truth beside its decode, the decoded zoo, the strip."""
+    ensure_output_dir(out / "renders")
+    truth = _read_meshes(out / "shapes")
+    pairs = [m for pair in zip(truth, decoded) for m in pair]
+    pair_labels = [label for n in names for label in (f"{n}: ground truth", "encoded + decoded")]
+    save_png(render_grid(pairs, pair_labels, cols=4, size=200), out / "renders" / "encoded_vs_truth.png")
+    save_png(render_grid(decoded, names, cols=5, size=200), out / "renders" / "zoo_grid.png")
+    labels = [f"t={i / (len(strip) - 1):.2f}" for i in range(len(strip))]
+    save_png(render_strip(strip, labels, size=200), out / "renders" / "interpolation_strip.png")
+
+
+def write_capability(out: Path, shapes: int, ev: dict, interpolation: dict, generation: dict) -> None:
+    """capability.json: what the report's first section shows (encoding, interpolation, generation)."""
+    encoded = {"shapes": shapes, "iou_median": ev["iou"]["median"], "chamfer_l2_median": ev["chamfer_l2"]["median"]}
+    capability = {"space": "default", "encoded": encoded, "interpolation": interpolation, "generation": generation}
+    atomic_write_json(out / "capability.json", capability)
+
+
 def run_demo(
     out: str | Path,
     config: DemoConfig = DemoConfig(),
@@ -276,7 +295,7 @@ def run_demo(
     sample_meshes(out / "shapes", out / "samples", replace(samples, points=config.points or samples.points))
     done("sample")
     base = load_init(default_base())
-    fit = FitConfig(steps=config.fit_steps, lr=FitConfig.default_lr("biases"))  # what `fit` does by default
+    fit = FitConfig(steps=config.fit_steps)  # the shift recipe otherwise, as `fit` from the base
     fit_summary = fit_zoo(out / "samples", out / "zoo", base.spec, fit, batch=32, device=device, init=base)
     zoo = load_zoo(out / "zoo")
     done("fit")
@@ -288,14 +307,7 @@ def run_demo(
     done("interpolate")
     generation = run_generation(out, space, space_dir, encoded["z"], config.generated, extract, device)
     done("generation")
-    ensure_output_dir(out / "renders")
-    truth = _read_meshes(out / "shapes")
-    pairs = [m for pair in zip(truth, encoded["meshes"]) for m in pair]
-    pair_labels = [label for n in zoo.names for label in (f"{n}: ground truth", "encoded + decoded")]
-    save_png(render_grid(pairs, pair_labels, cols=4, size=200), out / "renders" / "encoded_vs_truth.png")
-    save_png(render_grid(encoded["meshes"], zoo.names, cols=5, size=200), out / "renders" / "zoo_grid.png")
-    labels = [f"t={i / (len(strip) - 1):.2f}" for i in range(len(strip))]
-    save_png(render_strip(strip, labels, size=200), out / "renders" / "interpolation_strip.png")
+    run_renders(out, zoo.names, encoded["meshes"], strip)
     done("render")
     # What `space train` does with a user's own zoo of base fields: a shift space of these fields alone, exact.
     own = train_space(zoo, out / "space", ModelConfig(), TrainConfig(val=0.0, test=0.2), device)
@@ -307,17 +319,7 @@ def run_demo(
     done("classifiers")
     steps = [{k: r[k] for k in ("step", "components", "floating_area")} for r in rows]
     ev = encoded["report"]["summary"]
-    capability = {
-        "space": "default",
-        "encoded": {
-            "shapes": len(zoo.names),
-            "iou_median": ev["iou"]["median"],
-            "chamfer_l2_median": ev["chamfer_l2"]["median"],
-        },
-        "interpolation": {"a": a, "b": b, "steps": steps},
-        "generation": generation,
-    }
-    atomic_write_json(out / "capability.json", capability)
+    write_capability(out, len(zoo.names), ev, {"a": a, "b": b, "steps": steps}, generation)
     sections = build_report(out, out / "report.html")
     done("report")
     summary = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from ..core.latents import LATENTS_FILE, save_latents, split_names
-from ..core.training import Schedule, learning_rate, load_checkpoint, open_state, ranks, save_checkpoint
+from ..core.training import BatchTerms, Loop, Schedule, load_checkpoint, open_state, parallel, ranks, train_loop
 from ..core.zoo import Zoo
 from ..errors import ShapezooError
 from ..io import atomic_write_json, ensure_output_dir, lasting
@@ -145,29 +144,11 @@ def train_classifier_space(
 
 def _train(zoos, data, out, archs, model_config, config, on_eval, group) -> dict | None:
     device = data.train[0].device
-    if len({json.dumps(zoo.meta.get("data"), sort_keys=True) for zoo in zoos}) != 1:
-        raise ShapezooError("the zoos were trained on different datasets")
-    archs = list(archs) if archs else list(dict.fromkeys(zoo.spec for zoo in zoos))
-    for zoo in zoos:
-        if zoo.spec not in archs:
-            raise ShapezooError(
-                f"the zoo of {zoo.spec.name} is not in the architecture ordering {[a.name for a in archs]}"
-            )
-        if zoo.spec.in_shape != data.in_shape or zoo.spec.classes != data.classes:
-            raise ShapezooError(f"the zoo of {zoo.spec.name} was trained on other images than {data.name}")
+    archs = _check_zoos(zoos, data, archs)
     split = _split(zoos, config)
     configs = {"model": asdict(model_config), "train": asdict(config), "archs": [a.name for a in archs]}
     state = open_state(out, configs, split, "other zoos")
-
-    members = {k: set(v) for k, v in split.items()}
-    params: dict[str, dict[int, torch.Tensor]] = {k: {} for k in split}
-    names: dict[str, dict[int, list[str]]] = {k: {} for k in split}
-    for zoo in zoos:
-        a = archs.index(zoo.spec)
-        for k in split:
-            chosen = [n for n in zoo.names if n in members[k]]
-            names[k][a] = chosen
-            params[k][a] = zoo.params[[zoo.index(n) for n in chosen]].to(device)
+    params, names = _members(zoos, archs, split, device)
     torch.manual_seed(config.seed)
     model = build_space_model(archs, model_config)
     inits = {archs.index(zoo.spec): zoo.init for zoo in zoos}
@@ -179,76 +160,79 @@ def _train(zoos, data, out, archs, model_config, config, on_eval, group) -> dict
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     if state["epoch"] > 0:
         load_checkpoint(out, model, opt)
-    objective: torch.nn.Module = _Objective(model, archs, params["train"], config)
-    if group.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [device.index] if device.type == "cuda" else None
-        objective = DistributedDataParallel(objective, device_ids=ids, find_unused_parameters=True)
-
+    objective = parallel(_Objective(model, archs, params["train"], config), group, device)
     seen = [a for a, p in params["train"].items() if len(p)]
     unseen = [a for a in range(1, len(archs) - 1) if a not in seen]
     interp = bool(unseen) and 0 in seen and len(archs) - 1 in seen and config.interp_loss > 0
-    x_train = data.train[0]
-    batches_per_epoch = sum(math.ceil(len(params["train"][a]) / config.batch) for a in seen)
-    total = config.epochs * batches_per_epoch
-    T = config.temperature
-    started, step, trained = time.perf_counter(), state["step"], 0
-    for epoch in range(state["epoch"], config.epochs):
-        model.train()
-        g = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+    total = config.epochs * sum(math.ceil(len(params["train"][a]) / config.batch) for a in seen)
+    n_train = sum(len(p) for p in params["train"].values())
+    loop = Loop(out, model, opt, state, group, config.epochs, total, n_train)
+
+    def batches(epoch: int, g: torch.Generator) -> list[tuple[int, torch.Tensor]]:
         jobs = [(a, b) for a in seen for b in torch.randperm(len(params["train"][a]), generator=g).split(config.batch)]
         random.Random(config.seed * 7919 + epoch).shuffle(jobs)
-        sums: dict[str, float] = {}
-        for a, b in jobs:
-            rows, share = group.share(b)  # the whole batch's draws on every rank, then this rank's rows
-            spec, orig = archs[a], params["train"][a][b[rows].to(device)]
-            x = mixed_images(x_train, config.images, config.mix, g)
-            pairs = _draw_pairs(params["train"], len(archs), unseen, len(b), g, device) if interp else None
-            if pairs is not None:
-                pairs = (pairs[0][rows], pairs[1][rows], pairs[2])
-            with torch.no_grad():
-                target = classifier_forward(spec, orig, x)
-            terms = objective(a, orig, x, target, pairs)
-            for param_group in opt.param_groups:
-                param_group["lr"] = learning_rate(config, step, total)
-            opt.zero_grad(set_to_none=True)
-            (terms["total"] * share if group.world > 1 else terms["total"]).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            step, trained = step + 1, trained + len(b)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(orig) * (share > 0)
-            if not math.isfinite(sums["total"]):
-                raise ShapezooError(f"space training diverged at epoch {epoch + 1} (loss {sums['total']})")
-        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-            sums = group.sum(sums)
-            if not group.lead:
-                group.barrier()  # rank 0 validates and writes the checkpoint
-                continue
-            n_train = sum(len(p) for p in params["train"].values())
-            entry = {
-                "epoch": epoch + 1,
-                "step": step,
-                "lr": learning_rate(config, step - 1, total),
-                "train": {k: v / n_train for k, v in sums.items()},
-            }
-            sel = "val" if any(len(p) for p in params["val"].values()) else "train"
-            entry["select"] = _validation(model, archs, params[sel], data, T)
-            entry["select"]["split"] = sel
-            state["history"].append(entry)
-            if state["best"] is None or entry["select"]["distill"] <= state["best"]["distill"]:
-                state["best"] = {"epoch": epoch + 1, **entry["select"]}
-                save_classifier_space(out, ClassifierSpace(model, _meta(zoos, data, configs, split, state)))
-            state.update(epoch=epoch + 1, step=step)
-            save_checkpoint(out, model, opt, state)
-            group.barrier()
-            if on_eval is not None:
-                on_eval(entry)
-    seconds = time.perf_counter() - started
+        return jobs
+
+    def step_terms(job: tuple[int, torch.Tensor], g: torch.Generator) -> BatchTerms:
+        a, b = job
+        rows, share = group.share(b)  # the whole batch's draws on every rank, then this rank's rows
+        spec, orig = archs[a], params["train"][a][b[rows].to(device)]
+        x = mixed_images(data.train[0], config.images, config.mix, g)
+        pairs = _draw_pairs(params["train"], len(archs), unseen, len(b), g, device) if interp else None
+        if pairs is not None:
+            pairs = (pairs[0][rows], pairs[1][rows], pairs[2])
+        with torch.no_grad():
+            target = classifier_forward(spec, orig, x)
+        return BatchTerms(objective(a, orig, x, target, pairs), len(orig), share, len(b))
+
+    def record(entry: dict) -> None:
+        sel = "val" if any(len(p) for p in params["val"].values()) else "train"
+        entry["select"] = _validation(model, archs, params[sel], data, config.temperature)
+        entry["select"]["split"] = sel
+        state["history"].append(entry)
+        if state["best"] is None or entry["select"]["distill"] <= state["best"]["distill"]:
+            state["best"] = {"epoch": entry["epoch"], **entry["select"]}
+            save_classifier_space(out, ClassifierSpace(model, _meta(zoos, data, configs, split, state)))
+
+    run = train_loop(loop, config, batches, step_terms, record, on_eval)
     if not group.lead:
         return None
+    return _finish(out, archs, unseen, data, model_config, config, params, names, split, state, run, device)
 
+
+def _check_zoos(zoos, data, archs) -> list[ClassifierSpec]:
+    """The architecture ordering (given, else the zoos' in order), once the zoos are checked to fit it and the
+    images."""
+    if len({json.dumps(zoo.meta.get("data"), sort_keys=True) for zoo in zoos}) != 1:
+        raise ShapezooError("the zoos were trained on different datasets")
+    archs = list(archs) if archs else list(dict.fromkeys(zoo.spec for zoo in zoos))
+    for zoo in zoos:
+        if zoo.spec not in archs:
+            raise ShapezooError(
+                f"the zoo of {zoo.spec.name} is not in the architecture ordering {[a.name for a in archs]}"
+            )
+        if zoo.spec.in_shape != data.in_shape or zoo.spec.classes != data.classes:
+            raise ShapezooError(f"the zoo of {zoo.spec.name} was trained on other images than {data.name}")
+    return archs
+
+
+def _members(zoos, archs, split, device) -> tuple[dict, dict]:
+    """Per split and architecture index: the members' weights on ``device`` and their names, in zoo order."""
+    members = {k: set(v) for k, v in split.items()}
+    params: dict[str, dict[int, torch.Tensor]] = {k: {} for k in split}
+    names: dict[str, dict[int, list[str]]] = {k: {} for k in split}
+    for zoo in zoos:
+        a = archs.index(zoo.spec)
+        for k in split:
+            chosen = [n for n in zoo.names if n in members[k]]
+            names[k][a] = chosen
+            params[k][a] = zoo.params[[zoo.index(n) for n in chosen]].to(device)
+    return params, names
+
+
+def _finish(out, archs, unseen, data, model_config, config, params, names, split, state, run, device) -> dict:
+    """Score the best space on every split, save the training latents and the summary into the space."""
+    step, trained, seconds = run
     best = load_classifier_space(out, device)
     results: dict = {}
     for k in ("train", "val", "test"):

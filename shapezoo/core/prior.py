@@ -294,23 +294,8 @@ def train_prior(
     val_z, val_lab = zs[rows["val"]], lab_all[rows["val"]]
     train_z, train_lab = zs[rows["train"]], lab_all[rows["train"]]
     while state["step"] < config.steps:
-        step = state["step"]
-        g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        model.train()
-        pick = torch.randint(len(train_z), (config.batch,), generator=g).to(dev)
-        lab = train_lab[pick]
-        if classes:
-            drop = (torch.rand(len(pick), generator=g) < config.label_dropout).to(dev)
-            lab = torch.where(drop, torch.full_like(lab, classes), lab)
-        for group in opt.param_groups:
-            group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            torch.manual_seed(config.seed * 1_000_003 + step)  # dropout masks: a function of the step, for resume
-            loss = flow_loss(model, train_z[pick], lab, g)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        state["step"] = step + 1
+        loss = _step(model, opt, config, train_z, train_lab, classes, state["step"])
+        state["step"] += 1
         if state["step"] % config.eval_every == 0 or state["step"] == config.steps:
             val = _validation_loss(model, val_z, val_lab, config.seed)
             row = {"step": state["step"], "train": float(loss.detach()), "val": val}
@@ -340,6 +325,28 @@ def train_prior(
     atomic_save_tensors(out / PRIOR_FILE, {**tensors, "mean": mean.cpu(), "basis": basis.cpu().contiguous()})
     atomic_write_json(out / PRIOR_JSON, meta)
     return {"out": str(out), **{k: meta[k] for k in ("space", "dim", "latents", "split", "best", "labels")}}
+
+
+def _step(model: Velocity, opt, config: PriorConfig, train_z, train_lab, classes: int, step: int) -> torch.Tensor:
+    """One AdamW step of the flow on a batch of training latents (labels dropped at ``label_dropout`` for
+    classifier-free guidance); every draw is a function of the step, so a resumed run is the same run."""
+    dev = train_z.device
+    g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    model.train()
+    pick = torch.randint(len(train_z), (config.batch,), generator=g).to(dev)
+    lab = train_lab[pick]
+    if classes:
+        drop = (torch.rand(len(pick), generator=g) < config.label_dropout).to(dev)
+        lab = torch.where(drop, torch.full_like(lab, classes), lab)
+    for group in opt.param_groups:
+        group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(config.seed * 1_000_003 + step)  # dropout masks: a function of the step, for resume
+        loss = flow_loss(model, train_z[pick], lab, g)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
 
 
 def _read_best(out: Path, dev: torch.device) -> dict:

@@ -1,15 +1,18 @@
 """What every trainer in shapezoo shares: the batched elementwise Adam of zoos, the schedule of space training,
-and resumable checkpoints (model + optimiser + codes in safetensors, the loop's state in JSON)."""
+resumable checkpoints (model + optimiser + codes in safetensors, the loop's state in JSON) and the one epoch loop
+both space trainers run (their batches, losses and selection rules stay theirs)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 
@@ -109,6 +112,96 @@ def load_checkpoint(out: Path, model, opt, codes=None) -> None:
             state.setdefault(int(i), {})[name] = v
     sd = opt.state_dict()
     opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+
+
+class BatchTerms(NamedTuple):
+    """What a trainer's step gives the loop: its loss terms (``total`` among them), the rows this rank held, this
+    rank's share factor (``Ranks.share``) and the size of the whole batch."""
+
+    terms: dict[str, torch.Tensor]
+    rows: int
+    share: float
+    size: int
+
+
+@dataclass
+class Loop:
+    """A space trainer's state for ``train_loop``: output folder, model, optimiser, resumable state and ranks; the
+    run's length in epochs and optimiser steps, the training members' count, the learned codes if any."""
+
+    out: Path
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    state: dict
+    group: Ranks
+    epochs: int
+    total: int
+    n_train: int
+    codes: torch.Tensor | None = None
+
+
+def train_loop(
+    loop: Loop,
+    config: Schedule,
+    batches: Callable[[int, torch.Generator], Iterable[Any]],
+    step_terms: Callable[[Any, torch.Generator], BatchTerms],
+    record: Callable[[dict], None],
+    on_eval: Callable[[dict], None] | None = None,
+) -> tuple[int, int, float]:
+    """Run the epochs ``loop.state`` has not run. Each epoch draws from one seeded generator: ``batches(epoch, g)``
+    orders the batches, ``step_terms(batch, g)`` computes one batch's loss; the loop sets the scheduled learning
+    rate (times a parameter group's ``scale``), steps AdamW with clipped gradients and stops on divergence. Every
+    ``eval_every`` epochs (and the last) rank 0 builds the epoch's entry, ``record(entry)`` validates, logs and keeps
+    the best, and the checkpoint is written. Returns the steps taken in all, members trained and seconds, this run."""
+    state, group, opt = loop.state, loop.group, loop.opt
+    started, step, trained = time.perf_counter(), state["step"], 0
+    for epoch in range(state["epoch"], loop.epochs):
+        loop.model.train()
+        g = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+        sums: dict[str, float] = {}
+        for batch in batches(epoch, g):
+            terms, rows, share, size = step_terms(batch, g)
+            for param_group in opt.param_groups:
+                param_group["lr"] = learning_rate(config, step, loop.total) * param_group.get("scale", 1.0)
+            opt.zero_grad(set_to_none=True)
+            (terms["total"] * share if group.world > 1 else terms["total"]).backward()
+            torch.nn.utils.clip_grad_norm_(loop.model.parameters(), config.grad_clip)
+            opt.step()
+            step, trained = step + 1, trained + size
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * rows * (share > 0)
+            if not math.isfinite(sums["total"]):
+                raise ShapezooError(f"space training diverged at epoch {epoch + 1} (loss {sums['total']})")
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == loop.epochs:
+            sums = group.sum(sums)
+            if not group.lead:
+                group.barrier()  # rank 0 validates and writes the checkpoint
+                continue
+            lr = learning_rate(config, step - 1, loop.total)
+            entry = {
+                "epoch": epoch + 1,
+                "step": step,
+                "lr": lr,
+                "train": {k: v / loop.n_train for k, v in sums.items()},
+            }
+            record(entry)
+            state.update(epoch=epoch + 1, step=step)
+            save_checkpoint(loop.out, loop.model, opt, state, loop.codes)
+            group.barrier()
+            if on_eval is not None:
+                on_eval(entry)
+    return step, trained, time.perf_counter() - started
+
+
+def parallel(objective: torch.nn.Module, group: Ranks, device: torch.device) -> torch.nn.Module:
+    """The objective as every rank trains it: wrapped in DistributedDataParallel when there are several ranks
+    (unused parameters allowed: some layers have no input in some batches), else itself."""
+    if group.world == 1:
+        return objective
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(objective, device_ids=ids, find_unused_parameters=True)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Start point (seeded, template or learned init), a size check before anything is 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -19,9 +19,10 @@ from ..errors import ShapezooError
 from ..io import atomic_write_json, locks, read_json
 from ..runtime import available_memory
 from ..schema import Num, Opt
-from .fitting import FitConfig, fit_fields, fit_memory
-from .learned_init import LearnedInit
+from .fitting import FitConfig, Start, fit_fields, fit_memory
+from .learned_init import LearnedInit, choose_init, load_init
 from .network import FieldSpec, init_params
+from .pretrained import fit_start
 from .samples import INDEX_NAME, load_sample_batch, read_index
 
 
@@ -46,6 +47,32 @@ def _check_size(spec: FieldSpec, batch: int, points: int, config: FitConfig, dev
             f"{need / 2**30:.1f} GiB for a batch of {batch} on {device}, {free / 2**30:.1f} GiB is free; choose a "
             "smaller --width/--depth, --batch or --points-per-step"
         )
+
+
+def _devices(ray: str | None, device: str | torch.device) -> tuple[torch.device, str, float]:
+    """The driver's device, and each task's device and GPUs: with Ray, a GPU per task where the cluster has GPUs
+    (``device`` auto or cuda) and the driver's own work (a template fit) on the CPU."""
+    if ray is None:
+        return torch.device(device), "cpu", 0.0
+    resources = connect(ray)
+    if str(device) in ("auto", "cuda") and resources.get("GPU", 0) > 0:
+        return torch.device("cpu"), "cuda", 1.0
+    if str(device) not in ("auto", "cpu"):
+        raise ShapezooError(f"--device {device} with --ray: use auto (a GPU per task where there are GPUs) or cpu")
+    return torch.device("cpu"), "cpu", 0.0
+
+
+def _start_weights(samples_dir, out, shapes, spec, config, init, device, on_check) -> torch.Tensor:
+    """Where every field starts: the learned init's weights, or the seeded init (a template's fit from it; kept in
+    the zoo when resuming)."""
+    if init is not None:
+        if config.template is not None:
+            raise ShapezooError("--template and --init both choose where fields start; give one of them")
+        init.check_spec(spec)
+        return init.params
+    if config.template is not None and (Path(out) / ZOO_JSON).exists():
+        return load_zoo(out).init  # resuming: the template was fitted when the zoo was created
+    return _shared_init(samples_dir, shapes, spec, config, device, on_check)
 
 
 def _shared_init(samples_dir: Path, shapes: list[dict], spec: FieldSpec, config: FitConfig, device, on_check):
@@ -140,10 +167,11 @@ def fit_zoo(
     """Fit every shape of a samples folder into the FieldZoo ``out``, ``batch`` fields per job.
 
     Every field starts from ``init`` (a learned init; from a shift base only the biases move) when given, else from
-    the seeded init or the template; ``config.steps`` 0 and ``config.hard_fraction`` None take the recipe's for that
-    start (a resumed zoo keeps its own). Resumes: fields already in ``out`` are skipped and never rewritten. Shapes
-    with unusable samples are stored with status 'failed' and their error. ``on_start(stored, total)`` is called
-    once the work is known. Returns a summary (counts and metric statistics), also written to ``fit_summary.json``.
+    the seeded init or the template; the recipe's values left None are resolved for that start
+    (``FitConfig.resolve``; a resumed zoo keeps its own). Resumes: fields already in ``out`` are skipped and never
+    rewritten. Shapes with unusable samples are stored with status 'failed' and their error. ``on_start(stored,
+    total)`` is called once the work is known. Returns a summary (counts and metric statistics), also written to
+    ``fit_summary.json``.
 
     With ``ray`` (``auto`` or a cluster address) every batch is a Ray task that writes its own shard: ``threads``
     CPUs and torch threads (0: this process's count), one GPU each when ``device`` is ``auto``/``cuda`` and the
@@ -153,24 +181,10 @@ def fit_zoo(
     """
     samples_dir = Path(samples_dir)
     threads = threads or torch.get_num_threads()
-    task_device, gpus = "cpu", 0.0
-    if ray is not None:
-        resources = connect(ray)
-        if str(device) in ("auto", "cuda") and resources.get("GPU", 0) > 0:
-            task_device, gpus = "cuda", 1.0
-        elif str(device) not in ("auto", "cpu"):
-            raise ShapezooError(f"--device {device} with --ray: use auto (a GPU per task where there are GPUs) or cpu")
-        device = "cpu"  # the driver's own work (a template fit) runs here
-    device = torch.device(device)
+    device, task_device, gpus = _devices(ray, device)
     manifest = Path(out) / ZOO_JSON
     stored = read_json(manifest, STORED).get("fit", {}) if manifest.exists() else None
-    if not config.steps:
-        config = replace(config, steps=(stored or {}).get("steps", 0) or FitConfig.default_steps(init is not None))
-    if init is not None and init.modulation == "shift":
-        config = replace(config, trainable="biases")  # a shift base's fields keep its shared weights
-    if config.hard_fraction is None:  # a resumed zoo keeps its own (none in zoos made before hard points)
-        default = FitConfig.default_hard_fraction(init is not None, config.trainable, config.steps)
-        config = replace(config, hard_fraction=default if stored is None else stored.get("hard_fraction", 0.0))
+    config = config.resolve(start_kind(init), stored)
     if batch < 1:
         raise ShapezooError(f"--batch must be >= 1, got {batch}")
     index = read_index(samples_dir)
@@ -185,15 +199,7 @@ def fit_zoo(
     }
     if ray is None:
         _check_size(spec, min(batch, len(shapes)), shapes[0].get("points", 2), config, device)
-    if init is not None:
-        if config.template is not None:
-            raise ShapezooError("--template and --init both choose where fields start; give one of them")
-        init.check_spec(spec)
-        start = init.params
-    elif config.template is not None and (Path(out) / ZOO_JSON).exists():
-        start = load_zoo(out).init  # resuming: the template was fitted when the zoo was created
-    else:
-        start = _shared_init(samples_dir, shapes, spec, config, device, on_check)
+    start = _start_weights(samples_dir, out, shapes, spec, config, init, device, on_check)
     writer = ZooWriter(out, spec, start, meta)
     done = writer.done()
     todo = [s for s in shapes if s["name"] not in done]
@@ -215,39 +221,83 @@ def fit_zoo(
             shard = writer.path / shard_name(base + j)
             landed(j, fit_batch(samples_dir, shapes_j, spec, start, config, device, shard, on_check))
     else:
+        job = (samples_dir, spec, start, config, task_device)
+        _run_on_ray(writer, base, batches, job, TaskSpec(threads=threads, gpus=gpus, retries=retries), landed, on_lost)
+    device_used = task_device if ray is not None else str(device)
+    return _summary(Path(out), writer.header["fields"], len(todo), config, device_used, ray)
 
-        def lost(j: int, error: str) -> None:  # stored as failed before fitting: the next run retries them
-            entries = [
-                {**{k: s.get(k) for k in ("name", "source", "sha256", "normalisation", "label")}, "status": "failed"}
-                | {"error": f"{s['name']}: task lost ({error})", "metrics": {}}
-                for s in batches[j]
-            ]
-            write_shard(writer.path / shard_name(base + j), start.expand(len(entries), -1), entries)
-            if on_lost is not None:
-                on_lost(f"batch {j + 1} of {len(batches)} ({len(entries)} fields): {error}")
-            landed(j, (entries, None))
 
-        check_shared(writer.path)
-        args = [
-            (samples_dir, b, spec, start, config, task_device, writer.path / shard_name(base + j))
-            for j, b in enumerate(batches)
-        ]
-        run_tasks(fit_batch, args, TaskSpec(threads=threads, gpus=gpus, retries=retries), landed, lost)
-    fields = writer.header["fields"]
+def _summary(out: Path, fields: list[dict], fitted: int, config: FitConfig, device: str, ray: str | None) -> dict:
+    """The job's summary (counts, metric statistics, the resolved budget), also written to fit_summary.json."""
     summary = {
         "zoo": str(out),
         "fields": len(fields),
-        "fitted_now": len(todo),
+        "fitted_now": fitted,
         "ok": sum(e["status"] == "ok" for e in fields),
         "failed": [{"name": e["name"], "error": e["error"]} for e in fields if e["status"] == "failed"],
         "iou": metric_summary(fields, "iou"),
         "iou_near": metric_summary(fields, "iou_near"),
-        "point_evals_per_field": config.steps * config.points_per_step,
-        "device": task_device if ray is not None else str(device),
+        "point_evals_per_field": (config.steps or 0) * config.points_per_step,
+        "recipe": {k: getattr(config, k) for k in ("steps", "lr", "hard_fraction", "trainable")},
+        "device": device,
         "ray": ray,
     }
-    atomic_write_json(Path(out) / "fit_summary.json", summary)
+    atomic_write_json(out / "fit_summary.json", summary)
     return summary
+
+
+def _run_on_ray(writer: ZooWriter, base: int, batches: list, job: tuple, task: TaskSpec, landed, on_lost) -> None:
+    """Every batch as a Ray task writing its own shard; a batch lost past its retries is stored as failed before
+    fitting (the next run refits it) and named to ``on_lost``."""
+    samples_dir, spec, start, config, task_device = job
+
+    def lost(j: int, error: str) -> None:
+        entries = [
+            {**{k: s.get(k) for k in ("name", "source", "sha256", "normalisation", "label")}, "status": "failed"}
+            | {"error": f"{s['name']}: task lost ({error})", "metrics": {}}
+            for s in batches[j]
+        ]
+        write_shard(writer.path / shard_name(base + j), start.expand(len(entries), -1), entries)
+        if on_lost is not None:
+            on_lost(f"batch {j + 1} of {len(batches)} ({len(entries)} fields): {error}")
+        landed(j, (entries, None))
+
+    check_shared(writer.path)
+    args = [
+        (samples_dir, b, spec, start, config, task_device, writer.path / shard_name(base + j))
+        for j, b in enumerate(batches)
+    ]
+    run_tasks(fit_batch, args, task, landed, lost)
+
+
+def start_kind(init: LearnedInit | None) -> Start:
+    """The kind of start a zoo's fields have (it chooses the recipe, ``FitConfig.resolve``)."""
+    if init is None:
+        return "seeded"
+    return "shift" if init.modulation == "shift" else "learned"
+
+
+def choose_start(
+    init: str,
+    out: str | Path,
+    arch: str | None = None,
+    width: int | None = None,
+    depth: int | None = None,
+    template: bool = False,
+) -> tuple[FieldSpec, LearnedInit | None]:
+    """The architecture and start point of ``fit``'s ``--init``: ``default`` with no architecture asked (and no
+    template) starts from the shipped base, so the fields are bias-only fields of the default space; an init folder
+    with no architecture asked gives its own; otherwise the architecture asked (siren 128 x 3 by default) and
+    ``learned_init.choose_init``'s start for it."""
+    sized = arch is not None or width is not None or depth is not None
+    if init == "default" and not sized and not template:
+        init = fit_start(out)
+    if not sized and init not in ("default", "learned", "seeded"):
+        start = load_init(init)  # e.g. a wider shift base: its fields take its architecture
+        return start.spec, start
+    sizes = {k: v for k, v in (("width", width), ("depth", depth)) if v is not None}
+    spec = FieldSpec.from_arch(arch or "siren", **sizes)
+    return spec, choose_init(init, spec, out, template=template)
 
 
 CURVES_JSON = "fit_curves.json"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -26,18 +26,24 @@ from .network import FieldSpec, field_forward, layers_forward
 from .samples import check_samples
 from .training_points import JITTER_STRIDE, hard_count, jitter_tables, split_holdout, step_indices
 
+Start = Literal["seeded", "learned", "shift"]
+"""Where a zoo's fields start: the seeded init (or a template fitted from it), a learned init (full-weight fits) or
+a shift base (bias-only fits)."""
+
+RECIPE_STEPS = {"seeded": 4800, "learned": 500, "shift": 500}
+"""Fitting steps of the recipe for each start (``FitConfig.resolve``)."""
+
 
 @dataclass(frozen=True)
 class FitConfig:
     """The fitting recipe (saved in every zoo)."""
 
-    steps: int = 4800
-    """Optimisation steps per field (a restarted field starts its count again). 0 (zoo jobs only): the recipe's
-    count for the start point, ``default_steps``, or a resumed zoo's own."""
+    steps: int | None = None
+    """Optimisation steps per field (a restarted field starts its count again). None: the recipe's (``resolve``)."""
     points_per_step: int = 1024
     """Training points per field per step; point-evaluations per field = steps * points_per_step."""
-    lr: float = 5e-4
-    """Peak Adam learning rate."""
+    lr: float | None = None
+    """Peak Adam learning rate. None: the recipe's (``resolve``)."""
     lr_final: float = 0.05
     """Cosine decay ends at lr * lr_final (keeps thin parts from oscillating late in training)."""
     betas: tuple[float, float] = (0.9, 0.999)
@@ -70,8 +76,7 @@ class FitConfig:
     """Share of each step's points chosen as the highest-loss of ``HARD_POOL`` times as many candidates scattered
     over the field's training points (``training_points.step_indices``), ranked by the loss each had when last
     trained on (no extra evaluations); the rest walk the shuffled order. Spends a short fit's budget where the field
-    is still wrong (BENCHMARKS.md, "Hard points"). 0 or None: the walk alone; zoo jobs resolve None to
-    ``default_hard_fraction``."""
+    is still wrong (BENCHMARKS.md, "Hard points"). 0: the walk alone; None: the recipe's (``resolve``)."""
     hard_until: float = 0.6
     """Share of the steps that train on hard points; later steps take evenly spread candidates in their place, which
     clears the floating blobs a fit focused on hard points leaves in free space."""
@@ -80,35 +85,32 @@ class FitConfig:
     plus a per-shape shift modulation (Functa), which a weight space reads exactly (``shapezoo init base``,
     ``shift_base.learn_base``, learns such a base; fitting from it sets this)."""
 
-    @staticmethod
-    def default_steps(learned_init: bool) -> int:
-        """Steps of the default recipe: 500 from a learned init, else 4800 (BENCHMARKS.md, "Learned initialisation
-        and floaters")."""
-        return 500 if learned_init else 4800
-
-    @staticmethod
-    def default_hard_fraction(learned_init: bool, trainable: str, steps: int) -> float:
-        """Hard points of the default recipe: 0.5 in the short fits (<= 500 steps) from a learned init, where they
-        were measured to help; none otherwise (4800-step fits score lower with them, and on few samples, small fields
-        or high learning rates they leave floating blobs: BENCHMARKS.md, "Hard points")."""
-        return 0.5 if learned_init and trainable == "all" and steps <= FitConfig.default_steps(True) else 0.0
-
-    @staticmethod
-    def default_lr(trainable: str) -> float:
-        """Peak learning rate of the default recipe: 5e-4, or 2e-3 when only the biases move (BENCHMARKS.md, "An
-        encoder that generalises")."""
-        return 2e-3 if trainable == "biases" else 5e-4
+    def resolve(self, start: Start = "seeded", stored: dict | None = None) -> FitConfig:
+        """The recipe with every value left None filled in - the one place fitting defaults live. A resumed zoo
+        keeps its own steps and hard points (``stored``: its zoo.json ``fit``); otherwise the recipe of the start:
+        4800 steps from the seeded init (or a template), 500 from a learned init or a shift base (BENCHMARKS.md,
+        "Learned initialisation and floaters"); peak lr 5e-4, 2e-3 when only the biases move ("An encoder that
+        generalises"); hard points 0.5 in the short full-weight fits from a learned init, where they were measured to
+        help, none otherwise ("Hard points"). A shift base's fields train their biases only."""
+        trainable = "biases" if start == "shift" else self.trainable
+        steps = self.steps if self.steps is not None else (stored or {}).get("steps") or RECIPE_STEPS[start]
+        hard = self.hard_fraction
+        if hard is None:  # a resumed zoo keeps its own (none in zoos made before hard points)
+            short = start != "seeded" and trainable == "all" and steps <= RECIPE_STEPS["learned"]
+            hard = (0.5 if short else 0.0) if stored is None else stored.get("hard_fraction", 0.0)
+        lr = self.lr if self.lr is not None else (2e-3 if trainable == "biases" else 5e-4)
+        return replace(self, steps=steps, lr=lr, hard_fraction=hard, trainable=trainable)
 
     def __post_init__(self):
-        if self.steps < 0 or self.points_per_step < 1:
+        if (self.steps is not None and self.steps < 1) or self.points_per_step < 1:
             raise ShapezooError(
-                f"steps must be >= 0 and points_per_step >= 1, got {self.steps}, {self.points_per_step}"
+                f"steps must be >= 1 and points_per_step >= 1, got {self.steps}, {self.points_per_step}"
             )
         if not (0.0 <= (self.hard_fraction or 0.0) < 1.0 and 0.0 <= self.hard_until <= 1.0):
             raise ShapezooError(
                 f"hard_fraction must be in [0, 1) and hard_until in [0, 1], got {self.hard_fraction}, {self.hard_until}"
             )
-        if not (math.isfinite(self.lr) and self.lr > 0):
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ShapezooError(f"the learning rate must be a positive number, got {self.lr}")
         if not 0.0 < self.lr_final <= 1.0:
             raise ShapezooError(f"lr_final must be in (0, 1], got {self.lr_final}")
@@ -164,8 +166,10 @@ def _train_step(
     ``step_indices`` picks the hard points. Returns the (A,) mean losses of the walked points (the hard ones would
     bias them up)."""
     p_a, m_a, v_a, t_a, off_a, bad = state
+    steps, peak = config.steps, config.lr
+    assert steps is not None and peak is not None  # resolved by fit_fields
     hard = 0 if seen_loss is None else hard_count(M, n_train, config.hard_fraction)
-    idx = step_indices(M, n_train, hard, off_a, t_a, seen_loss, int(config.hard_until * config.steps))
+    idx = step_indices(M, n_train, hard, off_a, t_a, seen_loss, int(config.hard_until * steps))
     if jitter_a is not None:
         pick = (idx + t_a[:, None] * JITTER_STRIDE) % n_train
     grads, losses = [], []
@@ -197,8 +201,8 @@ def _train_step(
     with torch.no_grad():
         t_a.add_(1)
         tt = t_a.to(torch.float32)[:, None]
-        cosine = 0.5 * (1 + torch.cos(math.pi * (tt - 1) / config.steps))
-        lr = config.lr * (config.lr_final + (1 - config.lr_final) * cosine)
+        cosine = 0.5 * (1 + torch.cos(math.pi * (tt - 1) / steps))
+        lr = peak * (config.lr_final + (1 - config.lr_final) * cosine)
         adam_step_(p_a, grad, m_a, v_a, tt, lr, config.betas, config.eps)
         off_a.add_(M - hard).remainder_(n_train)
         bad.logical_or_(~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1))
@@ -257,8 +261,7 @@ def fit_fields(
         names: B field names; they seed each field's data order and hold-out split.
     """
     check_samples(points, occupancy, names)
-    if config.steps < 1:
-        raise ShapezooError("fit_fields needs steps >= 1 (0, the recipe's count, is resolved by fit_zoo)")
+    config = config.resolve("shift" if config.trainable == "biases" else "seeded")  # values left None
     device, B, N = points.device, points.shape[0], points.shape[1]
     spec.layout().check(init)
     M, fields_per_pass = _passes(config, N, device)
@@ -276,24 +279,11 @@ def fit_fields(
 
 def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fields_per_pass, on_check) -> FitResult:
     """The loop of ``fit_fields`` (arguments validated there)."""
-    device, B, N = points.device, points.shape[0], points.shape[1]
-
-    # Data: per field a fixed hold-out split and a shuffled training order, walked cyclically.
-    train_idx, held_idx = zip(
-        *(split_holdout(N, n_uniform, config.holdout, member_seed(config.init_seed, n)) for n in names)
-    )
-    train_idx = torch.as_tensor(np.stack(train_idx), device=device)
-    held_idx = torch.as_tensor(np.stack(held_idx), device=device)
-    n_held_uniform = int(round(n_uniform * config.holdout))
+    device, B = points.device, points.shape[0]
     occupancy = occupancy.to(device=device, dtype=torch.float32)
-    train_x = torch.gather(points, 1, train_idx[..., None].expand(-1, -1, 3))
-    train_y = torch.gather(occupancy, 1, train_idx)
+    train_x, train_y, held_idx, jitter = _training_data(points, occupancy, n_uniform, names, config)
     n_train = train_x.shape[1]
     check_x, check_y = train_x[:, :4096], train_y[:, :4096]  # training points for early stopping
-    jitter = None
-    if config.jitter_margin is not None:
-        seeds = [member_seed(config.init_seed, "jitter:" + n) for n in names]
-        jitter = jitter_tables(train_x, train_y, seeds, config.jitter_margin)
 
     # Each training point's loss when last trained on (the hard points' ranking); 1.0, above a fitted loss, until then.
     seen_loss = torch.ones(B, n_train, device=device) if hard_count(M, n_train, config.hard_fraction) else None
@@ -323,20 +313,8 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
 
             jitter_a = None if jitter is None else (jitter[0][act], jitter[1][act])
             seen_a = None if seen_loss is None else seen_loss[act]
-            train_step = functools.partial(
-                _train_step,
-                spec,
-                config,
-                M,
-                n_train,
-                fields_per_pass,
-                (p_a, m_a, v_a, t_a, off_a, bad),
-                x_a,
-                y_a,
-                jitter_a,
-                trainable,
-                seen_a,
-            )
+            rows, data = (p_a, m_a, v_a, t_a, off_a, bad), (x_a, y_a, jitter_a, trainable, seen_a)
+            train_step = functools.partial(_train_step, spec, config, M, n_train, fields_per_pass, rows, *data)
             graphs = device.type == "cuda" and USE_CUDA_GRAPHS
             state = [p_a, m_a, v_a, t_a, off_a, bad] + ([] if seen_a is None else [seen_a])
             run_step = cuda_graph(train_step, state) if graphs else None
@@ -360,55 +338,84 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
                         check_iou = set_iou(
                             _forward_chunked(spec, p_a, check_x[act], fields_per_pass) > 0, check_y[act] > 0.5
                         )
-                    finite = loss[torch.isfinite(loss)]
-                    record = {
-                        "step": step,
-                        "loss": float(finite.mean()) if len(finite) else float("nan"),
-                        "iou": float(check_iou.mean()),
-                        "active": len(active),
-                    }
-                    history.append(record)
+                    history.append(_check_record(step, loss, check_iou, len(active)))
                     if on_check is not None:
-                        on_check(record)
+                        on_check(history[-1])
                     if config.target_iou is not None:
                         for b, value in zip(active, check_iou.tolist()):
                             if status[b] == "running" and value >= config.target_iou:
                                 status[b], changed = "ok", True
-            params[act], m[act], v[act], t[act], offset[act] = p_a, m_a, v_a, t_a, off_a
-            if seen_loss is not None and seen_a is not None:
-                seen_loss[act] = seen_a
-            for b in active:
-                if status[b] == "restart":
-                    restarts[b] += 1
-                    params[b], m[b], v[b], t[b], offset[b], t_host[b] = init, 0.0, 0.0, 0, 0, 0
-                    if seen_loss is not None:
-                        seen_loss[b] = 1.0
-                    status[b] = "failed" if restarts[b] > config.max_restarts else "running"
+            full = (params, m, v, t, offset, seen_loss)
+            _end_pass(act, active, (p_a, m_a, v_a, t_a, off_a, seen_a), full, init, status, restarts, t_host, config)
             active = [b for b in range(B) if status[b] == "running"]
 
-        # Held-out metrics.
-        with torch.no_grad():
-            hx = torch.gather(points, 1, held_idx[..., None].expand(-1, -1, 3))
-            hy = torch.gather(occupancy, 1, held_idx)
-            logits = _forward_chunked(spec, params, hx, fields_per_pass)
-            held_loss = F.binary_cross_entropy_with_logits(logits, hy, reduction="none").mean(-1)
-            iou_uniform = set_iou(logits[:, :n_held_uniform] > 0, hy[:, :n_held_uniform] > 0.5)
-            iou_near = set_iou(logits[:, n_held_uniform:] > 0, hy[:, n_held_uniform:] > 0.5)
-    metrics = [
-        {
-            "iou": float(iou_uniform[b]),
-            "iou_near": float(iou_near[b]),
-            "loss": float(held_loss[b]),
-            "steps": steps_done[b],
-            "point_evals": steps_done[b] * M,
-            "restarts": restarts[b],
-        }
-        for b in range(B)
-    ]
+        metrics = _held_out(
+            spec, params, points, occupancy, held_idx, round(n_uniform * config.holdout), fields_per_pass
+        )
     for b in range(B):
+        metrics[b].update(steps=steps_done[b], point_evals=steps_done[b] * M, restarts=restarts[b])
         if status[b] == "failed":
             params[b] = init
     return FitResult(params.detach().cpu(), status, metrics, history)
+
+
+def _end_pass(act, active, rows, full, init, status, restarts, t_host, config) -> None:
+    """Write the running fields' rows back into the full state; a diverged field starts again from ``init`` with
+    fresh moments (or fails after ``max_restarts``)."""
+    params, m, v, t, offset, seen_loss = full
+    params[act], m[act], v[act], t[act], offset[act] = rows[:5]
+    if seen_loss is not None and rows[5] is not None:
+        seen_loss[act] = rows[5]
+    for b in active:
+        if status[b] == "restart":
+            restarts[b] += 1
+            params[b], m[b], v[b], t[b], offset[b], t_host[b] = init, 0.0, 0.0, 0, 0, 0
+            if seen_loss is not None:
+                seen_loss[b] = 1.0
+            status[b] = "failed" if restarts[b] > config.max_restarts else "running"
+
+
+def _training_data(points, occupancy, n_uniform, names, config):
+    """Per field a fixed hold-out split (seeded by its name) and its training points and labels; the label-preserving
+    jitter tables when the recipe jitters. Returns train_x (B, n, 3), train_y (B, n), held_idx (B, h), jitter."""
+    device, N = points.device, points.shape[1]
+    train_idx, held_idx = zip(
+        *(split_holdout(N, n_uniform, config.holdout, member_seed(config.init_seed, n)) for n in names)
+    )
+    train_idx = torch.as_tensor(np.stack(train_idx), device=device)
+    train_x = torch.gather(points, 1, train_idx[..., None].expand(-1, -1, 3))
+    train_y = torch.gather(occupancy, 1, train_idx)
+    jitter = None
+    if config.jitter_margin is not None:
+        seeds = [member_seed(config.init_seed, "jitter:" + n) for n in names]
+        jitter = jitter_tables(train_x, train_y, seeds, config.jitter_margin)
+    return train_x, train_y, torch.as_tensor(np.stack(held_idx), device=device), jitter
+
+
+def _check_record(step: int, loss: torch.Tensor, check_iou: torch.Tensor, active: int) -> dict:
+    """One entry of the fit's history: mean loss of the finite fields, mean training IoU, fields still running."""
+    finite = loss[torch.isfinite(loss)]
+    return {
+        "step": step,
+        "loss": float(finite.mean()) if len(finite) else float("nan"),
+        "iou": float(check_iou.mean()),
+        "active": active,
+    }
+
+
+def _held_out(spec, params, points, occupancy, held_idx, n_held_uniform: int, fields_per_pass: int) -> list[dict]:
+    """Each field's metrics on its held-out points: IoU of the uniform and of the near-surface ones, mean loss."""
+    with torch.no_grad():
+        hx = torch.gather(points, 1, held_idx[..., None].expand(-1, -1, 3))
+        hy = torch.gather(occupancy, 1, held_idx)
+        logits = _forward_chunked(spec, params, hx, fields_per_pass)
+        held_loss = F.binary_cross_entropy_with_logits(logits, hy, reduction="none").mean(-1)
+        iou_uniform = set_iou(logits[:, :n_held_uniform] > 0, hy[:, :n_held_uniform] > 0.5)
+        iou_near = set_iou(logits[:, n_held_uniform:] > 0, hy[:, n_held_uniform:] > 0.5)
+    return [
+        {"iou": float(iou_uniform[b]), "iou_near": float(iou_near[b]), "loss": float(held_loss[b])}
+        for b in range(len(params))
+    ]
 
 
 def _forward_chunked(spec: FieldSpec, params: torch.Tensor, x: torch.Tensor, fields: int) -> torch.Tensor:

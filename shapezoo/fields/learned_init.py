@@ -286,6 +286,56 @@ def _ray_inner_fit(address: str, threads: int) -> Callable[..., FitResult]:
     return fit
 
 
+def init_header(spec: FieldSpec, method: str) -> dict:
+    """The start of an init folder's record: format, architecture and the method that made it."""
+    layout = spec.layout()
+    return {
+        "format": INIT_FORMAT,
+        "spec": spec.to_json(),
+        "layout": layout.to_json(),
+        "param_count": layout.size,
+        "method": method,
+    }
+
+
+def provenance(folders: list[Path], shapes: list[dict]) -> dict:
+    """What an init was learned from: the samples folders and every shape's name, SHA-256 and source."""
+    return {
+        "samples": [str(f) for f in folders],
+        "shapes": [{"name": s["name"], "sha256": s["sha256"], "source": s["source"]} for s in shapes],
+    }
+
+
+def _step_metrics(result: FitResult, ok: list[int], step: int, fields: int) -> dict:
+    """An outer step's curve entry: mean held-out loss and median IoU of its fitted fields, how many failed."""
+    return {
+        "step": step,
+        "loss": float(np.mean([result.metrics[i]["loss"] for i in ok])) if ok else float("nan"),
+        "iou": float(np.median([result.metrics[i]["iou"] for i in ok])) if ok else float("nan"),
+        "failed": fields - len(ok),
+    }
+
+
+def _outer_step(spec, config: InitConfig, phi, moments, result: FitResult, ok: list[int], fitted, data, done: int):
+    """Move the start point ``phi`` towards the fields fitted from it (those in ``ok``): Reptile's step to their
+    mean, or FOMAML's Adam step on their query-point gradient (``moments`` updated in place). Returns the new phi."""
+    eps = config.step_size() * (1.0 - done / config.outer_steps)
+    if ok and config.method == "reptile":
+        return phi + eps * (result.params[ok].to(phi.device).mean(0) - phi)
+    if ok:
+        points, occupancy = data
+        grad = _query_gradient(
+            spec,
+            result.params[ok].to(phi.device),
+            points[fitted].to(phi.device),
+            occupancy[fitted].to(phi.device),
+            config.query_points,
+            [config.seed, done, 1],
+        )
+        adam_step_(phi[None], grad[None], moments[:1], moments[1:], float(done + 1), eps)
+    return phi
+
+
 @locks("out")
 def learn_init(
     samples: list[str | Path],
@@ -317,14 +367,9 @@ def learn_init(
     shapes, n_uniform = load_training_shapes(folders)
     names = [s["name"] for s in shapes]
     header = {
-        "format": INIT_FORMAT,
-        "spec": spec.to_json(),
-        "layout": spec.layout().to_json(),
-        "param_count": spec.layout().size,
-        "method": f"{_METHODS[config.method]}, batched fitter as the inner loop",
+        **init_header(spec, f"{_METHODS[config.method]}, batched fitter as the inner loop"),
         "config": asdict(config),
-        "samples": [str(f) for f in folders],
-        "shapes": [{"name": s["name"], "sha256": s["sha256"], "source": s["source"]} for s in shapes],
+        **provenance(folders, shapes),
     }
     manifest = out / INIT_JSON
     phi, curve, done = init_params(spec, config.seed), [], 0
@@ -357,28 +402,9 @@ def learn_init(
         pick = _draw(config, done, len(shapes)).tolist()
         result = inner_fit(spec, phi, points[pick], occupancy[pick], n_uniform, [names[i] for i in pick], inner, device)
         ok = [i for i, st in enumerate(result.status) if st == "ok"]
-        eps = config.step_size() * (1.0 - done / config.outer_steps)
-        if ok and config.method == "reptile":
-            phi = phi + eps * (result.params[ok].to(device).mean(0) - phi)
-        elif ok:
-            fitted = [pick[i] for i in ok]
-            grad = _query_gradient(
-                spec,
-                result.params[ok].to(device),
-                points[fitted].to(device),
-                occupancy[fitted].to(device),
-                config.query_points,
-                [config.seed, done, 1],
-            )
-            adam_step_(phi[None], grad[None], moments[:1], moments[1:], float(done + 1), eps)
+        phi = _outer_step(spec, config, phi, moments, result, ok, [pick[i] for i in ok], (points, occupancy), done)
         done += 1
-        entry = {
-            "step": done,
-            "loss": float(np.mean([result.metrics[i]["loss"] for i in ok])) if ok else float("nan"),
-            "iou": float(np.median([result.metrics[i]["iou"] for i in ok])) if ok else float("nan"),
-            "failed": len(pick) - len(ok),
-            "seconds": time.perf_counter() - tic,
-        }
+        entry = {**_step_metrics(result, ok, done, len(pick)), "seconds": time.perf_counter() - tic}
         curve.append({k: v for k, v in entry.items() if k != "seconds"})  # the record holds no wall-clock times
         if on_step is not None:
             on_step(entry)

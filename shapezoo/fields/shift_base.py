@@ -21,7 +21,15 @@ from ..core.zoo import member_seed
 from ..errors import ShapezooError
 from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks
 from .fitting import FitConfig
-from .learned_init import INIT_FORMAT, INIT_JSON, INIT_WEIGHTS, bundled_init, load_training_shapes, read_resumable
+from .learned_init import (
+    INIT_JSON,
+    INIT_WEIGHTS,
+    bundled_init,
+    init_header,
+    load_training_shapes,
+    provenance,
+    read_resumable,
+)
 from .network import FieldSpec, field_forward, init_params
 from .training_points import jitter_radii, split_holdout
 
@@ -100,33 +108,18 @@ def learn_base(
     split = split_names([s["name"] for s in shapes], config.val, config.test, config.seed, config.train_shapes)
     training = set(split["train"])
     shapes = [s for s in shapes if s["name"] in training]
-    names = [s["name"] for s in shapes]
     start = bundled_init(spec)
     header = {
-        "format": INIT_FORMAT,
-        "spec": spec.to_json(),
-        "layout": spec.layout().to_json(),
-        "param_count": spec.layout().size,
-        "method": "shift base: shared weights and per-shape biases trained together (auto-decoding)",
+        **init_header(spec, "shift base: shared weights and per-shape biases trained together (auto-decoding)"),
         "modulation": "shift",
         "config": asdict(config),
         "start": start.provenance() if start is not None else {"kind": "seeded", "seed": config.seed},
-        "samples": [str(f) for f in folders],
-        "shapes": [{"name": s["name"], "sha256": s["sha256"], "source": s["source"]} for s in shapes],
+        **provenance(folders, shapes),
     }
     manifest = out / INIT_JSON
     mask = spec.bias_mask().to(device)
     n = len(shapes)
-    weights = (start.params if start is not None else init_params(spec, config.seed)).to(device)
-    state = {
-        "weights": weights,
-        "biases": weights[mask].expand(n, -1).clone(),
-        "m_w": torch.zeros_like(weights),
-        "v_w": torch.zeros_like(weights),
-        "step": torch.zeros((), dtype=torch.long),
-    }
-    state.update(m_b=torch.zeros_like(state["biases"]), v_b=torch.zeros_like(state["biases"]))
-    state["t_b"] = torch.zeros(n, device=device)
+    state = _fresh_state((start.params if start is not None else init_params(spec, config.seed)).to(device), mask, n)
     curve: list[dict] = []
     if manifest.exists():
         old = read_resumable(manifest, header, ("format", "spec", "modulation", "config", "shapes"))
@@ -145,62 +138,16 @@ def learn_base(
         atomic_write_json(manifest, record)
         return record
 
-    # Data: the fitter's hold-out split (those points stay unseen), jitter radii of the training points.
-    holdout = FitConfig().holdout
-    N = shapes[0]["points"].shape[0]
-    train_idx = torch.as_tensor(
-        np.stack([split_holdout(N, n_uniform, holdout, member_seed(FitConfig().init_seed, nm))[0] for nm in names])
-    )
-    points = torch.stack([s["points"] for s in shapes]).float()
-    occupancy = torch.stack([s["occupancy"] for s in shapes]).float()
-    radii = torch.stack(
-        [
-            torch.as_tensor(jitter_radii(points[i, idx].numpy(), occupancy[i, idx].numpy(), config.jitter_margin))
-            for i, idx in enumerate(train_idx)
-        ]
-    )
-    M = min(config.points_per_step, train_idx.shape[1])
+    data = _training_data(shapes, n_uniform, config.jitter_margin)
+    M = min(config.points_per_step, data[0].shape[1])
     per_pass = max(1, (8192 if device.type == "cpu" else 1 << 22) // M)
     if not manifest.exists():
         save(False)
     done, record = int(state["step"]), None
     while done < config.steps:
         tic = time.perf_counter()
-        rng = np.random.default_rng([config.seed, done])
-        pick = torch.as_tensor(np.sort(rng.choice(n, size=min(config.batch, n), replace=False)))
-        cols = torch.as_tensor(rng.integers(0, train_idx.shape[1], size=(len(pick), M)))
-        idx = torch.gather(train_idx[pick], 1, cols)
-        x = torch.gather(points[pick], 1, idx[..., None].expand(-1, -1, 3))
-        y = torch.gather(occupancy[pick], 1, idx).to(device)
-        u = torch.as_tensor(rng.normal(size=(len(pick), M, 3)), dtype=torch.float32)
-        u *= (torch.as_tensor(rng.random((len(pick), M)), dtype=torch.float32) ** (1 / 3) / u.norm(dim=-1))[..., None]
-        x = (x + u * torch.gather(radii[pick], 1, cols)[..., None]).clamp_(-0.5, 0.5).to(device)
-        w = state["weights"].clone().requires_grad_(True)
-        b = state["biases"][pick.to(device)].clone().requires_grad_(True)
-        total = 0.0
-        for lo in range(0, len(pick), per_pass):
-            bb = b[lo : lo + per_pass]
-            p = w.masked_fill(mask, 0.0) + torch.zeros(len(bb), len(w), device=device).masked_scatter(
-                mask.expand(len(bb), -1), bb
-            )
-            logits = field_forward(spec, p, x[lo : lo + per_pass])[..., 0]
-            loss = F.binary_cross_entropy_with_logits(logits, y[lo : lo + per_pass], reduction="none").mean(-1).sum()
-            loss.backward()
-            total += float(loss.detach())
-        if not np.isfinite(total):
-            raise ShapezooError(f"shift base training diverged at step {done + 1} (loss {total}); try a lower --lr")
-        with torch.no_grad():
-            cosine = 0.5 * (1 + np.cos(np.pi * done / config.steps))
-            decay = config.lr_final + (1 - config.lr_final) * cosine
-            t = float(done + 1)
-            assert w.grad is not None and b.grad is not None
-            grad_w = (w.grad * ~mask)[None]
-            adam_step_(state["weights"][None], grad_w, state["m_w"][None], state["v_w"][None], t, config.lr * decay)
-            rows = pick.to(device)
-            state["t_b"][rows] += 1
-            bias, m_b, v_b = state["biases"][rows], state["m_b"][rows], state["v_b"][rows]
-            adam_step_(bias, b.grad, m_b, v_b, state["t_b"][rows][:, None], config.bias_lr * decay)
-            state["biases"][rows], state["m_b"][rows], state["v_b"][rows] = bias, m_b, v_b
+        pick, x, y = _draw_batch(np.random.default_rng([config.seed, done]), data, n, M, config.batch, device)
+        total = _step(spec, state, mask, pick, x, y, per_pass, done, config)
         done += 1
         state["step"] = torch.tensor(done)
         entry = {"step": done, "loss": total / len(pick), "seconds": time.perf_counter() - tic}
@@ -211,3 +158,81 @@ def learn_base(
         if done % config.checkpoint_every == 0 or done == config.steps:
             record = save(done == config.steps)
     return record if record is not None else save(True)
+
+
+def _fresh_state(weights: torch.Tensor, mask: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
+    """The state of a new base: its start's weights, every shape's biases at the start's, zero Adam moments."""
+    biases = weights[mask].expand(n, -1).clone()
+    state = {
+        "weights": weights,
+        "biases": biases,
+        "m_w": torch.zeros_like(weights),
+        "v_w": torch.zeros_like(weights),
+        "step": torch.zeros((), dtype=torch.long),
+    }
+    state.update(m_b=torch.zeros_like(biases), v_b=torch.zeros_like(biases))
+    state["t_b"] = torch.zeros(n, device=weights.device)
+    return state
+
+
+def _training_data(shapes: list[dict], n_uniform: int, margin: float) -> tuple[torch.Tensor, ...]:
+    """The fitter's hold-out split (those points stay unseen): each shape's training indices (S, n), all its points
+    and labels, and the jitter radii of the training points (S, n)."""
+    N = shapes[0]["points"].shape[0]
+    seeds = [member_seed(FitConfig().init_seed, s["name"]) for s in shapes]
+    train_idx = torch.as_tensor(np.stack([split_holdout(N, n_uniform, FitConfig().holdout, sd)[0] for sd in seeds]))
+    points = torch.stack([s["points"] for s in shapes]).float()
+    occupancy = torch.stack([s["occupancy"] for s in shapes]).float()
+    radii = torch.stack(
+        [
+            torch.as_tensor(jitter_radii(points[i, idx].numpy(), occupancy[i, idx].numpy(), margin))
+            for i, idx in enumerate(train_idx)
+        ]
+    )
+    return train_idx, points, occupancy, radii
+
+
+def _draw_batch(rng: np.random.Generator, data: tuple, n: int, M: int, batch: int, device: torch.device):
+    """One step's shapes (sorted indices), M jittered training points each and their labels, from ``rng``."""
+    train_idx, points, occupancy, radii = data
+    pick = torch.as_tensor(np.sort(rng.choice(n, size=min(batch, n), replace=False)))
+    cols = torch.as_tensor(rng.integers(0, train_idx.shape[1], size=(len(pick), M)))
+    idx = torch.gather(train_idx[pick], 1, cols)
+    x = torch.gather(points[pick], 1, idx[..., None].expand(-1, -1, 3))
+    y = torch.gather(occupancy[pick], 1, idx).to(device)
+    u = torch.as_tensor(rng.normal(size=(len(pick), M, 3)), dtype=torch.float32)
+    u *= (torch.as_tensor(rng.random((len(pick), M)), dtype=torch.float32) ** (1 / 3) / u.norm(dim=-1))[..., None]
+    x = (x + u * torch.gather(radii[pick], 1, cols)[..., None]).clamp_(-0.5, 0.5).to(device)
+    return pick, x, y
+
+
+def _step(spec, state, mask, pick, x, y, per_pass: int, done: int, config: BaseConfig) -> float:
+    """One Adam step of the shared weights and of the picked shapes' biases on their BCE; returns the summed loss."""
+    device = state["weights"].device
+    w = state["weights"].clone().requires_grad_(True)
+    b = state["biases"][pick.to(device)].clone().requires_grad_(True)
+    total = 0.0
+    for lo in range(0, len(pick), per_pass):
+        bb = b[lo : lo + per_pass]
+        p = w.masked_fill(mask, 0.0) + torch.zeros(len(bb), len(w), device=device).masked_scatter(
+            mask.expand(len(bb), -1), bb
+        )
+        logits = field_forward(spec, p, x[lo : lo + per_pass])[..., 0]
+        loss = F.binary_cross_entropy_with_logits(logits, y[lo : lo + per_pass], reduction="none").mean(-1).sum()
+        loss.backward()
+        total += float(loss.detach())
+    if not np.isfinite(total):
+        raise ShapezooError(f"shift base training diverged at step {done + 1} (loss {total}); try a lower --lr")
+    with torch.no_grad():
+        cosine = 0.5 * (1 + np.cos(np.pi * done / config.steps))
+        decay = config.lr_final + (1 - config.lr_final) * cosine
+        t = float(done + 1)
+        assert w.grad is not None and b.grad is not None
+        grad_w = (w.grad * ~mask)[None]
+        adam_step_(state["weights"][None], grad_w, state["m_w"][None], state["v_w"][None], t, config.lr * decay)
+        rows = pick.to(device)
+        state["t_b"][rows] += 1
+        bias, m_b, v_b = state["biases"][rows], state["m_b"][rows], state["v_b"][rows]
+        adam_step_(bias, b.grad, m_b, v_b, state["t_b"][rows][:, None], config.bias_lr * decay)
+        state["biases"][rows], state["m_b"][rows], state["v_b"][rows] = bias, m_b, v_b
+    return total

@@ -30,7 +30,9 @@ def encode_fit_steps(space: WeightSpace) -> int | None:
     straight from meshes")."""
     if space.model.config.design == "shift":
         return None
-    return max(1, _zoo_recipe(space).steps // 3)
+    steps = _zoo_recipe(space).resolve().steps  # zoos recorded before None meant the recipe hold their count
+    assert steps is not None
+    return max(1, steps // 3)
 
 
 def _zoo_recipe(space: WeightSpace) -> FitConfig:

@@ -12,7 +12,16 @@ import torch
 
 from ...core.latents import LATENTS_FILE, save_latents, split_names
 from ...core.measure import set_iou
-from ...core.training import Schedule, learning_rate, load_checkpoint, open_state, ranks, save_checkpoint
+from ...core.training import (
+    BatchTerms,
+    Loop,
+    Schedule,
+    load_checkpoint,
+    open_state,
+    parallel,
+    ranks,
+    train_loop,
+)
 from ...errors import ShapezooError
 from ...io import atomic_write_json, ensure_output_dir, lasting
 from ..network import FieldSpec, FieldZoo, field_forward
@@ -182,93 +191,80 @@ def _train(zoo, out, model_config, config, device, on_eval, group) -> dict | Non
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0)
     if state["epoch"] > 0:
         load_checkpoint(out, model, opt, codes)
-    objective: torch.nn.Module = _Objective(model, codes, zoo.spec, config)
-    if group.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        # The neuron encoder's first forward and last backward message layers are never used (no neighbour there).
-        ids = [device.index] if device.type == "cuda" else None
-        objective = DistributedDataParallel(objective, device_ids=ids, find_unused_parameters=True)
-
     n_train = len(split["train"])
-    refine_steps = config.val_refine if config.codes else 0
-    steps_per_epoch = math.ceil(n_train / config.batch)
-    total = config.epochs * steps_per_epoch
+    total = config.epochs * math.ceil(n_train / config.batch)
+    loop = Loop(out, model, opt, state, group, config.epochs, total, n_train, codes)
+    # The neuron encoder's first forward and last backward message layers are never used (no neighbour there).
+    objective = parallel(_Objective(model, codes, zoo.spec, config), group, device)
     half = config.points // 2
     x_all, t_all = probes["train"]
-    started, step, trained = time.perf_counter(), state["step"], 0
-    for epoch in range(state["epoch"], config.epochs):
-        model.train()
-        g = torch.Generator().manual_seed(config.seed * 100003 + epoch)
-        order = torch.randperm(n_train, generator=g)
-        sums: dict[str, float] = {}
-        for b in order.split(config.batch):
-            pick = torch.cat(
-                [
-                    torch.randint(0, config.probe_uniform, (len(b), half), generator=g),
-                    torch.randint(0, config.probe_near, (len(b), config.points - half), generator=g)
-                    + config.probe_uniform,
-                ],
-                1,
-            ).to(device)
-            rows, share = group.share(b)  # every rank draws the whole batch's points, then keeps its rows
-            bd, pick = b[rows].to(device), pick[rows]
-            x = torch.gather(x_all[bd], 1, pick[..., None].expand(-1, -1, 3))
-            t = torch.gather(t_all[bd], 1, pick)
-            for param_group in opt.param_groups:
-                param_group["lr"] = learning_rate(config, step, total) * param_group["scale"]
-            terms = objective(params["train"][bd], x, t, bd)
-            opt.zero_grad(set_to_none=True)
-            (terms["total"] * share if group.world > 1 else terms["total"]).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            step, trained = step + 1, trained + len(b)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(bd) * (share > 0)
-            if not math.isfinite(sums["total"]):
-                raise ShapezooError(f"space training diverged at epoch {epoch + 1} (loss {sums['total']})")
-        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-            sums = group.sum(sums)
-            if not group.lead:
-                group.barrier()  # rank 0 evaluates and writes the checkpoint
-                continue
-            entry = {"epoch": epoch + 1, "step": step, "lr": learning_rate(config, step - 1, total)}
-            entry["train"] = {k: v / n_train for k, v in sums.items()}
-            sel = "val" if len(params["val"]) else "train"
-            entry[sel if sel == "val" else "train_eval"] = evaluate_split(
-                model, zoo.spec, params[sel], *probes[sel], config.probe_uniform, refine_steps, seed=config.seed
-            )
-            # Select by the validation field IoU: the KL term keeps rising from overconfident logits (overfitting of
-            # calibration) while the decoded shapes still improve (BENCHMARKS.md, weight space).
-            val: dict = entry["val"] if "val" in entry else entry["train_eval"]
-            state["history"].append(entry)
-            if state["best"] is None or val["field_iou_mean"] >= state["best"]["field_iou_mean"]:
-                state["best"] = {"epoch": epoch + 1, **val}
-                save_space(out, WeightSpace(zoo.spec, model, _meta(zoo, configs, split, state), zoo.init))
-                if codes is not None:
-                    save_latents(out / LATENTS_FILE, codes, split["train"], _labels(zoo, split["train"]))
-            state.update(epoch=epoch + 1, step=step)
-            save_checkpoint(out, model, opt, state, codes)
-            group.barrier()
-            if on_eval is not None:
-                on_eval(entry)
-    seconds = time.perf_counter() - started
+
+    def step_terms(b: torch.Tensor, g: torch.Generator) -> BatchTerms:
+        pick = torch.cat(
+            [
+                torch.randint(0, config.probe_uniform, (len(b), half), generator=g),
+                torch.randint(0, config.probe_near, (len(b), config.points - half), generator=g) + config.probe_uniform,
+            ],
+            1,
+        ).to(device)
+        rows, share = group.share(b)  # every rank draws the whole batch's points, then keeps its rows
+        bd, pick = b[rows].to(device), pick[rows]
+        x = torch.gather(x_all[bd], 1, pick[..., None].expand(-1, -1, 3))
+        t = torch.gather(t_all[bd], 1, pick)
+        return BatchTerms(objective(params["train"][bd], x, t, bd), len(bd), share, len(b))
+
+    refine_steps = config.val_refine if config.codes else 0
+
+    def record(entry: dict) -> None:
+        sel = "val" if len(params["val"]) else "train"
+        entry[sel if sel == "val" else "train_eval"] = evaluate_split(
+            model, zoo.spec, params[sel], *probes[sel], config.probe_uniform, refine_steps, seed=config.seed
+        )
+        # Select by the validation field IoU: the KL term keeps rising from overconfident logits (overfitting of
+        # calibration) while the decoded shapes still improve (BENCHMARKS.md, weight space).
+        val: dict = entry["val"] if "val" in entry else entry["train_eval"]
+        state["history"].append(entry)
+        if state["best"] is None or val["field_iou_mean"] >= state["best"]["field_iou_mean"]:
+            state["best"] = {"epoch": entry["epoch"], **val}
+            save_space(out, WeightSpace(zoo.spec, model, _meta(zoo, configs, split, state), zoo.init))
+            if codes is not None:
+                save_latents(out / LATENTS_FILE, codes, split["train"], _labels(zoo, split["train"]))
+
+    def batches(epoch: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return torch.randperm(n_train, generator=g).split(config.batch)
+
+    step, trained, seconds = train_loop(loop, config, batches, step_terms, record, on_eval)
     if not group.lead:
         return None
+    return _finish(zoo, out, model_config, config, params, probes, split, state, (step, trained, seconds), device)
+
+
+def _finish(zoo, out, model_config, config, params, probes, split, state, run, device) -> dict:
+    """Score the best space on every split, save the training latents and the summary into the space."""
+    step, trained, seconds = run
+    refine_steps = config.val_refine if config.codes else 0
     best = load_space(out, device)
     results = {
         k: evaluate_split(
-            best.model, zoo.spec, params[k], *probes[k], config.probe_uniform, refine_steps, seed=config.seed
+            best.model,
+            zoo.spec,
+            params[k],
+            probes[k][0],
+            probes[k][1],
+            config.probe_uniform,
+            refine_steps,
+            seed=config.seed,
         )
         for k in ("train", "val", "test")
         if len(params[k])
     }
-    if codes is None:
+    if not config.codes:
         save_latents(out / LATENTS_FILE, best.encode(params["train"]), split["train"], _labels(zoo, split["train"]))
     else:
         z, _ = best.train_latents(out)
+        x, t = probes["train"]
         results["train_codes"] = evaluate_split(
-            best.model, zoo.spec, params["train"], *probes["train"], config.probe_uniform, z=z.to(device)
+            best.model, zoo.spec, params["train"], x, t, config.probe_uniform, z=z.to(device)
         )
     summary = {
         "space": str(out),
