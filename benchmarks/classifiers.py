@@ -28,7 +28,7 @@ from shapezoo.classifiers.archs import ClassifierSpec, parse_arch
 from shapezoo.classifiers.data import load_images
 from shapezoo.classifiers.operations import (
     LatentOptConfig,
-    evaluate_zoo,
+    evaluate_decoded,
     generate_between,
     interpolation_path,
     optimize_latent,
@@ -124,7 +124,7 @@ def single(a, data) -> dict:
     evals = {}
     for refine in (0, a.refine):
         t0 = time.perf_counter()
-        r = evaluate_zoo(space, zoo, data, refine=refine, only=None if refine == 0 else {"val", "test"})
+        r = evaluate_decoded(space, zoo, data, refine=refine, only=None if refine == 0 else {"val", "test"})
         evals[f"refine_{refine}"] = {"seconds": round(time.perf_counter() - t0, 1), **r}
         for role, v in r["summary"].items():
             print(
@@ -233,7 +233,7 @@ def multi(a, data) -> dict:
     space, ss = _space(zoos, data, a.work / f"multi-{data.name}-{a.count}-{a.epochs}{_variant(a)}", a)
     out = {}
     for z in zoos:
-        r = evaluate_zoo(space, z, data)
+        r = evaluate_decoded(space, z, data)
         out[z.spec.name] = r["summary"]
         for role, v in r["summary"].items():
             print(

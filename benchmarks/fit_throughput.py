@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--peak-size", type=int, default=4096, help="matrix size of the fp32 matmul peak measurement")
     args = ap.parse_args(argv)
     device = _common.device(args)
-    spec, config = FieldSpec(), FitConfig()
+    spec, config = FieldSpec(), FitConfig().resolve("seeded")
     weights = sum(math.prod(s) for n, s in spec.layout().entries if n.endswith("weight"))
     flops_per_field_step = 6 * weights * config.points_per_step
     peak = matmul_peak(device, args.peak_size)

@@ -133,7 +133,7 @@ def train(
     with training_run(distributed, device) as (dev, bar):
         task = bar.add_task("training", total=epochs, status="") if bar else None
         data = images_for(loaded[0].meta, root, dev)
-        order = [parse_arch(a, data.in_shape, data.classes) for a in parse_names(archs)] if archs else None
+        order = [parse_arch(a, data.in_shape, data.classes) for a in parse_names(archs) or []] if archs else None
 
         def on_eval(entry: dict) -> None:
             tr, v = entry["train"], entry["select"]

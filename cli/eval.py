@@ -43,6 +43,7 @@ def evaluate(
             config = ExtractConfig(resolution=resolution)
             result = evaluate_zoo(z, reference, parse_names(names), config, dev, step, out)
         else:
+            assert pred is not None  # exactly one of ZOO and --pred, checked above
             result = evaluate_meshes(pred, reference, dev, step, out)
     s = result["summary"]
     rows = [

@@ -70,7 +70,7 @@ def train(
         task = bar.add_task("training", total=epochs, status="") if bar and not shift else None
 
         def on_eval(entry: dict) -> None:
-            tr, v = entry["train"], entry.get("val") or entry.get("train_eval")
+            tr, v = entry["train"], entry.get("val") or entry["train_eval"]
             bar.update(
                 task,
                 completed=entry["epoch"],
@@ -98,7 +98,7 @@ def info(
     """Print a space's architecture, design, splits and results (and, for 'default', its model card)."""
     import json
 
-    from shapezoo import pretrained
+    from shapezoo.fields import pretrained
     from shapezoo.fields.space import load_space
 
     record = load_space(pretrained.resolve_space(space)).info()

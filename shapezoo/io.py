@@ -85,6 +85,18 @@ def read_json(path: str | Path, shape: Any = object) -> Any:
     return check(data, shape, path)
 
 
+def read_record(folder: str | Path, name: str, fmt: str, what: str) -> dict:
+    """The JSON record ``name`` of a shapezoo folder (a zoo's zoo.json, a space's space.json, ...), checked to be of
+    format ``fmt``: a missing folder, a missing or corrupt file or another format raise InputError naming it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, f"{what.split()[-1]} folder not found")
+    record = read_json(folder / name, dict)
+    if record.get("format") != fmt:
+        raise InputError(folder / name, f"not a shapezoo {what} (format {record.get('format')!r}, expected {fmt})")
+    return record
+
+
 def atomic_save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
     """Save numpy arrays or torch tensors as safetensors, atomically (never pickle)."""
     first = next(iter(tensors.values()))

@@ -27,7 +27,7 @@ from shapezoo.classifiers.data import load_digits, load_idx_folder
 from shapezoo.classifiers.operations import (
     LatentOptConfig,
     encode_models,
-    evaluate_zoo,
+    evaluate_decoded,
     generate_between,
     interpolation_path,
     optimize_latent,
@@ -183,7 +183,7 @@ def test_space_training_lowers_distillation_and_keeps_accuracy(mlp_space, mlp_zo
     history = space.meta["history"]
     assert history[-1]["train"]["distill"] < 0.5 * history[0]["train"]["distill"]
     zoo = load_zoo(mlp_zoo[0], kind="classifier")
-    result = evaluate_zoo(space, zoo, digits)
+    result = evaluate_decoded(space, zoo, digits)
     train = result["summary"]["train"]
     assert train["mean_abs_gap_points"] < 3.0 and train["spearman"] > 0.9
     assert result["summary"]["test"]["spearman"] > 0.7
@@ -261,7 +261,7 @@ def test_full_weight_space_trains_and_keeps_accuracy(tmp_path, mlp_zoo, digits):
     train_classifier_space([zoo], digits, out, model_config=SpaceConfig(latent=16, hidden=128, basis=0), config=config)
     space = load_classifier_space(out)
     assert space.model.config.basis == 0 and space.model.enc_in["mlp"].in_features == zoo.spec.layout().size
-    result = evaluate_zoo(space, zoo, digits)
+    result = evaluate_decoded(space, zoo, digits)
     assert result["summary"]["train"]["mean_abs_gap_points"] < 3.0 and result["summary"]["train"]["spearman"] > 0.9
     header = json.loads((out / "space.json").read_text())
     del header["model"]["basis"]  # spaces written before the basis option existed load as full-weight spaces

@@ -9,11 +9,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from shapezoo import pretrained
 from shapezoo.core.latents import read_latents
 from shapezoo.core.prior import load_prior
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError
+from shapezoo.fields import pretrained
 from shapezoo.fields.learned_init import load_init
 from shapezoo.fields.mesh_metrics import uniform_points
 from shapezoo.fields.meshes import load_mesh
@@ -174,3 +174,21 @@ def test_fit_starts_from_the_default_base_and_space_train_says_why(meshes, tmp_p
     assert res.exit_code == 0, res.output
     full = load_zoo(tmp_path / "full")
     assert full.meta["fit"]["trainable"] == "all" and full.spec.width == 128 and full.meta["init"]["kind"] == "learned"
+
+
+def test_the_readme_python_example_runs(meshes, tmp_path, monkeypatch):
+    """README's "Python" block, run as written in a folder holding a zoo of base fields: the public names it uses
+    exist and compose (encode, interpolate, decode, extract, a torch module)."""
+    import re
+    from pathlib import Path
+
+    assert _invoke("data", "sample", meshes, "--out", tmp_path / "s", "--points", 20000).exit_code == 0
+    assert _invoke("fit", tmp_path / "s", "--out", tmp_path / "zoo", "--steps", 5, "--device", "cpu").exit_code == 0
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", readme, re.S)
+    assert block is not None
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(block.group(1), scope)
+    assert scope["fields"].shape == (5, scope["zoo"].params.shape[1]) and len(scope["meshes"]) == 5
+    assert scope["module"](torch.rand(7, 3)).shape == (7, 1)

@@ -5,7 +5,7 @@ from .data import DATASETS, ImageData, load_images
 from .operations import (
     LatentOptConfig,
     encode_models,
-    evaluate_zoo,
+    evaluate_decoded,
     generate_between,
     interpolation_path,
     optimize_latent,
@@ -29,7 +29,7 @@ __all__ = [
     "classifier_forward",
     "distill_kl",
     "encode_models",
-    "evaluate_zoo",
+    "evaluate_decoded",
     "generate_between",
     "init_params",
     "interpolation_path",

@@ -16,7 +16,7 @@ from ..errors import ShapezooError
 from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, output_file
 from .archs import ClassifierSpec, accuracy, disagreement, init_params, parse_arch, predictions
 from .data import ImageData
-from .operations import LatentOptConfig, encode_models, evaluate_zoo, interpolation_path, optimize_latent
+from .operations import LatentOptConfig, encode_models, evaluate_decoded, interpolation_path, optimize_latent
 from .space import ClassifierSpace
 
 
@@ -156,9 +156,9 @@ def evaluate_to_file(
     split: str = "test",
     refine: int = 0,
 ) -> dict:
-    """``evaluate_zoo`` of a zoo that belongs to the space, written to ``out`` (JSON)."""
+    """``evaluate_decoded`` of a zoo that belongs to the space, written to ``out`` (JSON)."""
     space.arch_index(zoo.spec, zoo_path)
-    result = evaluate_zoo(space, zoo, data, split, refine)
+    result = evaluate_decoded(space, zoo, data, split, refine)
     ensure_output_dir(out.parent if str(out.parent) else Path("."))
     atomic_write_json(out, result)
     return result

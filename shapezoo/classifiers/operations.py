@@ -216,7 +216,7 @@ def encode_models(
 
 
 @torch.no_grad()
-def evaluate_zoo(
+def evaluate_decoded(
     space: ClassifierSpace,
     zoo: Zoo[ClassifierSpec],
     data: ImageData,

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, ShapezooError
-from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, locks, read_json, read_record
 from ..schema import Num, check, check_tensor, config_from_json
 from .flow import Velocity, flow_loss, heun
 from .latents import LATENTS_FILE, Latents, read_latents, split_names
@@ -365,12 +365,8 @@ def _validation_loss(model: Velocity, z: torch.Tensor, labels: torch.Tensor, see
 def load_prior(path: str | Path, device: str | torch.device = "cpu") -> LatentPrior:
     """Read a prior folder; problems raise InputError naming the file."""
     path = Path(path)
-    if not path.is_dir():
-        raise InputError(path, "prior folder not found")
     where = path / PRIOR_JSON
-    meta = read_json(where, dict)
-    if meta.get("format") != PRIOR_FORMAT:
-        raise InputError(where, f"not a shapezoo prior (format {meta.get('format')!r})")
+    meta = read_record(path, PRIOR_JSON, PRIOR_FORMAT, "prior")
     check(meta, {"dim": Num(lo=1, integer=True), "components": Num(lo=1, integer=True), "labels": [str]}, where)
     config = config_from_json(PriorConfig, meta.get("config"), where, complete=True)
     labels, dim, k = meta["labels"], meta["dim"], meta["components"]

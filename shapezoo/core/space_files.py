@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_json
+from ..io import atomic_save_tensors, atomic_write_json, ensure_output_dir, load_tensors, read_record
 from ..schema import MapOf, Names, check
 
 SPACE_JSON = "space.json"
@@ -24,13 +24,8 @@ def write_space_folder(path: str | Path, model: torch.nn.Module, header: dict, m
 
 def read_space_header(path: str | Path, space_format: str, what: str) -> dict:
     """space.json of a space folder, checked to be of ``space_format``; problems raise InputError naming the file."""
-    path = Path(path)
-    if not path.is_dir():
-        raise InputError(path, "space folder not found")
-    header = read_json(path / SPACE_JSON, dict)
-    if header.get("format") != space_format:
-        raise InputError(path / SPACE_JSON, f"not a shapezoo {what} (format {header.get('format')!r})")
-    return check(header, {"model": dict, "split?": MapOf(Names())}, path / SPACE_JSON)
+    header = read_record(path, SPACE_JSON, space_format, what)
+    return check(header, {"model": dict, "split?": MapOf(Names())}, Path(path) / SPACE_JSON)
 
 
 def load_space_state(path: str | Path, model: torch.nn.Module) -> None:

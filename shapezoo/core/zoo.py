@@ -28,6 +28,7 @@ from ..io import (
     locks,
     output_file,
     read_json,
+    read_record,
 )
 from ..schema import MapOf, Num, Opt, check, check_tensor, plain_name
 from .spec import NetworkSpec, kind_classes
@@ -252,12 +253,8 @@ def load_zoo(path: str | Path, kind: str = "field") -> Any:
     """Read and validate a zoo of ``kind`` (field, classifier or a registered kind); any mismatch raises InputError
     naming the file and the problem. Returns the kind's zoo class (a FieldZoo for fields, else a Zoo)."""
     path = Path(path)
-    if not path.is_dir():
-        raise InputError(path, "zoo folder not found")
     manifest = path / ZOO_JSON
-    header = read_json(manifest, dict)
-    if header.get("format") != ZOO_FORMAT:
-        raise InputError(manifest, f"not a shapezoo field zoo (format {header.get('format')!r}, expected {ZOO_FORMAT})")
+    header = read_record(path, ZOO_JSON, ZOO_FORMAT, "field zoo")
     check(header, HEADER, manifest)
     found = header.get("kind", "field")
     if found != kind:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -338,7 +338,7 @@ def _outer_step(spec, config: InitConfig, phi, moments, result: FitResult, ok: l
 
 @locks("out")
 def learn_init(
-    samples: list[str | Path],
+    samples: Sequence[str | Path],
     out: str | Path,
     spec: FieldSpec,
     config: InitConfig = InitConfig(),

@@ -7,7 +7,7 @@ it) whose record says ``modulation: shift``, so ``fit --init BASE`` fits biases 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -85,7 +85,7 @@ BASE_STATE = "base_state.safetensors"
 
 @locks("out")
 def learn_base(
-    samples: list[str | Path],
+    samples: Sequence[str | Path],
     out: str | Path,
     spec: FieldSpec,
     config: BaseConfig = BaseConfig(),

@@ -14,6 +14,7 @@ from ...io import atomic_save_tensors, ensure_output_dir, load_tensors
 from ...schema import check, config_from_json
 from ..fitting import FitConfig
 from ..network import FieldSpec, init_params
+from ..pretrained import resolve_space
 from ..samples import SampleConfig
 from .designs import DESIGNS, EXACT_TOL, ModelConfig, ParamStats, ShiftEncoder, WeightAutoencoder
 
@@ -128,7 +129,9 @@ def save_space(path: str | Path, space: WeightSpace) -> None:
 
 
 def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSpace:
-    """Read and validate a space folder; problems raise InputError naming the file."""
+    """Read and validate a space folder (``default``: the pretrained one shipped with shapezoo); problems raise
+    InputError naming the file."""
+    path = resolve_space(path)
     header = read_space_header(path, SPACE_FORMAT, "space")
     where = Path(path) / SPACE_JSON
     try:
