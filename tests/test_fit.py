@@ -47,12 +47,15 @@ def test_batched_fit_equals_independent_fits():
 
 
 def test_fitting_learns_the_shape():
-    pts, occ, nu, names = _samples(4000)
+    # Held-out IoU of the three fields, minimum over them: 0.896-0.946 over SHAPEZOO_TEST_SEED 0-4, identical under
+    # ATEN_CPU_CAPABILITY default, avx2 and avx512 (with 4000 samples the 200 held-out uniform points made it
+    # 0.848-0.970: too coarse a measure for a 0.85 bound). An untrained field scores near 0.
+    pts, occ, nu, names = _samples(20000)
     spec = FieldSpec(width=16, depth=2)
     cfg = FitConfig(steps=300, points_per_step=1024, lr=5e-3, check_every=100)
     result = fit_fields(spec, init_params(spec, SEED), pts, occ, nu, names, cfg)
     assert result.status == ["ok"] * 3
-    assert all(m["iou"] > 0.85 for m in result.metrics), result.metrics
+    assert all(m["iou"] > 0.8 for m in result.metrics), result.metrics
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert all(m["point_evals"] == 300 * 1024 for m in result.metrics)
 
@@ -115,7 +118,8 @@ def test_precision_and_forward_are_device_agnostic():
 
 def test_jitter_keeps_the_labels_of_a_densely_sampled_sphere():
     """At the default sampling's density (half of 100k points near the surface) a jittered point changes its label
-    about once in 1600 (measured 0.06%); far points move, near-surface ones barely."""
+    about once in 1600 (measured 0.053-0.078% over SHAPEZOO_TEST_SEED 0-4 under default, avx2 and avx512; the share of
+    radii over 0.02 0.592-0.594); far points move, near-surface ones barely."""
     from shapezoo.fields.training_points import jitter_radii, jitter_tables
 
     rng = np.random.default_rng(SEED)
@@ -128,7 +132,9 @@ def test_jitter_keeps_the_labels_of_a_densely_sampled_sphere():
     radius = jitter_radii(pts, inside, margin=0.01)
     assert (radius >= 0).all() and radius.max() <= 0.05 + 1e-6 and (radius > 0.02).mean() > 0.5
     assert np.median(radius[np.abs(np.linalg.norm(pts, axis=1) - 0.3) < 0.005]) == 0.0  # at the surface: stay put
-    offsets, radii = jitter_tables(torch.from_numpy(pts)[None], torch.from_numpy(inside)[None].float(), [SEED + 1], 0.01)
+    offsets, radii = jitter_tables(
+        torch.from_numpy(pts)[None], torch.from_numpy(inside)[None].float(), [SEED + 1], 0.01
+    )
     assert np.linalg.norm(offsets[0].numpy(), axis=1).max() <= 1.0
     moved = pts + offsets[0].numpy() * radii[0].numpy()[:, None]
     assert ((np.linalg.norm(moved, axis=1) < 0.3) != inside).mean() < 0.002
