@@ -214,9 +214,9 @@ def sample(
         Path | None, typer.Option(help="Training zoo: report each model's disagreement with its nearest one.")
     ] = None,
     temperature: Annotated[
-        float,
-        typer.Option(help="Scale of the starting noise (< 1: more typical, less varied models; 0: the prior's own)."),
-    ] = 0.0,
+        float | None,
+        typer.Option(help="Scale of the starting noise (< 1: more typical, less varied models; default: the prior's)."),
+    ] = None,
     root: Root = None,
     device: Device = "auto",
 ):
@@ -230,9 +230,7 @@ def sample(
     dev = resolve_device(device)
     s = load_classifier_space(space, dev)
     train = load_zoo(zoo, kind="classifier") if zoo is not None else None
-    summary = sample_models(
-        s, space, count, out, images_for(s.meta, root, dev), prior, seed, arch, train, temperature or None
-    )
+    summary = sample_models(s, space, count, out, images_for(s.meta, root, dev), prior, seed, arch, train, temperature)
     rows = [
         (r["name"], pct(r["accuracy_test"]), pct(r["disagreement_to_nearest_training"]) if zoo else "-")
         for r in summary["samples"][:10]

@@ -27,11 +27,12 @@ def encode(
     names: Annotated[str | None, typer.Option(help="Comma-separated field names (default: all usable).")] = None,
     refine: Refine = 100,
     steps: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Meshes only: fitting steps per shape (0: the zoo's recipe; a third of it when the space refines)."
+            help="Meshes only: fitting steps per shape [default: the zoo's recipe; a third of it when the space "
+            "refines]."
         ),
-    ] = 0,
+    ] = None,
     device: Device = "auto",
 ):
     """Map fields to latents (encoder pass, optionally refined against each field's own function).

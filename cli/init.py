@@ -25,8 +25,9 @@ def learn(
     batch: Annotated[int, typer.Option(help="Shapes fitted per update.")] = 8,
     method: Annotated[str, typer.Option(help="reptile, or fomaml (first-order MAML).")] = "reptile",
     outer_lr: Annotated[
-        float, typer.Option(help="Outer step size, decaying linearly to 0 (0: the method's, 1.0 / Adam 1e-4).")
-    ] = 0.0,
+        float | None,
+        typer.Option(help="Outer step size, decaying linearly to 0 [default: the method's, 1.0 / Adam 1e-4]."),
+    ] = None,
     inner_lr: Annotated[float, typer.Option(help="Peak Adam learning rate of the inner fits.")] = 5e-4,
     seed: Annotated[int, typer.Option(help="Seed of the starting weights and the shape draws.")] = 0,
     device: Device = "auto",
@@ -47,7 +48,7 @@ def learn(
         inner_steps=inner_steps,
         batch=batch,
         method=method,  # type: ignore[arg-type]  # checked by InitConfig
-        outer_lr=outer_lr or None,
+        outer_lr=outer_lr,
         inner_lr=inner_lr,
         seed=seed,
     )

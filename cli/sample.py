@@ -29,9 +29,11 @@ def sample(
     family: Annotated[str | None, typer.Option(help="Draw members of this family / class only.")] = None,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance of a family-conditional prior.")] = 1.0,
     temperature: Annotated[
-        float,
-        typer.Option(help="Scale of the starting noise (< 1: more typical, less varied members; 0: the prior's own)."),
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            help="Scale of the starting noise (< 1: more typical, less varied members; default: the prior's)."
+        ),
+    ] = None,
     device: Device = "auto",
 ):
     """Draw new members from a prior over the training latents; report how close each is to training."""
@@ -58,7 +60,7 @@ def sample(
             prior=resolve_prior(prior, folder),
             family=family,
             guidance=guidance,
-            temperature=temperature or None,
+            temperature=temperature,
         )
     finish(
         f"{count} samples in {out}",

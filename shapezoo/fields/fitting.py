@@ -101,6 +101,15 @@ class FitConfig:
         lr = self.lr if self.lr is not None else (2e-3 if trainable == "biases" else 5e-4)
         return replace(self, steps=steps, lr=lr, hard_fraction=hard, trainable=trainable)
 
+    def for_encoding(self, exact: bool) -> FitConfig:
+        """The recipe for meshes fitted only to be encoded into a space of a zoo fitted with this one: the same when
+        the space reads fields exactly (a ``shift`` space), else a third of its steps - a space that refines decodes
+        no closer than ~0.88 IoU, and the rest of the fit adds under a point to the decode for 2.5x the wall time
+        (BENCHMARKS.md, "Encode straight from meshes")."""
+        recipe = self.resolve()
+        assert recipe.steps is not None
+        return recipe if exact else replace(recipe, steps=max(1, recipe.steps // 3))
+
     def __post_init__(self):
         if (self.steps is not None and self.steps < 1) or self.points_per_step < 1:
             raise ShapezooError(

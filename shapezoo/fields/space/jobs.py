@@ -37,12 +37,12 @@ def encode_source(
     out: Path,
     names: list[str] | None = None,
     refine: int = 100,
-    steps: int = 0,
+    steps: int | None = None,
     device: str | torch.device = "cpu",
     on_stage: Callable[[str], None] | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """Latents of a field zoo's fields, or of mesh files (sampled and fitted first, batched, from the start point and
-    with the recipe of the space's zoo; ``steps`` 0: ``encode_fit_steps``), written to ``out``.
+    with the recipe of the space's zoo; ``steps`` None: ``encode_fit_steps``), written to ``out``.
 
     Fields that cannot be encoded are listed in ``skipped`` (every usable field is taken when ``names`` is None;
     a named unusable field raises); mesh files that cannot be used in ``failed``; ``on_stage`` hears when meshes
@@ -67,7 +67,9 @@ def encode_source(
             items = [(n, p) for n, p in items if n in names]
         if on_stage is not None:
             on_stage(f"sampling and fitting {len(items)} meshes")
-        params, records, failed = fit_meshes(space, items, device, steps or encode_fit_steps(space))
+        params, records, failed = fit_meshes(
+            space, items, device, steps if steps is not None else encode_fit_steps(space)
+        )
         failures = [f["error"] for f in failed]
         if not records:  # nothing to encode: the one problem (or the first of several) is the error
             raise ShapezooError(failures[0] if len(failures) == 1 else f"no mesh could be used; first: {failures[0]}")

@@ -23,16 +23,12 @@ from .inference import GaussianPrior, refine_latents
 from .model import WeightSpace
 
 
-def encode_fit_steps(space: WeightSpace) -> int | None:
-    """Fitting steps for meshes that are fitted only to be encoded: the zoo's recipe (None) when the encoder reads
-    the fields exactly (a ``shift`` space), else a third of it - a space that refines decodes no closer than ~0.88
-    IoU, and the rest of the fit adds under a point to the decode for 2.5x the wall time (BENCHMARKS.md, "Encode
-    straight from meshes")."""
-    if space.model.config.design == "shift":
-        return None
-    steps = _zoo_recipe(space).resolve().steps  # zoos recorded before None meant the recipe hold their count
+def encode_fit_steps(space: WeightSpace) -> int:
+    """Fitting steps for meshes that are fitted only to be encoded into ``space`` (``FitConfig.for_encoding`` of
+    its zoo's recipe)."""
+    steps = _zoo_recipe(space).for_encoding(space.model.config.design == "shift").steps
     assert steps is not None
-    return max(1, steps // 3)
+    return steps
 
 
 def _zoo_recipe(space: WeightSpace) -> FitConfig:
