@@ -7,8 +7,8 @@ worktree of an older commit through ``PYTHONPATH``, for instance). Hashes: safet
 tensor bytes, JSON and metadata without timing keys and with the work folder's and the package's paths replaced,
 anything else by its bytes.
 
-    python3 -m benchmarks.pipeline_hashes --work /tmp/ph --out before.json
-    python3 -m benchmarks.pipeline_hashes --compare before.json after.json
+    python3 -m benchmarks._pipeline_hashes --work /tmp/ph --out before.json
+    python3 -m benchmarks._pipeline_hashes --compare before.json after.json
 """
 
 from __future__ import annotations
