@@ -44,10 +44,10 @@ class DemoConfig:
 
     per_family: int = 2
     """New shapes per procedural family (5 families), none of them seen by the default space."""
-    points: int = 0
-    """Occupancy samples per shape (0: the default space's recipe)."""
-    fit_steps: int = 0
-    """Bias-only fitting steps per field from the default base (0: the recipe's, 500)."""
+    points: int | None = None
+    """Occupancy samples per shape (None: the default space's recipe)."""
+    fit_steps: int | None = None
+    """Bias-only fitting steps per field from the default base (None: the recipe's, 500)."""
     resolution: int = 96
     """Marching-cubes grid for meshes, scores and the report."""
     interp_steps: int = 8
