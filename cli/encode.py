@@ -29,8 +29,8 @@ def encode(
     steps: Annotated[
         int | None,
         typer.Option(
-            help="Meshes only: fitting steps per shape [default: the zoo's recipe; a third of it when the space "
-            "refines]."
+            help="Meshes only: fitting steps per shape (default: the zoo's recipe; a third of it when the space "
+            "refines)."
         ),
     ] = None,
     device: Device = "auto",

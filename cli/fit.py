@@ -18,17 +18,17 @@ Arch = Annotated[
 ]
 Steps = Annotated[
     int | None,
-    typer.Option(help="Adam steps per field [default: the recipe's, 500 from a learned init or base, else 4800]."),
+    typer.Option(help="Adam steps per field (default: the recipe's, 500 from a learned init or base, else 4800)."),
 ]
 Lr = Annotated[
     float | None,
-    typer.Option(help="Peak learning rate, cosine decay [default: the recipe's, 2e-3 from a shift base, else 5e-4]."),
+    typer.Option(help="Peak learning rate, cosine decay (default: the recipe's, 2e-3 from a shift base, else 5e-4)."),
 ]
 HardFraction = Annotated[
     float | None,
     typer.Option(
-        help="Share of each step's points picked as the highest-loss [default: the recipe's, 0.5 in fits of <= 500 "
-        "steps from a learned init, else 0; 0: none]."
+        help="Share of each step's points picked as the highest-loss (default: the recipe's, 0.5 in fits of <= 500 "
+        "steps from a learned init, else 0; 0: none)."
     ),
 ]
 Template = Annotated[

@@ -26,7 +26,7 @@ def learn(
     method: Annotated[str, typer.Option(help="reptile, or fomaml (first-order MAML).")] = "reptile",
     outer_lr: Annotated[
         float | None,
-        typer.Option(help="Outer step size, decaying linearly to 0 [default: the method's, 1.0 / Adam 1e-4]."),
+        typer.Option(help="Outer step size, decaying linearly to 0 (default: the method's, 1.0 / Adam 1e-4)."),
     ] = None,
     inner_lr: Annotated[float, typer.Option(help="Peak Adam learning rate of the inner fits.")] = 5e-4,
     seed: Annotated[int, typer.Option(help="Seed of the starting weights and the shape draws.")] = 0,
