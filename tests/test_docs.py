@@ -4,6 +4,7 @@ and every `shapezoo` command it shows is one the CLI has."""
 import re
 from pathlib import Path
 
+import typer
 from typer.testing import CliRunner
 
 from shapezoo_cli.main import app
@@ -42,20 +43,21 @@ def test_every_command_the_readme_shows_exists():
         assert res.exit_code == 0, (words, res.output)
 
 
-def _commands(group, path=()):
-    """Every (path, click command) under a click group."""
-    for name, command in getattr(group, "commands", {}).items():
-        yield from _commands(command, (*path, name)) if hasattr(command, "commands") else [((*path, name), command)]
+def _commands(command, path=()):
+    """Every (path, click command) under a click command or group."""
+    if not hasattr(command, "commands"):
+        yield path, command
+        return
+    for name, sub in command.commands.items():
+        yield from _commands(sub, (*path, name))
 
 
 def test_every_help_text_reaches_the_screen_whole():
     """The CLI renders help with rich markup, where a bracketed word ("[default: ...]") is a tag and vanishes from
     the screen: no option's help may hold one, and `fit --help` shows its resolved-default text."""
-    import typer
-
     tag = re.compile(r"(?<!\\)\[[A-Za-z/#@]")
     helps = [(path, p.name, p.help or "") for path, c in _commands(typer.main.get_command(app)) for p in c.params]
     assert len(helps) > 100
     assert [(path, name) for path, name, text in helps if tag.search(text)] == []
-    res = CliRunner().invoke(app, ["fit", "--help"], terminal_width=200, env={"COLUMNS": "200"})
+    res = CliRunner().invoke(app, ["fit", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "500 from a learned init or base, else 4800" in res.output, res.output
