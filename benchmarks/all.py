@@ -126,6 +126,14 @@ QUICK: dict[str, tuple[str | None, Args]] = {
             + ["--prior-steps", "10", "--prior-components", "4"]
         ),
     ),
+    "modulation": (
+        "samples",
+        lambda d, w: (
+            [str(d["shapes"]), str(d["samples"]), "--work", str(w / "mod"), "--learn", "0", "2"]
+            + ["--train", str(d["samples"]), "--base-steps", "5", "--width", "16", "--full", "--steps", "20"]
+            + ["--resolution", "32"]
+        ),
+    ),
     "default_path": (
         None,
         lambda d, w: ["--work", str(w / "dp"), "--per-family", "3", "--quick", "5", "2"],

@@ -45,14 +45,27 @@ BASE_FIT = FitConfig()  # the shift recipe (FitConfig.resolve): 500 steps, lr 2e
 """``fit --init BASE``'s recipe: the default steps (500) at the bias-only peak learning rate."""
 SPACE_FILES = (SPACE_JSON, "model.safetensors", INIT_FILE, LATENTS_FILE)
 PRIOR_FILES = ("prior.json", "prior.safetensors")
-LIMITS = (
-    "It knows the five procedural families (airplanes, chairs, mugs, tables, vases) and CAPOD's 15 classes at 8 "
-    "meshes each; other kinds of shapes are fitted (their biases) but sit where the base has seen little.",
-    "Real meshes fit less closely than procedural ones: only the 769 biases of a field move, and thin parts (legs, "
-    "wings, branches, spider legs) and trees are the first to go (the held-out numbers below).",
-    "Fields are SIRENs of 256 x 3 (133k weights) in the frame of DESIGN.md: a mesh is centred and scaled so its "
-    "longest side is 0.9 before it is fitted.",
-)
+
+
+def code_words(spec: FieldSpec, columns: int) -> str:
+    """What a field of the base moves, in words: '769 biases', '3841 entries (769 biases and 6 columns of each
+    hidden -> hidden weight)'."""
+    biases, moved = int(spec.bias_mask().sum()), int(spec.modulation_mask(columns).sum())
+    if not columns:
+        return f"{biases} biases"
+    return f"{moved} entries ({biases} biases and {columns} columns of each hidden -> hidden weight)"
+
+
+def limits(spec: FieldSpec, columns: int) -> list[str]:
+    """The model card's limits of a base of ``spec`` whose fields move ``columns`` columns besides their biases."""
+    return [
+        "It knows the five procedural families (airplanes, chairs, mugs, tables, vases) and CAPOD's 15 classes at 8 "
+        "meshes each; other kinds of shapes are fitted (their codes) but sit where the base has seen little.",
+        f"Real meshes fit less closely than procedural ones: only the {code_words(spec, columns)} of a field move, and "
+        "thin parts (legs, wings, branches, spider legs) and trees are the first to go (the held-out numbers below).",
+        f"Fields are SIRENs of {spec.width} x {spec.depth} ({spec.layout().size / 1e3:.0f}k weights) in the frame of "
+        "DESIGN.md: a mesh is centred and scaled so its longest side is 0.9 before it is fitted.",
+    ]
 
 
 def capod_classes(capod: Path) -> dict[int, str]:
@@ -107,31 +120,36 @@ def heldout_quality(work: Path, base: Path, space_dir: Path, device: torch.devic
     report = evaluate_zoo(
         load_zoo(work / "decoded_heldout"), work / "heldout", config=ExtractConfig(resolution=128), device=device
     )
+    return {**quality_by_group(report["entries"]), "failed": report.get("failed", [])}
+
+
+def quality_by_group(entries: list[dict]) -> dict:
+    """``evaluate_zoo`` rows against their meshes -> per group (procedural, capod) the median IoU, CD-L2 and
+    connected pieces, and the median IoU per class."""
     groups: dict[str, list[dict]] = {"procedural": [], "capod": []}
-    for row in report["entries"]:
-        groups["procedural" if row["name"].startswith("procedural") else "capod"].append(row)
-    quality = {}
-    for group, rows in groups.items():
-        if rows:
-            quality[group] = {
-                "shapes": len(rows),
-                "iou_median": _median(rows, "iou"),
-                "chamfer_l2_x1e3_median": 1e3 * _median(rows, "chamfer_l2"),
-                "components_median": _median(rows, "components"),
-                "components_max": max(r["components"] for r in rows),
-                "iou_by_class": {
-                    c: _median([r for r in rows if _class(r["name"]) == c], "iou")
-                    for c in sorted({_class(r["name"]) for r in rows})
-                },
-            }
-    quality["failed"] = report.get("failed", [])
-    return quality
+    for row in entries:
+        groups["capod" if row["name"].startswith("capod") else "procedural"].append(row)
+    return {
+        group: {
+            "shapes": len(rows),
+            "iou_median": _median(rows, "iou"),
+            "chamfer_l2_x1e3_median": 1e3 * _median(rows, "chamfer_l2"),
+            "components_median": _median(rows, "components"),
+            "components_max": max(r["components"] for r in rows),
+            "iou_by_class": {
+                c: _median([r for r in rows if _class(r["name"]) == c], "iou")
+                for c in sorted({_class(r["name"]) for r in rows})
+            },
+        }
+        for group, rows in groups.items()
+        if rows
+    }
 
 
 def _class(name: str) -> str:
-    """procedural__chair_30001 -> chair, capod_tree__m51 -> capod_tree."""
+    """procedural__chair_30001 and chair_30001 -> chair, capod_tree__m51 -> capod_tree."""
     head, _, tail = name.partition("__")
-    return tail.rsplit("_", 1)[0] if head == "procedural" else head
+    return head if head.startswith("capod") else (tail or head).rsplit("_", 1)[0]
 
 
 def _relative(source: str, work: Path) -> str:
@@ -164,12 +182,13 @@ def card_markdown(card: dict) -> str:
         f"{c} {iou:.3f}" for v in q.values() if isinstance(v, dict) for c, iou in v["iou_by_class"].items()
     )
     data, prior = card["data"], card["recipe"]["prior"]
+    code = card.get("code", "769 biases")  # cards made before modulated columns
     lines = [
         "# Model card: shapezoo's pretrained default (`--space default`)",
         "",
-        "A **shift base** (shared SIREN weights; every field fits only its biases), the **weight space** "
-        "of the fields fitted from it (the `shift` design: the encoder reads a field's biases exactly, aligned to the "
-        "base; latent = 769 standardised biases) and a **learned prior** over its training latents (flow matching). "
+        "A **shift base** (shared SIREN weights; every field fits only its code), the **weight space** "
+        "of the fields fitted from it (the `shift` design: the encoder reads a field's code exactly, aligned to the "
+        f"base; latent = {code} standardised) and a **learned prior** over its training latents (flow matching). "
         "`shapezoo encode MESH --out Z`, `interpolate A.obj B.obj --out DIR`, `sample`, `optimize`, `decode` and "
         "`probe` use it when no `--space` is given; `shapezoo space info default` prints this record.",
         "",
@@ -192,13 +211,15 @@ def card_markdown(card: dict) -> str:
         "surface).",
         f"- Base: `init base` on every training shape, {card['recipe']['base']['steps']} Adam steps of "
         f"{card['recipe']['base']['batch']} shapes (lr {card['recipe']['base']['lr']:g} shared, "
-        f"{card['recipe']['base']['bias_lr']:g} biases), final loss {card['recipe']['base_loss']:.3f}.",
-        "- Fields: `fit --init BASE` (500 bias-only steps at peak lr 2e-3), the same recipe `encode` uses on a mesh.",
+        f"{card['recipe']['base']['bias_lr']:g} codes), final loss {card['recipe']['base_loss']:.3f}.",
+        "- Fields: `fit --init BASE` (500 steps that move the code only, peak lr 2e-3), the same recipe `encode` uses "
+        "on a mesh.",
         "- Space: `space train ZOO --val 0 --test 0` (auto -> shift).",
         f"- Prior: `prior train SPACE --family-conditional --hidden {prior['hidden']} --components "
         f"{prior['components']}`, sampled at temperature {prior['temperature']:g} ({prior['steps']} steps; conditional "
         "on the family or CAPOD class, and unconditional through label dropout: `sample --family chair` or `sample`). "
-        "Its top principal directions only, narrow noise: with all 769 directions samples were tangles (a median of "
+        "Its top principal directions only, narrow noise: with all 769 directions of the first default (biases only) "
+        "samples were tangles (a median of "
         '10 pieces at temperature 0.8), with 32 at 0.5 they are one piece (BENCHMARKS.md, "Pretrained default"); '
         "256 wide instead of the library's 512 keeps the wheel under 20 MB.",
         "",
@@ -229,6 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--heldout-per-family", type=int, default=16)
     ap.add_argument("--base-steps", type=int, default=BaseConfig.steps)
     ap.add_argument("--width", type=int, default=BASE_WIDTH)
+    ap.add_argument("--columns", type=int, default=BaseConfig.columns, help="the base's modulated columns")
     ap.add_argument("--points", type=int, default=SampleConfig.points)
     ap.add_argument("--prior-steps", type=int, default=PriorConfig.steps)
     ap.add_argument(
@@ -245,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
     samples = SampleConfig(points=args.points)
     sample_meshes(work / "meshes", work / "samples", samples)
     sample_meshes(work / "heldout", work / "samples_heldout", samples)
-    base_config = BaseConfig(steps=args.base_steps, val=0.0, test=0.0)
+    base_config = BaseConfig(steps=args.base_steps, val=0.0, test=0.0, columns=args.columns)
     learn_base([work / "samples"], work / "base", FieldSpec(width=args.width), base_config, dev)
     init = load_init(work / "base")
     from shapezoo.fields.fit_job import fit_zoo
@@ -302,7 +324,8 @@ def main(argv: list[str] | None = None) -> dict:
             "prior": asdict(prior_config),
         },
         "quality": quality,
-        "limits": list(LIMITS),
+        "limits": limits(FieldSpec(width=args.width), args.columns),
+        "code": code_words(FieldSpec(width=args.width), args.columns),
         "files": digests,
         "size_bytes": sum((out / rel).stat().st_size for rel in digests),
         "environment": _common.environment(dev),

@@ -87,6 +87,13 @@ def base(
     batch: Annotated[int, typer.Option(help="Shapes per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate of the shared weights.")] = 1e-4,
     bias_lr: Annotated[float, typer.Option(help="Peak learning rate of the per-shape biases.")] = 1e-3,
+    columns: Annotated[
+        int,
+        typer.Option(
+            help="Input columns of each hidden -> hidden weight that every field moves besides its biases (a low-rank "
+            "weight delta a space still reads exactly; 0: biases only)."
+        ),
+    ] = 0,
     val: Annotated[float, typer.Option(help="Validation share left out (as 'space train --val').")] = 0.1,
     test: Annotated[float, typer.Option(help="Held-out share left out (as 'space train --test').")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split and the shape draws (as 'space train --seed').")] = 0,
@@ -96,8 +103,8 @@ def base(
     device: Device = "auto",
 ):
     """Learn a shift base on the training split of the shapes: shared weights that every field keeps, each shape
-    fitting only its biases (Functa's shift modulation). 'shapezoo fit --init BASE' fits such fields; a space of them
-    reads every field exactly."""
+    fitting only its code: its biases (Functa's shift modulation) and --columns columns of its hidden weights.
+    'shapezoo fit --init BASE' fits such fields; a space of them reads every field exactly."""
     import torch
 
     from shapezoo.fields.network import FieldSpec
@@ -106,7 +113,15 @@ def base(
 
     spec = FieldSpec.from_arch(arch, width, depth)
     config = BaseConfig(
-        steps=steps, batch=batch, lr=lr, bias_lr=bias_lr, seed=seed, val=val, test=test, train_shapes=train_shapes
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        bias_lr=bias_lr,
+        seed=seed,
+        val=val,
+        test=test,
+        train_shapes=train_shapes,
+        columns=columns,
     )
     dev = resolve_device(device)
     with progress() as bar:

@@ -167,9 +167,11 @@ def test_completion_in_a_shift_space_is_held_by_its_own_prior_weight(shift_zoo, 
     assert default[0] < weak[0] and default[1] > weak[1]  # nearer the training latents, fitting the evidence less
 
 
-def test_cli_base_fit_space_and_exact_encode(samples, tmp_path):
+@pytest.mark.parametrize("columns", [0, 2])
+def test_cli_base_fit_space_and_exact_encode(samples, tmp_path, columns):
     runner = CliRunner()
     args = ["--steps", "6", "--batch", "4", "--val", "0", "--test", "0", "--width", "16", "--depth", "2"]
+    args += ["--columns", str(columns)]
     r = runner.invoke(app, ["init", "base", str(samples), "--out", str(tmp_path / "base"), *args, "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output.strip().splitlines()[-1])["complete"] is True
@@ -192,6 +194,7 @@ def test_cli_base_fit_space_and_exact_encode(samples, tmp_path):
     r = runner.invoke(app, ["encode", str(meshes), "--space", str(tmp_path / "space"), "--out", z, "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert [f["fit_steps"] for f in read_latents(z).meta["fits"].values()] == [20]
+    assert read_latents(z).z.shape[1] == int(SPEC.modulation_mask(columns).sum())
 
 
 def test_a_train_limit_keeps_validation_and_test_and_nests():
@@ -200,3 +203,33 @@ def test_a_train_limit_keeps_validation_and_test_and_nests():
     small, larger = split_names(names, 0.1, 0.2, 0, train_limit=8), split_names(names, 0.1, 0.2, 0, train_limit=20)
     assert small["test"] == full["test"] and small["val"] == full["val"] and larger["test"] == full["test"]
     assert len(small["train"]) == 8 and set(small["train"]) <= set(larger["train"]) <= set(full["train"])
+
+
+def test_a_base_with_modulated_columns_fits_and_is_read_exactly(samples, tmp_path):
+    """Columns: besides its biases each field moves the first input columns of its hidden -> hidden weights (a
+    low-rank weight delta); the zoo keeps every other weight, and the space reads the whole code exactly."""
+    config = replace(TINY, columns=2)
+    learn_base([samples], tmp_path / "base", SPEC, config)
+    init = load_init(tmp_path / "base")
+    assert init.columns == 2 and init.provenance()["columns"] == 2
+    fit_zoo(samples, tmp_path / "zoo", SPEC, FIT, batch=4, init=init)
+    zoo = load_zoo(tmp_path / "zoo")
+    assert zoo.meta["fit"]["columns"] == 2 and all(e["status"] == "ok" for e in zoo.entries)
+    moved = SPEC.modulation_mask(2)
+    assert int(moved.sum()) == int(SPEC.bias_mask().sum()) + 2 * SPEC.width
+    assert torch.equal(zoo.params[:, ~moved], init.params[~moved].expand(len(zoo.names), -1))
+    columns = moved & ~SPEC.bias_mask()
+    assert (zoo.params[:, columns] != init.params[columns]).all(0).all()  # every column entry moved, in every field
+
+    summary = train_space(zoo, tmp_path / "space", ModelConfig(), QUICK)  # auto -> shift, with the columns
+    assert summary["design"] == "shift" and summary["latent"] == int(moved.sum())
+    space = load_space(tmp_path / "space")
+    z = space.encode(zoo.params)
+    torch.testing.assert_close(space.decode(z), zoo.params, atol=1e-5, rtol=1e-5)
+    permuted = torch.stack([permute_hidden(SPEC, p, i) for i, p in enumerate(zoo.params)])
+    torch.testing.assert_close(space.encode(permuted), z, atol=1e-5, rtol=1e-5)
+    assert space.exact(permuted).all()
+    with pytest.raises(ShapezooError, match="modulated columns"):
+        SPEC.modulation_mask(SPEC.width + 1)
+    with pytest.raises(ShapezooError, match="modulated columns"):
+        FitConfig(columns=2)  # the columns belong to a shift base's fits

@@ -7,7 +7,7 @@ Start point (seeded, template or learned init), a size check before anything is 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -185,6 +185,8 @@ def fit_zoo(
     manifest = Path(out) / ZOO_JSON
     stored = read_json(manifest, STORED).get("fit", {}) if manifest.exists() else None
     config = config.resolve(start_kind(init), stored)
+    if init is not None and init.columns:
+        config = replace(config, columns=init.columns)  # the base's modulation: its fields move these too
     if batch < 1:
         raise ShapezooError(f"--batch must be >= 1, got {batch}")
     index = read_index(samples_dir)

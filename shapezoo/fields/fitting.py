@@ -22,7 +22,7 @@ from ..core.training import adam_step_
 from ..core.zoo import member_seed
 from ..errors import ShapezooError
 from ..runtime import available_memory, cuda_graph, precision
-from .network import FieldSpec, field_forward, layers_forward
+from .network import FieldSpec, field_forward, layers_forward, modulation_lr
 from .samples import check_samples
 from .training_points import JITTER_STRIDE, hard_count, jitter_tables, split_holdout, step_indices
 
@@ -81,9 +81,12 @@ class FitConfig:
     """Share of the steps that train on hard points; later steps take evenly spread candidates in their place, which
     clears the floating blobs a fit focused on hard points leaves in free space."""
     trainable: Literal["all", "biases"] = "all"
-    """``biases``: only the biases move, every other weight stays at the start point's - fields are a shared base
-    plus a per-shape shift modulation (Functa), which a weight space reads exactly (``shapezoo init base``,
-    ``shift_base.learn_base``, learns such a base; fitting from it sets this)."""
+    """``biases``: only the biases (and ``columns``) move, every other weight stays at the start point's - fields
+    are a shared base plus a per-shape modulation (Functa's shift), which a weight space reads exactly (``shapezoo
+    init base``, ``shift_base.learn_base``, learns such a base; fitting from it sets this)."""
+    columns: int = 0
+    """With ``trainable='biases'``: the first ``columns`` input columns of each hidden -> hidden weight move too
+    (``FieldSpec.modulation_mask``; a base's own, ``BaseConfig.columns``), at ``network.CODE_WEIGHT_LR`` x the lr."""
 
     def resolve(self, start: Start = "seeded", stored: dict | None = None) -> FitConfig:
         """The recipe with every value left None filled in - the one place fitting defaults live. A resumed zoo
@@ -131,6 +134,8 @@ class FitConfig:
             raise ShapezooError(f"holdout must be in (0, 1), got {self.holdout}")
         if self.trainable not in ("all", "biases"):
             raise ShapezooError(f"trainable must be 'all' or 'biases', got {self.trainable!r}")
+        if self.columns < 0 or (self.columns and self.trainable != "biases"):
+            raise ShapezooError(f"modulated columns need trainable='biases' and must be >= 0, got {self.columns}")
 
 
 @dataclass
@@ -163,17 +168,17 @@ def _train_step(
     x_a: torch.Tensor,
     y_a: torch.Tensor,
     jitter_a: tuple[torch.Tensor, torch.Tensor] | None,
-    trainable: torch.Tensor | None,
+    trainable: tuple[torch.Tensor, frozenset[str]] | None,
     seen_loss: torch.Tensor | None,
 ) -> torch.Tensor:
     """One step for every running field, in place on ``state`` = (params, m, v, t, offset, bad) of the A running
     fields: BCE gradients (a pass per group of fields), then Adam with each field's own step count and cosine
     learning rate. ``jitter_a`` = (unit-ball offsets (A, n, 3), safe radii (A, n)) moves each point by an offset
-    picked by the field's own step count. ``trainable`` (P,) is the bias mask of a bias-only fit: only the biases
-    get a gradient (the weights stay out of autograd) and Adam leaves the rest where it started; None: every weight
-    moves. ``seen_loss`` (A, n_train): each point's loss when last trained on, updated here, from which
-    ``step_indices`` picks the hard points. Returns the (A,) mean losses of the walked points (the hard ones would
-    bias them up)."""
+    picked by the field's own step count. ``trainable`` = ((P,) relative learning rates, names of the tensors
+    holding them) in a fit of a shift base's fields (``modulation_lr``): only those tensors enter autograd, and Adam
+    leaves the entries at rate 0 where they started; None: every weight moves. ``seen_loss`` (A, n_train): each
+    point's loss when last trained on, updated here, from which ``step_indices`` picks the hard points. Returns the
+    (A,) mean losses of the walked points (the hard ones would bias them up)."""
     p_a, m_a, v_a, t_a, off_a, bad = state
     steps, peak = config.steps, config.lr
     assert steps is not None and peak is not None  # resolved by fit_fields
@@ -193,17 +198,17 @@ def _train_step(
         if trainable is None:
             p = p_a[sl].detach().requires_grad_(True)
             logits = field_forward(spec, p, x).squeeze(-1)
-        else:  # biases only: leave the weights out of autograd, so their gradient is never computed
+        else:  # a modulation: only the tensors it moves enter autograd, the others' gradients are never computed
             layers = spec.layout().unflatten(p_a[sl].detach())
-            biases = {k: v.clone().requires_grad_(True) for k, v in layers.items() if k.endswith(".bias")}
-            logits = layers_forward(spec, {**layers, **biases}, x).squeeze(-1)
+            moving = {k: v.clone().requires_grad_(True) for k, v in layers.items() if k in trainable[1]}
+            logits = layers_forward(spec, {**layers, **moving}, x).squeeze(-1)
         point_loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
         if seen_loss is not None:
             seen_loss[sl].scatter_(1, idx[sl], point_loss.detach())
         if trainable is None:
             grads.append(torch.autograd.grad(point_loss.mean(-1).sum(), p)[0])
         else:
-            found = dict(zip(biases, torch.autograd.grad(point_loss.mean(-1).sum(), list(biases.values()))))
+            found = dict(zip(moving, torch.autograd.grad(point_loss.mean(-1).sum(), list(moving.values()))))
             grads.append(spec.layout().flatten({k: found.get(k, torch.zeros_like(v)) for k, v in layers.items()}))
         losses.append(point_loss.detach()[:, : M - hard].mean(-1))  # the walk's: an unbiased training loss
     grad, loss = torch.cat(grads), torch.cat(losses)
@@ -212,6 +217,8 @@ def _train_step(
         tt = t_a.to(torch.float32)[:, None]
         cosine = 0.5 * (1 + torch.cos(math.pi * (tt - 1) / steps))
         lr = peak * (config.lr_final + (1 - config.lr_final) * cosine)
+        if trainable is not None:
+            lr = lr * trainable[0]
         adam_step_(p_a, grad, m_a, v_a, tt, lr, config.betas, config.eps)
         off_a.add_(M - hard).remainder_(n_train)
         bad.logical_or_(~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1))
@@ -296,7 +303,7 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
 
     # Each training point's loss when last trained on (the hard points' ranking); 1.0, above a fitted loss, until then.
     seen_loss = torch.ones(B, n_train, device=device) if hard_count(M, n_train, config.hard_fraction) else None
-    trainable = None if config.trainable == "all" else spec.bias_mask().to(device=device, dtype=torch.float32)
+    trainable = None if config.trainable == "all" else _moving(spec, config.columns, device)
 
     # Optimiser state, one row per field.
     init = init.to(device=device, dtype=torch.float32)
@@ -366,6 +373,12 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
         if status[b] == "failed":
             params[b] = init
     return FitResult(params.detach().cpu(), status, metrics, history)
+
+
+def _moving(spec: FieldSpec, columns: int, device: torch.device) -> tuple[torch.Tensor, frozenset[str]]:
+    """A shift base's fit: each entry's relative learning rate (``modulation_lr``) and the tensors that move."""
+    rates = modulation_lr(spec, columns)
+    return rates.to(device), frozenset(k for k, v in spec.layout().unflatten(rates[None]).items() if bool(v.any()))
 
 
 def _end_pass(act, active, rows, full, init, status, restarts, t_host, config) -> None:

@@ -115,10 +115,17 @@ class LearnedInit:
         """``shift`` for a shift base (fields fitted from it move only their biases), else ``none``."""
         return self.record.get("modulation", "none")
 
+    @property
+    def columns(self) -> int:
+        """The modulated columns a shift base's fields move besides their biases (``BaseConfig.columns``; 0 else)."""
+        return int(self.record.get("config", {}).get("columns", 0)) if self.modulation == "shift" else 0
+
     def provenance(self) -> dict:
-        """What a zoo stores about where its fields started (a shift base says so)."""
+        """What a zoo stores about where its fields started (a shift base says so, and its modulated columns)."""
         record = {"kind": "learned", "sha256": self.sha256, "shapes": len(self.record.get("shapes", []))}
-        return {**record, "modulation": "shift"} if self.modulation == "shift" else record  # as zoos made before
+        if self.modulation != "shift":
+            return record
+        return {**record, "modulation": "shift", **({"columns": self.columns} if self.columns else {})}
 
     def check_spec(self, spec: FieldSpec) -> None:
         """Raise InputError (naming the init's file) unless it was learned for ``spec``."""

@@ -62,11 +62,27 @@ class FieldSpec:
             entries += [(f"layers.{i}.weight", (d[i + 1], d[i])), (f"layers.{i}.bias", (d[i + 1],))]
         return ParamLayout(tuple(entries))
 
+    def modulation_mask(self, columns: int = 0) -> torch.Tensor:
+        """(P,) bool, True at the entries a field of a shift base moves (``FitConfig.trainable='biases'``): every
+        bias (Functa's shift modulation) and the first ``columns`` input columns of each hidden -> hidden weight, a
+        rank-``columns`` weight delta whose input side is fixed, so a space reads it exactly and linearly."""
+        if not 0 <= columns <= self.width or (columns and self.depth < 2):
+            raise ShapezooError(
+                f"modulated columns must be in [0, width={self.width}] with depth >= 2, got {columns} "
+                f"(depth {self.depth})"
+            )
+        parts = []
+        for i, (name, shape) in enumerate(self.layout().entries):
+            hidden = name.endswith(".weight") and 0 < i // 2 < self.depth
+            flags = torch.full(shape, name.endswith(".bias"))
+            if hidden:
+                flags[:, :columns] = True
+            parts.append(flags.reshape(-1))
+        return torch.cat(parts)
+
     def bias_mask(self) -> torch.Tensor:
-        """(P,) bool, True at the biases: the entries a shift modulation (``FitConfig.trainable='biases'``) moves."""
-        return torch.cat(
-            [torch.full((math.prod(shape),), name.endswith(".bias")) for name, shape in self.layout().entries]
-        )
+        """(P,) bool, True at the biases (``modulation_mask`` with no columns)."""
+        return self.modulation_mask(0)
 
     @classmethod
     def from_arch(cls, arch: str, width: int = 128, depth: int = 3) -> FieldSpec:
@@ -98,6 +114,17 @@ class FieldSpec:
             return config_from_json(cls, data, "", "spec")
         except InputError as exc:
             raise ShapezooError(exc.problem) from None
+
+
+CODE_WEIGHT_LR = 0.25
+"""Learning rate of a modulation's weight entries (``FieldSpec.modulation_mask`` columns) relative to its biases'
+(BENCHMARKS.md, "Real meshes in the space")."""
+
+
+def modulation_lr(spec: FieldSpec, columns: int) -> torch.Tensor:
+    """(P,) each entry's learning rate relative to the peak when a shift base's field (or the base) learns its code:
+    1 at the biases, ``CODE_WEIGHT_LR`` at the modulated columns, 0 at the shared weights."""
+    return spec.modulation_mask(columns).float() * torch.where(spec.bias_mask(), 1.0, CODE_WEIGHT_LR)
 
 
 def init_params(spec: FieldSpec, seed: int = 0) -> torch.Tensor:

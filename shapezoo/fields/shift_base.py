@@ -30,7 +30,7 @@ from .learned_init import (
     provenance,
     read_resumable,
 )
-from .network import FieldSpec, field_forward, init_params
+from .network import FieldSpec, field_forward, init_params, modulation_lr
 from .training_points import jitter_radii, split_holdout
 
 
@@ -63,8 +63,14 @@ class BaseConfig:
     """Learn on only this many of the training shapes (a random subset, as ``space train --train-limit``; 0: all)."""
     checkpoint_every: int = 100
     """Steps between checkpoints (the folder is rewritten atomically)."""
+    columns: int = 0
+    """Modulated input columns of each hidden -> hidden weight that every shape moves besides its biases
+    (``FieldSpec.modulation_mask``): a per-shape rank-``columns`` weight delta the space still reads exactly. 0: the
+    biases alone (Functa's shift)."""
 
     def __post_init__(self):
+        if self.columns < 0:
+            raise ShapezooError(f"columns must be >= 0, got {self.columns}")
         for name in ("steps", "batch", "points_per_step", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ShapezooError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -93,9 +99,10 @@ def learn_base(
     on_step: Callable[[dict], None] | None = None,
 ) -> dict:
     """Learn a shift base for fields of ``spec`` from the shapes of the samples folders into ``out``: shared weights
-    and one bias vector per shape, trained together (BCE on jittered training points, Adam, cosine schedule). The
-    init it writes holds the shared weights with the mean of the shapes' biases; fields fitted from it move only
-    their biases (``FitConfig.trainable='biases'``). Starts from the bundled init for ``spec`` when there is one.
+    and one code per shape (its biases and ``config.columns`` modulated columns), trained together (BCE on jittered
+    training points, Adam, cosine schedule). The init it writes holds the shared weights with the mean of the shapes'
+    codes; fields fitted from it move only their codes (``FitConfig.trainable='biases'``, ``columns``). Starts from
+    the bundled init for ``spec`` when there is one.
 
     Learns on the training split of the shapes only (``config.val``/``config.test``, as ``space train`` splits).
     Resumes from ``out/base_state.safetensors`` (same spec, recipe and shapes; a finished base is returned as it
@@ -117,7 +124,8 @@ def learn_base(
         **provenance(folders, shapes),
     }
     manifest = out / INIT_JSON
-    mask = spec.bias_mask().to(device)
+    mask = spec.modulation_mask(config.columns).to(device)
+    rates = modulation_lr(spec, config.columns)[spec.modulation_mask(config.columns)].to(device)
     n = len(shapes)
     state = _fresh_state((start.params if start is not None else init_params(spec, config.seed)).to(device), mask, n)
     curve: list[dict] = []
@@ -147,7 +155,7 @@ def learn_base(
     while done < config.steps:
         tic = time.perf_counter()
         pick, x, y = _draw_batch(np.random.default_rng([config.seed, done]), data, n, M, config.batch, device)
-        total = _step(spec, state, mask, pick, x, y, per_pass, done, config)
+        total = _step(spec, state, (mask, rates), pick, x, y, per_pass, done, config)
         done += 1
         state["step"] = torch.tensor(done)
         entry = {"step": done, "loss": total / len(pick), "seconds": time.perf_counter() - tic}
@@ -206,8 +214,10 @@ def _draw_batch(rng: np.random.Generator, data: tuple, n: int, M: int, batch: in
     return pick, x, y
 
 
-def _step(spec, state, mask, pick, x, y, per_pass: int, done: int, config: BaseConfig) -> float:
-    """One Adam step of the shared weights and of the picked shapes' biases on their BCE; returns the summed loss."""
+def _step(spec, state, modulation, pick, x, y, per_pass: int, done: int, config: BaseConfig) -> float:
+    """One Adam step of the shared weights and of the picked shapes' codes (``modulation`` = (mask (P,), the codes'
+    relative learning rates)) on their BCE; returns the summed loss."""
+    mask, rates = modulation
     device = state["weights"].device
     w = state["weights"].clone().requires_grad_(True)
     b = state["biases"][pick.to(device)].clone().requires_grad_(True)
@@ -233,6 +243,7 @@ def _step(spec, state, mask, pick, x, y, per_pass: int, done: int, config: BaseC
         rows = pick.to(device)
         state["t_b"][rows] += 1
         bias, m_b, v_b = state["biases"][rows], state["m_b"][rows], state["v_b"][rows]
-        adam_step_(bias, b.grad, m_b, v_b, state["t_b"][rows][:, None], config.bias_lr * decay)
+        code_lr = config.bias_lr * decay * (rates if config.columns else 1.0)  # biases alone: the scalar, as before
+        adam_step_(bias, b.grad, m_b, v_b, state["t_b"][rows][:, None], code_lr)
         state["biases"][rows], state["m_b"][rows], state["v_b"][rows] = bias, m_b, v_b
     return total

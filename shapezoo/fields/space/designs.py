@@ -33,7 +33,7 @@ class ModelConfig:
     latent = the bias count); ``neuron``: permutation-invariant encoder over hidden units; ``prep``: the paper's
     conv baseline."""
     latent: int = 512
-    """Size of z (``shift``: set to the architecture's bias count)."""
+    """Size of z (``shift``: set to the count of entries a field of the base moves)."""
     hidden: int = 64
     """Token width of the neuron encoder; the prep convs use hidden / 8 .. hidden channels."""
     rounds: int = 2
@@ -41,9 +41,12 @@ class ModelConfig:
     trunk: int = 0
     """Width of the decoder's shared MLP before the per-layer heads (neuron decoder); 0: the heads read z
     directly, so decoded weights are affine in z."""
+    columns: int = 0
+    """``shift``: the modulated columns the base's fields move besides their biases (its zoo's ``fit.columns``), read
+    into z with the biases."""
 
     def __post_init__(self):
-        if self.latent < 1 or self.hidden < 1 or self.rounds < 0 or self.trunk < 0:
+        if self.latent < 1 or self.hidden < 1 or self.rounds < 0 or self.trunk < 0 or self.columns < 0:
             raise ShapezooError(
                 f"latent and hidden must be >= 1, rounds and trunk >= 0; got {self.latent}, {self.hidden}, "
                 f"{self.rounds}, {self.trunk}"
@@ -252,10 +255,11 @@ EXACT_TOL = 1e-5
 """Relative distance from the base below which a field counts as the base's (read exactly by the shift encoder)."""
 
 
-def align_to_base(spec: FieldSpec, params: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+def align_to_base(spec: FieldSpec, params: torch.Tensor, base: torch.Tensor, columns: int = 0) -> torch.Tensor:
     """(B, P) fields with their hidden units permuted to match ``base`` (P,) layer by layer, by the incoming weights
-    (columns already in the base's order): the same function, in the base's unit order. A field of the shift base,
-    however permuted, comes back exactly as the field; other fields get the best matching (Hungarian on distance)."""
+    (columns already in the base's order) the base shares with its fields (its ``columns`` modulated ones left out):
+    the same function, in the base's unit order. A field of the shift base, however permuted, comes back exactly as
+    the field; other fields get the best matching (Hungarian on distance)."""
     from scipy.optimize import linear_sum_assignment
 
     layout = spec.layout()
@@ -266,7 +270,9 @@ def align_to_base(spec: FieldSpec, params: torch.Tensor, base: torch.Tensor) -> 
         if perm is not None:
             weight = torch.gather(weight, 2, perm[:, None, :].expand(-1, weight.shape[1], -1))
         if i < spec.depth:
-            cost = torch.cdist(weight, ref[f"layers.{i}.weight"].expand(len(weight), -1, -1))  # field x base rows
+            shared = columns if i > 0 else 0  # the columns a field of the base moves say nothing about its order
+            ref_i = ref[f"layers.{i}.weight"][..., shared:].expand(len(weight), -1, -1)
+            cost = torch.cdist(weight[..., shared:], ref_i)  # field x base rows
             perm = cost.argmin(1)  # per base unit, the field unit closest to it
             for k in range(len(perm)):
                 if len(set(perm[k].tolist())) < perm.shape[1]:  # not a bijection: solve the assignment
@@ -279,36 +285,37 @@ def align_to_base(spec: FieldSpec, params: torch.Tensor, base: torch.Tensor) -> 
 
 
 class ShiftEncoder(nn.Module):
-    """Fields of a shift base -> their biases, standardised per bias over the zoo (``stats``), after aligning hidden
-    units to the base (so permuted copies of a field encode alike). Nothing in it is learned."""
+    """Fields of a shift base -> the entries they move (biases and modulated ``columns``), standardised per entry over
+    the zoo (``stats``), after aligning hidden units to the base (so permuted copies of a field encode alike).
+    Nothing in it is learned."""
 
     mask: torch.Tensor
 
-    def __init__(self, spec: FieldSpec):
+    def __init__(self, spec: FieldSpec, columns: int = 0):
         super().__init__()
-        self.spec = spec
-        self.register_buffer("mask", spec.bias_mask(), persistent=False)
+        self.spec, self.columns = spec, columns
+        self.register_buffer("mask", spec.modulation_mask(columns), persistent=False)
 
     def forward(self, params: torch.Tensor, stats: ParamStats) -> torch.Tensor:
-        aligned = align_to_base(self.spec, params, stats.mean)
+        aligned = align_to_base(self.spec, params, stats.mean, self.columns)
         return (aligned[:, self.mask] - stats.mean[self.mask]) / stats.std[self.mask]
 
     def residual(self, params: torch.Tensor, stats: ParamStats) -> torch.Tensor:
         """(B,) relative distance of the aligned fields' shared weights from the base's (0 for fields of the base)."""
-        aligned = align_to_base(self.spec, params, stats.mean)
+        aligned = align_to_base(self.spec, params, stats.mean, self.columns)
         shared = ~self.mask
         return (aligned[:, shared] - stats.mean[shared]).norm(dim=1) / stats.mean[shared].norm()
 
 
 class ShiftDecoder(nn.Module):
-    """z -> the base's shared weights with biases ``mean + std * z`` (affine in z; the affine starts at the zoo
-    statistics, whose shared-weight means are the base)."""
+    """z -> the base's shared weights with the moved entries at ``mean + std * z`` (affine in z; the affine starts at
+    the zoo statistics, whose shared-weight means are the base)."""
 
     mask: torch.Tensor
 
-    def __init__(self, spec: FieldSpec, stats: ParamStats):
+    def __init__(self, spec: FieldSpec, stats: ParamStats, columns: int = 0):
         super().__init__()
-        self.register_buffer("mask", spec.bias_mask(), persistent=False)
+        self.register_buffer("mask", spec.modulation_mask(columns), persistent=False)
         self.affine = _OutputAffine(stats)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -324,8 +331,8 @@ class WeightAutoencoder(nn.Module):
         self.spec, self.config = spec, config
         self.stats: ParamStats = stats
         if config.design == "shift":
-            self.encoder: nn.Module = ShiftEncoder(spec)
-            self.decoder: nn.Module = ShiftDecoder(spec, stats)
+            self.encoder: nn.Module = ShiftEncoder(spec, config.columns)
+            self.decoder: nn.Module = ShiftDecoder(spec, stats, config.columns)
         elif config.design == "neuron":
             self.encoder = NeuronEncoder(spec, config)
             self.decoder = NeuronDecoder(spec, config, stats)

@@ -116,7 +116,7 @@ def build_model(spec: FieldSpec, config: ModelConfig, params: torch.Tensor | Non
     if config.design not in DESIGNS:
         raise ShapezooError(f"unknown design '{config.design}' ({' or '.join(DESIGNS)})")
     if config.design == "shift":
-        config = replace(config, latent=int(spec.bias_mask().sum()))
+        config = replace(config, latent=int(spec.modulation_mask(config.columns).sum()))
     return WeightAutoencoder(spec, config, ParamStats(spec, params))
 
 

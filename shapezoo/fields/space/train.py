@@ -159,6 +159,8 @@ def train_space(
     """
     if model_config.design == "auto":
         model_config = replace(model_config, design=default_design(zoo))
+    if model_config.design == "shift":  # the entries the zoo's fields move: the base's modulation
+        model_config = replace(model_config, columns=int((zoo.meta.get("fit") or {}).get("columns", 0)))
     group = ranks()
     with group.lock(Path(out)):
         return _train(zoo, ensure_output_dir(out), model_config, config, torch.device(device), on_eval, group)
@@ -291,7 +293,7 @@ def _finish(zoo, out, model_config, config, params, probes, split, state, run, d
 def _shift_space(zoo, out, model, params, probes, config, configs, split, state, device) -> dict:
     """The ``shift`` design has nothing to learn: its statistics come from the training fields and its base (the
     zoo's start point) must be what every field shares. Saves the space, its training latents and results."""
-    shared = ~zoo.spec.bias_mask().to(device)
+    shared = ~zoo.spec.modulation_mask(model.config.columns).to(device)
     base = zoo.init.to(device)
     with torch.no_grad():
         model.stats.mean[shared] = base[shared]  # exactly the base, not a mean of copies of it
