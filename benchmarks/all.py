@@ -11,6 +11,7 @@ Under 10 minutes on 2 CPU cores. The full-size runs, with real data, are the com
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import tempfile
 import time
 import traceback
@@ -134,6 +135,7 @@ QUICK: dict[str, tuple[str | None, Args]] = {
             + ["--resolution", "32"]
         ),
     ),
+    "peer_jax": ("samples", lambda d, w: [str(d["samples"]), "--shapes", "2", "--steps", "5"]),
     "default_path": (
         None,
         lambda d, w: ["--work", str(w / "dp"), "--per-family", "3", "--quick", "5", "2"],
@@ -163,6 +165,8 @@ QUICK: dict[str, tuple[str | None, Args]] = {
 _PAIR = "cpu,cuda" if torch.cuda.is_available() else "cpu,cpu"
 """The device pair of the comparison scripts: without a GPU they compare the CPU with itself, a run of the script."""
 NEEDS_CUDA = {"cuda_check"}
+NEEDS_MODULE = {"peer_jax": "jax"}
+"""Benchmarks that need an optional extra (``shapezoo[peer]``): skipped, with the reason, where it is not installed."""
 ORDER = {None: 0, "samples": 1, "zoo": 2, "space": 3}
 
 
@@ -188,6 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
             row: dict = {}
             if name in NEEDS_CUDA and not torch.cuda.is_available():
                 row = {"status": "skipped", "reason": "needs CUDA"}
+            elif name in NEEDS_MODULE and importlib.util.find_spec(NEEDS_MODULE[name]) is None:
+                row = {"status": "skipped", "reason": f"needs {NEEDS_MODULE[name]} (pip install 'shapezoo[peer]')"}
             else:
                 argv_b = QUICK[name][1](data, work) + ["--out", str(work / "results" / f"{name}.json")]
                 t = time.perf_counter()
