@@ -93,7 +93,7 @@ def base(
             help="Input columns of each hidden -> hidden weight that every field moves besides its biases (a low-rank "
             "weight delta a space still reads exactly; 0: biases only)."
         ),
-    ] = 0,
+    ] = 6,
     val: Annotated[float, typer.Option(help="Validation share left out (as 'space train --val').")] = 0.1,
     test: Annotated[float, typer.Option(help="Held-out share left out (as 'space train --test').")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split and the shape draws (as 'space train --seed').")] = 0,

@@ -32,7 +32,9 @@ from shapezoo.fields.space.inference import PRIOR_WEIGHTS, refine_latents
 from shapezoo_cli.main import app
 
 SPEC = FieldSpec(width=16, depth=2)
-TINY = BaseConfig(steps=24, batch=4, points_per_step=256, lr=1e-3, bias_lr=1e-2, checkpoint_every=8, val=0.0, test=0.0)
+TINY = BaseConfig(
+    steps=24, batch=4, points_per_step=256, lr=1e-3, bias_lr=1e-2, checkpoint_every=8, val=0.0, test=0.0, columns=0
+)
 FIT = FitConfig(steps=60, points_per_step=256, lr=1e-2, check_every=20)
 
 
@@ -231,5 +233,6 @@ def test_a_base_with_modulated_columns_fits_and_is_read_exactly(samples, tmp_pat
     assert space.exact(permuted).all()
     with pytest.raises(ShapezooError, match="modulated columns"):
         SPEC.modulation_mask(SPEC.width + 1)
+    assert torch.equal(FieldSpec(width=16, depth=1).modulation_mask(6), FieldSpec(width=16, depth=1).bias_mask())
     with pytest.raises(ShapezooError, match="modulated columns"):
         FitConfig(columns=2)  # the columns belong to a shift base's fits

@@ -65,12 +65,10 @@ class FieldSpec:
     def modulation_mask(self, columns: int = 0) -> torch.Tensor:
         """(P,) bool, True at the entries a field of a shift base moves (``FitConfig.trainable='biases'``): every
         bias (Functa's shift modulation) and the first ``columns`` input columns of each hidden -> hidden weight, a
-        rank-``columns`` weight delta whose input side is fixed, so a space reads it exactly and linearly."""
-        if not 0 <= columns <= self.width or (columns and self.depth < 2):
-            raise ShapezooError(
-                f"modulated columns must be in [0, width={self.width}] with depth >= 2, got {columns} "
-                f"(depth {self.depth})"
-            )
+        rank-``columns`` weight delta whose input side is fixed, so a space reads it exactly and linearly (a field
+        of one hidden layer has no such weight: its biases alone)."""
+        if not 0 <= columns <= self.width:
+            raise ShapezooError(f"modulated columns must be in [0, width={self.width}], got {columns}")
         parts = []
         for i, (name, shape) in enumerate(self.layout().entries):
             hidden = name.endswith(".weight") and 0 < i // 2 < self.depth
