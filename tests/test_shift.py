@@ -82,6 +82,7 @@ def test_fitting_biases_only_moves_only_the_biases_and_still_fits(samples):
 def test_a_base_lowers_the_loss_and_resumes_after_a_kill_with_the_same_weights(samples, base, tmp_path):
     record = json.loads((base / "init.json").read_text())
     assert record["modulation"] == "shift" and record["complete"] and record["steps_done"] == TINY.steps
+    assert "columns" not in record["config"]  # a biases-only base records what bases did before columns: it resumes
     curve = record["curve"]
     assert curve[-1]["loss"] < curve[0]["loss"]
 

@@ -121,7 +121,7 @@ def learn_base(
     header = {
         **init_header(spec, "shift base: shared weights and per-shape biases trained together (auto-decoding)"),
         "modulation": "shift",
-        "config": asdict(config),
+        "config": {k: v for k, v in asdict(config).items() if k != "columns" or v},  # biases alone: as bases before
         "start": start.provenance() if start is not None else {"kind": "seeded", "seed": config.seed},
         **provenance(folders, shapes),
     }
