@@ -11,6 +11,7 @@ Usage: python -m benchmarks.shift_recipe SAMPLES --base BASE [--variants 500x5e-
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     dev = _common.device(a)
     spec = FieldSpec(width=a.width)
     if not (a.base / "init.json").exists():
-        learn_base([a.samples], a.base, spec, BaseConfig(steps=a.base_steps, val=a.val, test=a.test, seed=a.seed), dev)
+        config = BaseConfig(steps=a.base_steps, val=a.val, test=a.test, seed=a.seed, columns=0)  # the biases alone
+        learn_base([a.samples], a.base, spec, config, dev)
     base = load_init(a.base)
     spec = base.spec
     shapes = read_index(a.samples)["shapes"]
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {}
     for variant in a.variants:
         config, shift = _config(variant, check=10**9)
+        config = replace(config, columns=base.columns) if shift else config  # the entries the base's fields move
         start = base.params if shift else full_init.params
         result = fit_fields(spec, start.to(dev), points, occupancy, n_uniform, names, config)
         meshes, _ = extract_meshes(spec, result.params, ExtractConfig(resolution=a.resolution))

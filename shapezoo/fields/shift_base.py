@@ -127,7 +127,7 @@ def learn_base(
     }
     manifest = out / INIT_JSON
     mask = spec.modulation_mask(config.columns).to(device)
-    rates = modulation_lr(spec, config.columns)[spec.modulation_mask(config.columns)].to(device)
+    rates = modulation_lr(spec, config.columns).to(device)[mask]  # of the code's entries
     n = len(shapes)
     state = _fresh_state((start.params if start is not None else init_params(spec, config.seed)).to(device), mask, n)
     curve: list[dict] = []

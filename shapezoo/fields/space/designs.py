@@ -48,8 +48,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.latent < 1 or self.hidden < 1 or self.rounds < 0 or self.trunk < 0 or self.columns < 0:
             raise ShapezooError(
-                f"latent and hidden must be >= 1, rounds and trunk >= 0; got {self.latent}, {self.hidden}, "
-                f"{self.rounds}, {self.trunk}"
+                f"latent and hidden must be >= 1, rounds, trunk and columns >= 0; got {self.latent}, {self.hidden}, "
+                f"{self.rounds}, {self.trunk}, {self.columns}"
             )
 
 
