@@ -16,7 +16,7 @@ from shapezoo.errors import ShapezooError
 from shapezoo.fields.fit_job import fit_zoo
 from shapezoo.fields.fitting import FitConfig, fit_fields
 from shapezoo.fields.learned_init import load_init
-from shapezoo.fields.network import FieldSpec, field_forward, init_params
+from shapezoo.fields.network import FieldSpec, field_forward, init_params, layers_forward
 from shapezoo.fields.samples import SampleConfig, load_samples, sample_meshes
 from shapezoo.fields.shift_base import BASE_STATE, BaseConfig, learn_base
 from shapezoo.fields.space import (
@@ -237,3 +237,29 @@ def test_a_base_with_modulated_columns_fits_and_is_read_exactly(samples, tmp_pat
     assert torch.equal(FieldSpec(width=16, depth=1).modulation_mask(6), FieldSpec(width=16, depth=1).bias_mask())
     with pytest.raises(ShapezooError, match="modulated columns"):
         FitConfig(columns=2)  # the columns belong to a shift base's fits
+
+
+@pytest.mark.parametrize("activation", ["sine", "relu_pe"])
+def test_the_columns_forward_matches_plain_autograd_on_the_entries_it_moves(activation):
+    """A modulated-columns fit computes its hidden weights' gradients for those columns only: outputs, input-side
+    and column gradients as plain autograd's (to float rounding), nothing elsewhere in those weights."""
+    spec = FieldSpec(width=24, depth=3, activation=activation)  # type: ignore[arg-type]
+    g = torch.Generator().manual_seed(3)
+    params = init_params(spec, 0).expand(2, -1) + 0.01 * torch.randn(2, spec.layout().size, generator=g)
+    x = torch.rand(2, 40, 3, generator=g) - 0.5
+    runs = []
+    for columns in (3, 0):
+        layers = {k: v.clone().requires_grad_(True) for k, v in spec.layout().unflatten(params).items()}
+        out = layers_forward(spec, layers, x, columns)
+        grads = torch.autograd.grad(out.square().sum(), list(layers.values()))
+        runs.append((out, spec.layout().flatten(dict(zip(layers, grads)))))
+    (out, grad), (ref_out, ref_grad) = runs
+    assert torch.equal(out, ref_out)
+    moved = spec.modulation_mask(3) | torch.tensor([n.startswith(("layers.0.", "layers.3.")) for n in _names(spec)])
+    torch.testing.assert_close(grad[:, moved], ref_grad[:, moved], rtol=1e-5, atol=1e-6)
+    assert (grad[:, ~moved] == 0).all() and (ref_grad[:, ~moved] != 0).any()
+
+
+def _names(spec: FieldSpec) -> list[str]:
+    """The layout name of every flat entry."""
+    return [name for name, shape in spec.layout().entries for _ in range(int(torch.Size(shape).numel()))]

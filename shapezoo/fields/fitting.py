@@ -201,7 +201,7 @@ def _train_step(
         else:  # a modulation: only the tensors it moves enter autograd, the others' gradients are never computed
             layers = spec.layout().unflatten(p_a[sl].detach())
             moving = {k: v.clone().requires_grad_(True) for k, v in layers.items() if k in trainable[1]}
-            logits = layers_forward(spec, {**layers, **moving}, x).squeeze(-1)
+            logits = layers_forward(spec, {**layers, **moving}, x, config.columns).squeeze(-1)
         point_loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
         if seen_loss is not None:
             seen_loss[sl].scatter_(1, idx[sl], point_loss.detach())

@@ -181,21 +181,45 @@ def field_forward(spec: FieldSpec, params: torch.Tensor, x: torch.Tensor) -> tor
     return layers_forward(spec, spec.layout().unflatten(params), x)
 
 
-def layers_forward(spec: FieldSpec, w: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+class _ColumnsLinearFn(torch.autograd.Function):
+    """``baddbmm(bias, h, weight^T)`` whose weight gradient is computed for the first ``columns`` input columns
+    only (zeros elsewhere): a modulated-columns fit moves just those, and the whole (out, in) gradient would cost
+    as much as the forward's matmul again."""
+
+    @staticmethod
+    def forward(ctx, bias, h, weight, columns):
+        ctx.save_for_backward(h, weight)
+        ctx.columns = columns
+        return torch.baddbmm(bias, h, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, weight = ctx.saved_tensors
+        grad_h = torch.bmm(grad, weight) if ctx.needs_input_grad[1] else None
+        grad_w = torch.zeros_like(weight)
+        grad_w[:, :, : ctx.columns] = torch.bmm(grad.transpose(1, 2), h[:, :, : ctx.columns])
+        return grad.sum(1, keepdim=True), grad_h, grad_w, None
+
+
+def layers_forward(spec: FieldSpec, w: dict[str, torch.Tensor], x: torch.Tensor, columns: int = 0) -> torch.Tensor:
     """``field_forward`` on the per-layer tensors (``layers.i.weight`` (B, out, in), ``layers.i.bias`` (B, out)):
-    a bias-only fit passes biases that need gradients and weights that do not, so no weight gradient is computed."""
+    a bias-only fit passes biases that need gradients and weights that do not, so no weight gradient is computed;
+    with ``columns`` (a modulated-columns fit) the hidden weights' gradients cover those columns only."""
     h = encode_input(spec, x)
     last = spec.depth
     for i in range(last + 1):
-        bias, weight = w[f"layers.{i}.bias"].unsqueeze(1), w[f"layers.{i}.weight"].transpose(1, 2)
+        bias, weight = w[f"layers.{i}.bias"].unsqueeze(1), w[f"layers.{i}.weight"]
+        omega = 1.0
         if i < last and spec.activation == "sine":
             # sin(ω (h W^T + b)) with ω folded into the (small) weights: no extra pass over the activations.
             omega = spec.first_omega0 if i == 0 else spec.omega0
-            h = _SinFn.apply(torch.baddbmm(bias * omega, h, weight * omega))
+            bias, weight = bias * omega, weight * omega
+        if columns and 0 < i < last and weight.requires_grad:
+            h = _ColumnsLinearFn.apply(bias, h, weight, columns)
         else:
-            h = torch.baddbmm(bias, h, weight)
-            if i < last:
-                h = torch.relu(h)
+            h = torch.baddbmm(bias, h, weight.transpose(1, 2))
+        if i < last:
+            h = _SinFn.apply(h) if spec.activation == "sine" else torch.relu(h)
     return h
 
 
