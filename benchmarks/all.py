@@ -32,6 +32,7 @@ QUICK: dict[str, tuple[str | None, Args]] = {
         None,
         lambda d, w: ["--batches", "1", "4", "--sequential-fields", "1", "--steps", "5", "--peak-size", "512"],
     ),
+    "inr_classification": (None, lambda d, w: ["--quick", "--work", str(w / "inr_classification")]),
     "fit_budget": ("samples", lambda d, w: [str(d["samples"]), "--shapes", "3", "--budgets", "50x512", "100x512"]),
     "fit_sweep": (
         "samples",

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
+from . import images
 from ._common import Ray, finish, handle_errors, progress
 
-app = typer.Typer(help="Make shape data: procedural families and occupancy samples.", no_args_is_help=True)
+app = typer.Typer(help="Make data: procedural families, occupancy samples, image folders.", no_args_is_help=True)
 
 
 @app.command()
@@ -95,3 +96,6 @@ def sample(
         summary,
         failures=[f["error"] for f in failed],
     )
+
+
+app.command("images")(images.images)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +36,14 @@ Template = Annotated[
     str | None,
     typer.Option(help="Shape fitted first; every field then starts from its weights (for weight spaces)."),
 ]
+ImageProtocol = Annotated[
+    str,
+    typer.Option(
+        help="Image folders: 'shared' (every field starts from one start learned on the training images; the test "
+        "split takes it from --init TRAIN_ZOO) or 'independent' (a seeded random init per image)."
+    ),
+]
+TargetPsnr = Annotated[float, typer.Option(help="Image folders: stop a field at this PSNR (dB; 0: never).")]
 Init = Annotated[
     str,
     typer.Option(
@@ -48,7 +57,7 @@ Init = Annotated[
 
 @handle_errors
 def fit(
-    samples: Annotated[Path, typer.Argument(help="Samples folder made by 'shapezoo data sample'.")],
+    samples: Annotated[Path, typer.Argument(help="Samples ('shapezoo data sample') or images ('data images').")],
     out: Annotated[Path, typer.Option(help="Zoo folder (created, or resumed when it exists).")],
     arch: Arch = None,
     width: Annotated[int | None, typer.Option(help="Hidden units per layer (default 128).")] = None,
@@ -65,24 +74,23 @@ def fit(
     init: Init = "default",
     ray: Ray = None,
     threads: Threads = 0,
+    protocol: ImageProtocol = "shared",
+    target_psnr: TargetPsnr = 40.0,
 ):
-    """Fit one occupancy field per sampled shape, BATCH fields at a time; a rerun resumes an interrupted job.
+    """Fit one occupancy field per sampled shape (or image), BATCH fields at a time; a rerun resumes a stopped job.
 
     With --ray every batch is a task (one GPU each where the cluster has GPUs); the zoo is the same as without."""
+    from .images import fit_images, is_image_folder
+
+    if is_image_folder(samples):
+        return fit_images(samples, out, protocol, width, depth, steps, lr, target_psnr, batch, seed, init, device)
     from shapezoo.fields.fit_job import choose_start, fit_zoo
     from shapezoo.fields.fitting import FitConfig
     from shapezoo.runtime import resolve_device
 
     spec, start = choose_start(init, out, arch, width, depth, template=bool(template))
-    config = FitConfig(
-        steps=steps,
-        points_per_step=points_per_step,
-        lr=lr,
-        target_iou=target_iou,
-        hard_fraction=hard_fraction,
-        init_seed=seed,
-        template=template,
-    )
+    config = FitConfig(steps=steps, points_per_step=points_per_step, lr=lr, target_iou=target_iou)
+    config = replace(config, hard_fraction=hard_fraction, init_seed=seed, template=template)
     dev = device if ray else resolve_device(device)  # with Ray the tasks choose (a GPU each where there are GPUs)
     ious: list[float] = []
     lost: list[str] = []

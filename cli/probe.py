@@ -12,7 +12,10 @@ from ._common import finish, handle_errors, parse_names
 
 @handle_errors
 def probe(
-    latents: Annotated[Path, typer.Argument(help="latents.safetensors (from encode, or a space's train latents).")],
+    latents: Annotated[
+        Path,
+        typer.Argument(help="latents.safetensors (from encode, or a space's train latents), or an image zoo folder."),
+    ],
     task: Annotated[str, typer.Option(help="classify, retrieve or both (comma-separated).")] = "classify,retrieve",
     features: Annotated[
         str,
@@ -46,6 +49,11 @@ def probe(
     from shapezoo.fields.pretrained import resolve_space
     from shapezoo.fields.probing import probe_latents
 
+    if (latents / "zoo.json").is_file():  # an image zoo: its fields' weights, not latents
+        from .images import probe_images
+
+        probe_images(latents, train, "weights,pca,stats" if features == "latents" else features, folds, seed, out)
+        return
     tasks, kinds = tuple(parse_names(task) or ()), tuple(parse_names(features) or ())
     config = ProbeConfig(folds=folds, seed=seed)
     chosen = read_labels(labels) if labels else None

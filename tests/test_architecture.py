@@ -26,6 +26,7 @@ LAYERS = {
     "shapezoo.fields": "fields",
     "shapezoo.fields.space": "fields",
     "shapezoo.classifiers": "classifiers",
+    "shapezoo.images": "images",
     "shapezoo.apps": "apps",
     "shapezoo_datasets": "datasets",
     "shapezoo_cli": "cli",
@@ -37,9 +38,11 @@ ALLOWED = {
     "core": {"foundation", "core"},
     "fields": {"foundation", "core", "fields"},
     "classifiers": {"foundation", "core", "classifiers"},
+    # image fields: the field network over the classifiers' image datasets, so above both modalities
+    "images": {"foundation", "core", "fields", "classifiers", "images"},
     "api": {"foundation", "core", "fields", "classifiers"},  # shapezoo/__init__.py: the public names, loaded lazily
-    "apps": {"foundation", "datasets", "core", "fields", "classifiers", "apps"},
-    "cli": {"foundation", "datasets", "core", "fields", "classifiers", "apps", "api", "cli"},
+    "apps": {"foundation", "datasets", "core", "fields", "classifiers", "images", "apps"},
+    "cli": {"foundation", "datasets", "core", "fields", "classifiers", "images", "apps", "api", "cli"},
 }
 ALLOWED["benchmarks"] = ALLOWED["cli"] | {"benchmarks"}
 # The field modality read top to bottom: each module imports only field modules listed before it.
@@ -156,7 +159,7 @@ def test_the_kinds_the_core_loads_by_name_are_modality_modules_that_register_the
     """core.spec imports each built-in kind's module by name (an arrow the AST cannot see): each one lies in a
     modality layer and registering is what importing it does."""
     for kind, module in BUILTIN.items():
-        assert layer(module) in {"fields", "classifiers"}, module
+        assert layer(module) in {"fields", "classifiers", "images"}, module
         importlib.import_module(module)
         assert kind_classes(kind)[0].__module__ == module
 

@@ -62,14 +62,19 @@ def _standardise(name, train, val, test, classes) -> ImageData:
 
 def load_digits() -> ImageData:
     """scikit-learn's bundled 8x8 digits (1797 images): a fixed seeded split of 1077 / 360 / 360."""
+    x, y, order = _digits_arrays()
+    test, val, train = order[:360], order[360:720], order[720:]
+    return _standardise("digits", (x[train], y[train]), (x[val], y[val]), (x[test], y[test]), 10)
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The bundled digits in [0, 1] (N, 1, 8, 8), their labels and the seeded order whose first 360 are the test
+    split."""
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()
     x = d.images.astype(np.float32)[:, None] / 16.0
-    y = d.target.astype(np.int64)
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
-    test, val, train = order[:360], order[360:720], order[720:]
-    return _standardise("digits", (x[train], y[train]), (x[val], y[val]), (x[test], y[test]), 10)
+    return x, d.target.astype(np.int64), np.random.default_rng(SPLIT_SEED).permutation(len(x))
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -91,6 +96,14 @@ def _read_idx(path: Path) -> np.ndarray:
 def load_idx_folder(name: str, root: str | Path) -> ImageData:
     """(Fashion-)MNIST from the four standard IDX files (``.gz`` or not): train 50k / val 10k (the last 10k of
     the training file) / test 10k."""
+    xtr, ytr, xte, yte = _idx_arrays(name, root)
+    n_val = min(10000, len(xtr) // 6)
+    classes = int(max(ytr.max(), yte.max())) + 1
+    return _standardise(name, (xtr[:-n_val], ytr[:-n_val]), (xtr[-n_val:], ytr[-n_val:]), (xte, yte), classes)
+
+
+def _idx_arrays(name: str, root: str | Path) -> tuple[np.ndarray, ...]:
+    """(train images (N, 1, H, W) uint8, train labels, test images, test labels) of a folder of IDX files."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, f"{name} folder not found (it needs the four files {', '.join(IDX_FILES)}[.gz])")
@@ -106,10 +119,7 @@ def load_idx_folder(name: str, root: str | Path) -> ImageData:
     for x, y, p in ((xtr, ytr, paths[0]), (xte, yte, paths[2])):
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise InputError(p, f"images {x.shape} and labels {y.shape} do not match")
-    n_val = min(10000, len(xtr) // 6)
-    xtr, xte = xtr[:, None], xte[:, None]
-    classes = int(max(ytr.max(), yte.max())) + 1
-    return _standardise(name, (xtr[:-n_val], ytr[:-n_val]), (xtr[-n_val:], ytr[-n_val:]), (xte, yte), classes)
+    return xtr[:, None], ytr, xte[:, None], yte
 
 
 CIFAR_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
@@ -132,6 +142,13 @@ def _read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def load_cifar10(root: str | Path) -> ImageData:
     """CIFAR-10 from the binary version's files (``cifar-10-batches-bin``, in ``root`` or below it): train 45k /
     val 5k / test 10k. The python version's batches are pickles, which shapezoo never loads."""
+    xtr, ytr, xte, yte = _cifar_arrays(root)
+    n_val = min(5000, len(xtr) // 10)
+    return _standardise("cifar10", (xtr[:-n_val], ytr[:-n_val]), (xtr[-n_val:], ytr[-n_val:]), (xte, yte), 10)
+
+
+def _cifar_arrays(root: str | Path) -> tuple[np.ndarray, ...]:
+    """(train images (N, 3, 32, 32) uint8, train labels, test images, test labels) of CIFAR-10's binary batches."""
     root = Path(root)
     folder = root / "cifar-10-batches-bin" if (root / "cifar-10-batches-bin").is_dir() else root
     files = [folder / f for f in (*CIFAR_TRAIN, CIFAR_TEST)]
@@ -147,8 +164,16 @@ def load_cifar10(root: str | Path) -> ImageData:
     train = [_read_cifar_bin(f) for f in files[:-1]]
     xtr, ytr = np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])
     xte, yte = _read_cifar_bin(files[-1])
-    n_val = min(5000, len(xtr) // 10)
-    return _standardise("cifar10", (xtr[:-n_val], ytr[:-n_val]), (xtr[-n_val:], ytr[-n_val:]), (xte, yte), 10)
+    return xtr, ytr, xte, yte
+
+
+def _root(name: str, root: str | Path | None) -> str | Path:
+    """The folder of a file-based dataset: ``root``, else its default, else a one-line error."""
+    root = root or DEFAULT_ROOTS.get(name)
+    if root is None:
+        what = "its four IDX files" if name != "cifar10" else "CIFAR-10's binary batches (cifar-10-batches-bin)"
+        raise ShapezooError(f"{name} needs --root, a folder with {what}")
+    return root
 
 
 def load_images(name: str, root: str | Path | None = None) -> ImageData:
@@ -156,14 +181,25 @@ def load_images(name: str, root: str | Path | None = None) -> ImageData:
     if name == "digits":
         return load_digits()
     if name in ("fashion-mnist", "mnist"):
-        root = root or DEFAULT_ROOTS.get(name)
-        if root is None:
-            raise ShapezooError(f"{name} needs --root, a folder with its four IDX files")
-        return load_idx_folder(name, root)
+        return load_idx_folder(name, _root(name, root))
     if name == "cifar10":
-        if root is None:
-            raise ShapezooError("cifar10 needs --root, a folder with CIFAR-10's binary batches (cifar-10-batches-bin)")
-        return load_cifar10(root)
+        return load_cifar10(_root(name, root))
+    raise ShapezooError(f"unknown dataset '{name}' ({', '.join(DATASETS)})")
+
+
+def image_split(name: str, split: str, root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, C, H, W) float32 in [0, 1], labels (N,)) of a dataset's official ``train`` or ``test`` split
+    (the whole training file: what the weight-space benchmarks fit; digits: the 1437 outside the seeded test 360)."""
+    if split not in ("train", "test"):
+        raise ShapezooError(f"unknown split '{split}' (train or test)")
+    if name == "digits":
+        x, y, order = _digits_arrays()
+        pick = order[:360] if split == "test" else order[360:]
+        return x[pick], y[pick]
+    if name in ("fashion-mnist", "mnist", "cifar10"):
+        found = _idx_arrays(name, _root(name, root)) if name != "cifar10" else _cifar_arrays(_root(name, root))
+        x, y = found[:2] if split == "train" else found[2:]
+        return x.astype(np.float32) / 255.0, y
     raise ShapezooError(f"unknown dataset '{name}' ({', '.join(DATASETS)})")
 
 

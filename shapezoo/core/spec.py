@@ -40,7 +40,11 @@ class NetworkSpec(Protocol):
 _KINDS: dict[str, tuple[type, type | None]] = {}
 """kind -> (spec class, zoo class or None for the plain Zoo) of the modalities registered so far."""
 
-BUILTIN = {"field": "shapezoo.fields.network", "classifier": "shapezoo.classifiers.archs"}
+BUILTIN = {
+    "field": "shapezoo.fields.network",
+    "classifier": "shapezoo.classifiers.archs",
+    "image": "shapezoo.images.network",
+}
 """Modules that register the built-in kinds, imported on first use (so the core never imports a modality)."""
 
 

@@ -112,6 +112,17 @@ class Zoo(Generic[S]):
         bad = ~torch.isfinite(self.params).all(dim=1)
         return [n for n, b in zip(self.names, bad.tolist()) if b]
 
+    def counts(self) -> dict:
+        """Spec, size and how many members fitted, failed or hold NaN weights, as JSON (the head of ``info``)."""
+        return {
+            "spec": self.spec.to_json(),
+            "param_count": self.spec.layout().size,
+            "fields": len(self.entries),
+            "ok": sum(e["status"] == "ok" for e in self.entries),
+            "failed": sum(e["status"] == "failed" for e in self.entries),
+            "nonfinite": self.nonfinite(),
+        }
+
     def module(self, name: str) -> torch.nn.Module:
         """One member as a ready-to-use ``nn.Module``."""
         return self.spec.module(self.weights(name))

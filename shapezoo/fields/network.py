@@ -271,12 +271,7 @@ class FieldZoo(Zoo[FieldSpec]):
     def info(self) -> dict:
         """Spec, counts, start point, recipe and held-out metric summary, as JSON."""
         return {
-            "spec": self.spec.to_json(),
-            "param_count": self.spec.layout().size,
-            "fields": len(self.entries),
-            "ok": sum(e["status"] == "ok" for e in self.entries),
-            "failed": sum(e["status"] == "failed" for e in self.entries),
-            "nonfinite": self.nonfinite(),
+            **self.counts(),
             "init_seed": self.meta.get("init_seed"),
             "init": self.meta.get("init"),
             "fit": self.meta.get("fit"),

@@ -1,0 +1,76 @@
+"""Classifying images from their fields' weights (the weight-space benchmark): raw weights, their PCA and the
+permutation-invariant weight statistics of StatNN (Unterthiner et al. 2020), fitted on one zoo and scored on another
+(the official train -> test split) or in stratified folds of one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.kfold import ProbeConfig, class_ids, classify
+from ..core.zoo import load_zoo
+from ..errors import InputError
+from ..io import atomic_write_json
+from .network import ImageSpec
+
+FEATURES = ("weights", "pca", "stats")
+
+
+def weight_statistics(spec: ImageSpec, params: torch.Tensor) -> torch.Tensor:
+    """(B, 7 * tensors) per weight and bias tensor: mean, variance and the 0/25/50/75/100% quantiles of its entries,
+    features no permutation of hidden units changes (StatNN, Unterthiner et al. 2020, section 3)."""
+    parts = []
+    for tensor in spec.layout().unflatten(params).values():
+        flat = tensor.reshape(len(params), -1)
+        q = torch.quantile(flat, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]), dim=1).T
+        parts += [flat.mean(1, keepdim=True), flat.var(1, correction=0, keepdim=True), q]
+    return torch.cat(parts, 1)
+
+
+def _members(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(weights, StatNN features, names, labels) of an image zoo's usable members."""
+    zoo = load_zoo(path, "image")
+    names, _ = zoo.select(None)
+    if not names:
+        raise InputError(path, "holds no usable image fields")
+    params = zoo.stack(names)
+    labels = [zoo.entries[zoo.index(n)].get("label") for n in names]
+    return params.double().numpy(), weight_statistics(zoo.spec, params).double().numpy(), names, labels
+
+
+def probe_image_zoo(
+    zoo: Path,
+    train: Path | None = None,
+    features: tuple[str, ...] = FEATURES,
+    config: ProbeConfig = ProbeConfig(),
+    out: Path | None = None,
+) -> dict:
+    """Test accuracy of a linear classifier and an MLP from each kind of features of an image zoo's fields:
+    fitted on ``train`` (another image zoo of the same architecture, e.g. the train split's) and scored on ``zoo``,
+    or with no ``train`` in stratified folds of ``zoo``."""
+    unknown = sorted(set(features) - set(FEATURES))
+    if unknown:
+        raise InputError(zoo, f"unknown --features {unknown} for image zoos ({', '.join(FEATURES)})")
+    parts = [_members(p) for p in ([train] if train is not None else []) + [zoo]]
+    if len({p[0].shape[1] for p in parts}) > 1:
+        raise InputError(zoo, "holds fields of another architecture than --train's")
+    names = [n for p in parts for n in p[2]]
+    labels = dict(zip(names, [lab for p in parts for lab in p[3]]))
+    folds = None
+    if train is not None:
+        if shared := sorted(set(parts[0][2]) & set(parts[1][2])):
+            raise InputError(zoo, f"shares {len(shared)} member(s) with --train (e.g. '{shared[0]}')")
+        n = len(parts[0][2])
+        folds = [(np.arange(n), np.arange(n, len(names)))]
+    y, classes = class_ids(names, labels, 2 if folds else config.folds, zoo)
+    matrices = {"weights": np.concatenate([p[0] for p in parts]), "stats": np.concatenate([p[1] for p in parts])}
+    matrices["pca"] = matrices["weights"]
+    result: dict = {"zoo": str(zoo), "train": None if train is None else str(train), "classes": classes}
+    result["members"], result["scored"] = len(names), len(parts[-1][2])
+    for f in features:
+        result[f] = classify(matrices[f], y, f, config, folds)
+    if out is not None:
+        atomic_write_json(out, result)
+    return result

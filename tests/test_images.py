@@ -1,0 +1,124 @@
+"""Image fields (the weight-space benchmark's INRs) on scikit-learn's bundled digits: both protocols fit to their
+PSNR, the zoo records which, a probe reads the class from a shared start's weights well above chance, jobs resume,
+and bad inputs give one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from shapezoo.core.zoo import load_zoo, member_seed
+from shapezoo.errors import InputError, ShapezooError
+from shapezoo.fields.network import init_params
+from shapezoo.images.data import IMAGES_FILE, read_images, write_images
+from shapezoo.images.fitting import ImageFitConfig, StartConfig
+from shapezoo.images.jobs import fit_image_zoo
+from shapezoo.images.network import ImageSpec, pixel_grid
+from shapezoo.images.probing import probe_image_zoo, weight_statistics
+from shapezoo_cli.main import app
+
+START = StartConfig(outer_steps=30, batch=32)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """(train folder, test folder, the train split's shared-start zoo, the test split's from that start)."""
+    root = tmp_path_factory.mktemp("digits")
+    write_images("digits", "train", root / "train", count=240)
+    write_images("digits", "test", root / "test", count=120)
+    fit_image_zoo(root / "train", root / "zoo_train", start_config=START, batch=128)
+    fit_image_zoo(root / "test", root / "zoo_test", start=root / "zoo_train", batch=128)
+    return root / "train", root / "test", root / "zoo_train", root / "zoo_test"
+
+
+def test_a_shared_start_fits_every_image_and_its_weights_tell_the_class(digits):
+    train, test, zoo_train, zoo_test = digits
+    zoo = load_zoo(zoo_test, "image")
+    assert zoo.meta["fit"]["protocol"] == "shared" and zoo.meta["start"]["from"] == str(zoo_train)
+    assert torch.equal(zoo.init, load_zoo(zoo_train, "image").init)  # the test split shares the train split's start
+    psnr = sorted(e["metrics"]["psnr"] for e in zoo.entries)
+    assert psnr[len(psnr) // 2] >= 40.0 and all(e["status"] == "ok" for e in zoo.entries)
+    images = read_images(test)
+    name = zoo.names[5]
+    assert zoo.entries[5]["label"] == images.label(images.names.index(name))
+    # the exported field is a plain module that redraws its image
+    redrawn = zoo.module(name)(pixel_grid(8, 8)).detach()
+    assert ((redrawn - images.pixels[images.names.index(name)]).square().mean()) < 1e-3
+    result = probe_image_zoo(zoo_test, zoo_train, ("weights", "stats"))
+    assert result["weights"]["linear_accuracy"] >= 0.7  # chance is 0.1
+    assert result["scored"] == 120 and result["members"] == 360
+
+
+def test_independent_inits_differ_per_image_and_a_rerun_resumes(digits, tmp_path):
+    train = digits[0]
+    config = ImageFitConfig(protocol="independent", steps=300)
+    first = fit_image_zoo(train, tmp_path / "z", config, batch=100)
+    zoo = load_zoo(tmp_path / "z", "image")
+    assert first["timing"]["fitted"] == 240 and zoo.meta["fit"]["protocol"] == "independent"
+    assert first["psnr"]["median"] >= 40.0
+    again = fit_image_zoo(train, tmp_path / "z", config, batch=100)
+    assert again["timing"]["fitted"] == 0 and torch.equal(load_zoo(tmp_path / "z", "image").params, zoo.params)
+    # each field started from its own seeded init: it lies nearer that init than its neighbour's
+    starts = [init_params(zoo.spec, member_seed(0, n)) for n in zoo.names[:2]]
+    assert not torch.equal(starts[0], starts[1])
+    for i in range(2):
+        assert (zoo.params[i] - starts[i]).norm() < 0.5 * (zoo.params[i] - starts[1 - i]).norm()
+    with pytest.raises(InputError, match="existing zoo was made with a different 'fit'"):
+        fit_image_zoo(train, tmp_path / "z", ImageFitConfig(protocol="independent", steps=200))
+
+
+def test_weight_statistics_ignore_hidden_permutations():
+    spec = ImageSpec(width=8, depth=2)
+    g = torch.Generator().manual_seed(0)
+    params = init_params(spec, 0) + 0.01 * torch.randn(2, spec.layout().size, generator=g)
+    layers = spec.layout().unflatten(params)
+    perm = torch.randperm(8, generator=g)
+    layers["layers.0.weight"], layers["layers.0.bias"] = (
+        layers["layers.0.weight"][:, perm],
+        layers["layers.0.bias"][:, perm],
+    )
+    layers["layers.1.weight"] = layers["layers.1.weight"][:, :, perm]
+    permuted = spec.layout().flatten(layers)
+    assert not torch.equal(permuted, params)
+    torch.testing.assert_close(weight_statistics(spec, permuted), weight_statistics(spec, params))
+    x = pixel_grid(4, 4).expand(2, -1, -1)
+    torch.testing.assert_close(spec.forward(permuted, x), spec.forward(params, x), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_image_inputs_give_one_line(digits, tmp_path):
+    train, test = digits[0], digits[1]
+    with pytest.raises(InputError, match="shared start is learned on training images only"):
+        fit_image_zoo(test, tmp_path / "z")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "images.json").write_text((train / "images.json").read_text())
+    (tmp_path / "broken" / IMAGES_FILE).write_bytes(b"not safetensors")
+    with pytest.raises(InputError, match="corrupt safetensors"):
+        read_images(tmp_path / "broken")
+    with pytest.raises(ShapezooError, match="unknown split"):
+        write_images("digits", "val", tmp_path / "v")
+    with pytest.raises(ShapezooError, match="sine network on 2-D"):
+        ImageSpec(in_dim=3)
+    runner = CliRunner()
+    r = runner.invoke(app, ["fit", str(test), "--out", str(tmp_path / "z2")])
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert r.exit_code == 1 and len(errors) == 1 and str(test) in errors[0], r.output
+    r = runner.invoke(app, ["data", "images", "--data", "nope", "--out", str(tmp_path / "n")])
+    assert r.exit_code == 1 and "unknown dataset" in r.output
+
+
+def test_cli_images_fit_and_probe(tmp_path, digits):
+    runner = CliRunner()
+    r = runner.invoke(
+        app, ["data", "images", "--data", "digits", "--split", "test", "--count", "60", "--out", str(tmp_path / "te")]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["count"] == 60
+    r = runner.invoke(app, ["fit", str(tmp_path / "te"), "--out", str(tmp_path / "z"), "--init", str(digits[2])])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["psnr"]["median"] >= 40.0
+    r = runner.invoke(app, ["probe", str(tmp_path / "z"), "--train", str(digits[2]), "--features", "weights,pca"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["weights"]["linear_accuracy"] >= 0.6
