@@ -5,7 +5,11 @@ midpoint are compared (Chamfer-L2) with the ground-truth shape built from the mi
 completion: from surface points (with normals) of one half (x > 0) of held-out shapes, latent optimisation is
 compared with a field fitted directly to the same evidence, both against the full ground truth.
 
+crossclass: pairs of held-out meshes of different classes (CAPOD), every step's connected pieces, and the latent
+midpoint's Chamfer to both ends beside the raw-weight midpoint of full fits of the same meshes (--full ZOO).
+
 Usage: python -m benchmarks.space_tasks interpolation ZOO MESHES SPACE [--pairs 24]
+       python -m benchmarks.space_tasks crossclass ZOO MESHES SPACE --full FULL_ZOO [--pairs 10] [--steps-path 5]
        python -m benchmarks.space_tasks completion ZOO MESHES SPACE [--shapes 12] [--split test] [--prior W]
 (CPU only.)
 """
@@ -26,7 +30,7 @@ from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import ShapezooError
 from shapezoo.fields.extract import ExtractConfig, extract_meshes
 from shapezoo.fields.fitting import FitConfig, fit_fields
-from shapezoo.fields.mesh_metrics import point_metrics, surface_points
+from shapezoo.fields.mesh_metrics import components, point_metrics, surface_points
 from shapezoo.fields.meshes import load_mesh
 from shapezoo.fields.space import Evidence, OptimizeConfig, load_space, optimize_latent
 from shapezoo.fields.space.inference import prior_weight, refine_latents
@@ -102,6 +106,58 @@ def interpolation(a) -> dict:
     }
 
 
+def crossclass(a) -> dict:
+    """Pairs of held-out meshes of different classes, ZOO's fields of them through SPACE: connected pieces and
+    floating area at every step of the latent path, and the midpoint's Chamfer-L2 to both end meshes (summed) beside
+    the raw-weight midpoint of --full's fields of the same meshes (full fits)."""
+    zoo, full, space = load_zoo(a.zoo), load_zoo(a.full), load_space(a.space)
+    names = sorted(n for n in zoo.names if n.startswith(a.prefix) and n in full.names)
+    labels = {n: zoo.entries[zoo.index(n)].get("label") for n in names}
+    rng, pairs = np.random.default_rng(0), []
+    while len(pairs) < a.pairs:
+        x, y = (str(n) for n in rng.choice(names, 2, replace=False))
+        if labels[x] != labels[y] and (x, y) not in pairs:
+            pairs.append((x, y))
+    rows = []
+    for x, y in pairs:
+        ends = [
+            surface_points(*_gt(Path(zoo.entries[zoo.index(n)]["source"]).parent, n.split("__")[-1]))[0] for n in (x, y)
+        ]
+        z = space.encode(zoo.stack([x, y]))
+        path = space.decode(torch.stack([(1 - t) * z[0] + t * z[1] for t in np.linspace(0, 1, a.path_steps)]))
+        meshes, _ = extract_meshes(space.spec, path, EXTRACT)
+        steps = [components(*m) for m in meshes]
+        raw = extract_meshes(full.spec, ((full.weights(x) + full.weights(y)) / 2)[None], EXTRACT)[0][0]
+        mid = [
+            sum(point_metrics(surface_points(*m)[0], e)["chamfer_l2"] for e in ends)
+            for m in (meshes[a.path_steps // 2], raw)
+        ]
+        rows.append(
+            {
+                "a": x,
+                "b": y,
+                "pieces": [s["components"] for s in steps],
+                "floating_area": [s["floating_area"] for s in steps],
+                "latent_mid_cd_to_ends": mid[0],
+                "raw_full_mid_cd_to_ends": mid[1],
+            }
+        )
+        print(
+            f"{x} + {y}: pieces {rows[-1]['pieces']}  mid CD latent {1e3 * mid[0]:.3f} raw full {1e3 * mid[1]:.3f}",
+            flush=True,
+        )
+    return {
+        "pairs": len(rows),
+        "median_max_pieces": statistics.median(max(r["pieces"]) for r in rows),
+        "one_piece_share": sum(max(r["pieces"]) == 1 for r in rows) / len(rows),
+        "latent_mid_closer_share": sum(r["latent_mid_cd_to_ends"] < r["raw_full_mid_cd_to_ends"] for r in rows)
+        / len(rows),
+        "median_latent_mid_cd_to_ends": statistics.median(r["latent_mid_cd_to_ends"] for r in rows),
+        "median_raw_full_mid_cd_to_ends": statistics.median(r["raw_full_mid_cd_to_ends"] for r in rows),
+        "rows": rows,
+    }
+
+
 def _gt(meshes: Path, name: str):
     s = load_mesh(meshes / f"{name}.obj")
     return s.vertices, s.faces
@@ -161,7 +217,7 @@ def completion(a) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = _common.parser(__doc__, None, device=False)
-    ap.add_argument("task", choices=["interpolation", "completion"])
+    ap.add_argument("task", choices=["interpolation", "completion", "crossclass"])
     ap.add_argument("zoo", type=Path)
     ap.add_argument("meshes", type=Path)
     ap.add_argument("space", type=Path)
@@ -173,11 +229,14 @@ def main(argv: list[str] | None = None) -> dict:
         "--prior", type=float, help="weight of the latent prior (completion; default: the space design's measured one)"
     )
     ap.add_argument("--refine", type=int, default=100, help="refinement steps after encoding (interpolation)")
+    ap.add_argument("--full", type=Path, help="crossclass: full fits of the same meshes (the raw-midpoint reference)")
+    ap.add_argument("--prefix", default="capod", help="crossclass: pair the members whose names start so")
+    ap.add_argument("--steps-path", dest="path_steps", type=int, default=5, help="crossclass: steps along each path")
     a = ap.parse_args(argv)
     result = {
         "task": a.task,
         "space": str(a.space),
-        **(interpolation(a) if a.task == "interpolation" else completion(a)),
+        **{"interpolation": interpolation, "completion": completion, "crossclass": crossclass}[a.task](a),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
     return _common.finish(a.out or _common.RESULTS / f"space_{a.task}.json", result, "cpu")
