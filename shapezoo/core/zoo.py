@@ -100,7 +100,10 @@ class Zoo(Generic[S]):
 
     def unusable(self, name: str) -> str | None:
         """Why a field cannot be meshed or scored (NaN/inf weights, or it failed to fit), or None if it can."""
-        i = self.index(name)
+        return self._unusable_row(self.index(name))
+
+    def _unusable_row(self, i: int) -> str | None:
+        name = self.entries[i]["name"]
         if not torch.isfinite(self.params[i]).all():
             return f"{name}: field weights contain NaN or inf"
         if self.entries[i].get("status") == "failed":
@@ -130,8 +133,8 @@ class Zoo(Generic[S]):
     def select(self, names: list[str] | None) -> tuple[list[str], list[str]]:
         """(chosen, skipped): ``names`` (each must be usable, else ShapezooError), or with None every usable
         member, and one line per member left out saying why."""
-        if names is None:
-            problems = {n: self.unusable(n) for n in self.names}
+        if names is None:  # row by row: a name lookup per member would be quadratic in a large zoo
+            problems = {e["name"]: self._unusable_row(i) for i, e in enumerate(self.entries)}
             return [n for n, p in problems.items() if p is None], [p for p in problems.values() if p]
         for n in names:
             if problem := self.unusable(n):
@@ -142,7 +145,11 @@ class Zoo(Generic[S]):
         """(len(names), P) weights of the named members."""
         if not names:
             return torch.zeros(0, self.spec.layout().size)
-        return torch.stack([self.weights(n) for n in names])
+        rows = {n: i for i, n in enumerate(self.names)}
+        missing = [n for n in names if n not in rows]
+        if missing:
+            self.index(missing[0])  # the one-line error naming it
+        return self.params[[rows[n] for n in names]]
 
 
 def _header(spec: NetworkSpec, meta: dict) -> dict:

@@ -209,7 +209,6 @@ def layers_forward(spec: FieldSpec, w: dict[str, torch.Tensor], x: torch.Tensor,
     last = spec.depth
     for i in range(last + 1):
         bias, weight = w[f"layers.{i}.bias"].unsqueeze(1), w[f"layers.{i}.weight"]
-        omega = 1.0
         if i < last and spec.activation == "sine":
             # sin(ω (h W^T + b)) with ω folded into the (small) weights: no extra pass over the activations.
             omega = spec.first_omega0 if i == 0 else spec.omega0

@@ -36,7 +36,8 @@ def _members(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     if not names:
         raise InputError(path, "holds no usable image fields")
     params = zoo.stack(names)
-    labels = [zoo.entries[zoo.index(n)].get("label") for n in names]
+    label = {e["name"]: e.get("label") for e in zoo.entries}
+    labels = [label[n] for n in names]
     return params.double().numpy(), weight_statistics(zoo.spec, params).double().numpy(), names, labels
 
 
