@@ -2,7 +2,8 @@
 
 Usage: python -m benchmarks.extract_speed ZOO [--fields 32] [--dense-fields 32] [--resolutions 128 256]
 Dense extraction of many fields at 256^3 is slow on a CPU; --dense-fields limits how many fields the dense batch
-row evaluates (its per-field numbers are then scaled to the batch, and the table says so).
+row evaluates (its per-field numbers are then scaled to the batch, and the table says so). The second table times
+coarse-to-fine with the device's pass size (``extract.CHUNK``) against one of --big-chunk points, same meshes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
-from shapezoo.fields.extract import ExtractConfig, extract_meshes
+from shapezoo.fields.extract import CHUNK, ExtractConfig, extract_meshes
 
 
 def run(spec, params, config):
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--fields", type=int, default=32)
     ap.add_argument("--dense-fields", type=int, default=32)
     ap.add_argument("--resolutions", type=int, nargs="+", default=[128, 256])
+    ap.add_argument("--big-chunk", type=int, default=1 << 18, help="the pass size the device default is timed against")
     args = ap.parse_args(argv)
     dev = _common.device(args)
     zoo = load_zoo(args.zoo)
@@ -86,7 +88,29 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{row['speedup']:>8.1f}x  vertex dist {worst:.1e}, missed {100 * missed:.2f}%, "
                 f"faces ±{100 * face_diff:.3f}%"
             )
-    return _common.finish(args.out, {"zoo": str(args.zoo), "rows": rows}, dev)
+    passes = [pass_sizes(zoo.spec, params, res, args.big_chunk) for res in args.resolutions]
+    return _common.finish(args.out, {"zoo": str(args.zoo), "rows": rows, "pass_sizes": passes}, dev)
+
+
+def pass_sizes(spec, params, resolution: int, big: int) -> dict:
+    """Coarse-to-fine extraction of every field with the device's pass size and with ``big``, alternated twice (the
+    best of each), and how far apart their meshes are (float rounding differs with the pass size)."""
+    small = CHUNK.get(params.device.type, CHUNK["cuda"])
+    best = {small: float("inf"), big: float("inf")}
+    meshes = {}
+    for _ in range(2):
+        for chunk in (small, big):
+            meshes[chunk], _, seconds = run(spec, params, ExtractConfig(resolution=resolution, chunk=chunk))
+            best[chunk] = min(best[chunk], seconds)
+    agree = [agreement(a, b) for a, b in zip(meshes[small], meshes[big], strict=True)]
+    worst = max((a["max_vertex_dist"] or 0.0) for a in agree)
+    row = {"resolution": resolution, "fields": len(params), "default_chunk": small, "default_seconds": best[small]}
+    row |= {"big_chunk": big, "big_seconds": best[big], "speedup": best[big] / best[small], "max_vertex_dist": worst}
+    print(
+        f"{resolution:>5}{len(params):>7} pass {small} points {best[small]:.2f} s vs {big}: {best[big]:.2f} s "
+        f"({row['speedup']:.2f}x), vertex dist {worst:.1e}"
+    )
+    return row
 
 
 if __name__ == "__main__":

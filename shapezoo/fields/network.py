@@ -217,8 +217,10 @@ def layers_forward(spec: FieldSpec, w: dict[str, torch.Tensor], x: torch.Tensor,
             h = _ColumnsLinearFn.apply(bias, h, weight, columns)
         else:
             h = torch.baddbmm(bias, h, weight.transpose(1, 2))
-        if i < last:
-            h = _SinFn.apply(h) if spec.activation == "sine" else torch.relu(h)
+        if i < last and spec.activation == "sine":
+            h = h.sin_() if not torch.is_grad_enabled() else _SinFn.apply(h)  # in place when nothing is saved
+        elif i < last:
+            h = torch.relu_(h) if not torch.is_grad_enabled() else torch.relu(h)
     return h
 
 

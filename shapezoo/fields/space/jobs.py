@@ -219,7 +219,7 @@ def sample_members(
     ``family`` if given), meshed into ``out/sample_NN.obj``, each (with ``nearest``) with how close it is to the
     training shapes (latents in ``latents.safetensors``, the summary in ``sample.json``)."""
     z, what = draw_latents(space_path, count, seed, prior, family, guidance, device, temperature)
-    _, train_z, train_names = prior_from_space(space, space_path)
+    train_z, train_names = space.train_latents(space_path)
     ensure_output_dir(out)
     rows: list[dict] = []
     for i in range(count):
