@@ -6,9 +6,10 @@ Usage: python3 -m benchmarks.inr_classification --work WORK [--data fashion-mnis
 For each protocol it writes the dataset's official train and test splits (the first N of each) as image folders,
 fits one 32 x 3 SIREN per image (``shapezoo fit``: a start learned on the training images shared by every field, or
 an independent seeded init per image, DWSNets' recipe), then probes the test fields from the train fields
-(``shapezoo probe TEST_ZOO --train TRAIN_ZOO``: raw weights, their PCA, StatNN's weight statistics; a linear
-classifier and an MLP). Prints test accuracy beside the published Fashion-MNIST numbers, fitting time, fields per
-hour and median PSNR; resumes from WORK. ``--quick``: 200 + 100 bundled digits, a 20-step start.
+(``shapezoo probe TEST_ZOO --train TRAIN_ZOO``: raw weights, their PCA, StatNN's weight statistics, each with a
+linear classifier and an MLP; the query reader over the fields' outputs at learned coordinates). Prints test
+accuracy beside the published Fashion-MNIST numbers, fitting time, fields per hour and median PSNR; resumes from
+WORK. ``--quick``: 200 + 100 bundled digits, a 20-step start.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from benchmarks import _common
 from shapezoo.images.data import is_images, write_images
 from shapezoo.images.fitting import ImageFitConfig, StartConfig
 from shapezoo.images.jobs import fit_image_zoo
-from shapezoo.images.probing import probe_image_zoo
+from shapezoo.images.probing import FEATURES, probe_image_zoo
 
 PUBLISHED = {
     # Fashion-MNIST INR classification, test accuracy (%), as each paper reports it
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=None, help="fitting steps (default: the protocol's)")
     ap.add_argument("--start-steps", type=int, default=StartConfig.outer_steps, help="Reptile steps of the start")
     ap.add_argument("--batch", type=int, default=1024, help="fields per fitting batch")
-    ap.add_argument("--features", nargs="+", default=["weights", "pca", "stats"])
+    ap.add_argument("--features", nargs="+", default=list(FEATURES))
     ap.add_argument("--quick", action="store_true", help="200 + 100 bundled digits, a 20-step start")
     args = ap.parse_args(argv)
     if args.quick:
@@ -80,8 +81,9 @@ def main(argv: list[str] | None = None) -> dict:
     for protocol, row in rows.items():
         rate = row["fields_per_hour"] or float("nan")
         for f, acc in row["accuracy"].items():
+            linear = "-" if acc["linear"] is None else f"{100 * acc['linear']:.2f}"
             print(
-                f"{protocol:<13}{row['psnr_median']['test']:>8.1f}{rate:>10.0f}{f:>10}{100 * acc['linear']:>10.2f}"
+                f"{protocol:<13}{row['psnr_median']['test']:>8.1f}{rate:>10.0f}{f:>10}{linear:>10}"
                 f"{100 * acc['mlp']:>8.2f}"
             )
         for paper, value in row["published"].items():

@@ -79,12 +79,13 @@ def fit_images(images, out, protocol, width, depth, steps, lr, target_psnr, batc
     )
 
 
-def probe_images(zoo: Path, train: str | None, features: str, folds: int, seed: int, out: Path | None) -> None:
-    """``shapezoo probe`` on an image zoo: classes from the fields' weights, PCA and weight statistics."""
+def probe_images(zoo: Path, train: str | None, features: str | None, folds: int, seed: int, out: Path | None) -> None:
+    """``shapezoo probe`` on an image zoo: classes from the fields' weights, PCA, weight statistics and outputs at
+    learned queries (``features`` None: all)."""
     from shapezoo.core.kfold import ProbeConfig
-    from shapezoo.images.probing import probe_image_zoo
+    from shapezoo.images.probing import FEATURES, probe_image_zoo
 
-    kinds = tuple(f.strip() for f in features.split(",") if f.strip())
+    kinds = tuple(f.strip() for f in features.split(",") if f.strip()) if features else FEATURES
     result = probe_image_zoo(zoo, Path(train) if train else None, kinds, ProbeConfig(folds=folds, seed=seed), out=out)
     rows = [(f, pct(result[f]["linear_accuracy"]), pct(result[f]["mlp_accuracy"])) for f in kinds]
     how = f"trained on {train}" if train else f"{folds} folds"

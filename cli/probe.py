@@ -21,7 +21,8 @@ def probe(
         str,
         typer.Option(
             help="latents, weights (raw), pca (of the weights, fitted per training fold), d2 (shape distributions of"
-            " the meshes: the point-cloud baseline); comma-separated."
+            " the meshes: the point-cloud baseline); for an image zoo weights, pca, stats (StatNN's weight"
+            " statistics) and queries (the fields' outputs at learned coordinates), all by default; comma-separated."
         ),
     ] = "latents",
     zoo: Annotated[Path | None, typer.Option(help="Zoo of the weights and labels (default: the one encoded).")] = None,
@@ -52,7 +53,7 @@ def probe(
     if (latents / "zoo.json").is_file():  # an image zoo: its fields' weights, not latents
         from .images import probe_images
 
-        probe_images(latents, train, "weights,pca,stats" if features == "latents" else features, folds, seed, out)
+        probe_images(latents, train, None if features == "latents" else features, folds, seed, out)
         return
     tasks, kinds = tuple(parse_names(task) or ()), tuple(parse_names(features) or ())
     config = ProbeConfig(folds=folds, seed=seed)

@@ -18,6 +18,7 @@ from shapezoo.images.fitting import ImageFitConfig, StartConfig
 from shapezoo.images.jobs import fit_image_zoo
 from shapezoo.images.network import ImageSpec, pixel_grid
 from shapezoo.images.probing import probe_image_zoo, weight_statistics
+from shapezoo.images.readers import QueryClassifier, ReaderConfig
 from shapezoo_cli.main import app
 
 START = StartConfig(outer_steps=30, batch=32)
@@ -86,6 +87,19 @@ def test_weight_statistics_ignore_hidden_permutations():
     torch.testing.assert_close(weight_statistics(spec, permuted), weight_statistics(spec, params))
     x = pixel_grid(4, 4).expand(2, -1, -1)
     torch.testing.assert_close(spec.forward(permuted, x), spec.forward(params, x), rtol=1e-5, atol=1e-5)
+    reader = QueryClassifier(spec, 10, ReaderConfig(queries=16, hidden=32)).eval()
+    torch.testing.assert_close(reader(permuted), reader(params), rtol=1e-5, atol=1e-5)
+
+
+def test_queries_read_the_class_where_independent_weights_cannot(digits, tmp_path):
+    """Fields of independent random inits share no coordinates, so their raw weights tell a linear probe little;
+    what they compute is the image, and the query classifier reads the class from it."""
+    config = ImageFitConfig(protocol="independent", steps=300)
+    fit_image_zoo(digits[0], tmp_path / "train", config, batch=240)
+    fit_image_zoo(digits[1], tmp_path / "test", config, batch=120)
+    result = probe_image_zoo(tmp_path / "test", tmp_path / "train", ("weights", "queries"))
+    assert result["queries"]["linear_accuracy"] is None
+    assert result["queries"]["mlp_accuracy"] >= 0.75 > result["weights"]["linear_accuracy"] + 0.2
 
 
 def test_bad_image_inputs_give_one_line(digits, tmp_path):

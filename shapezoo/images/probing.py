@@ -1,6 +1,7 @@
-"""Classifying images from their fields' weights (the weight-space benchmark): raw weights, their PCA and the
-permutation-invariant weight statistics of StatNN (Unterthiner et al. 2020), fitted on one zoo and scored on another
-(the official train -> test split) or in stratified folds of one."""
+"""Classifying images from their fields (the weight-space benchmark): raw weights, their PCA, the
+permutation-invariant weight statistics of StatNN (Unterthiner et al. 2020), and readers trained on whole fields
+(``readers``: their outputs at learned queries), fitted on one zoo and scored on another (the
+official train -> test split) or in stratified folds of one."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.kfold import ProbeConfig, class_ids, classify
+from ..core.kfold import ProbeConfig, class_ids, classify, splits
 from ..core.zoo import load_zoo
 from ..errors import InputError
 from ..io import atomic_write_json
 from .network import ImageSpec
+from .readers import READERS, ReaderConfig, reader_classify
 
-FEATURES = ("weights", "pca", "stats")
+FEATURES = ("weights", "pca", "stats", *READERS)
 
 
 def weight_statistics(spec: ImageSpec, params: torch.Tensor) -> torch.Tensor:
@@ -29,8 +31,8 @@ def weight_statistics(spec: ImageSpec, params: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, 1)
 
 
-def _members(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """(weights, StatNN features, names, labels) of an image zoo's usable members."""
+def _members(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str], ImageSpec]:
+    """(weights, StatNN features, names, labels, architecture) of an image zoo's usable members."""
     zoo = load_zoo(path, "image")
     names, _ = zoo.select(None)
     if not names:
@@ -38,7 +40,7 @@ def _members(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     params = zoo.stack(names)
     label = {e["name"]: e.get("label") for e in zoo.entries}
     labels = [label[n] for n in names]
-    return params.double().numpy(), weight_statistics(zoo.spec, params).double().numpy(), names, labels
+    return params.double().numpy(), weight_statistics(zoo.spec, params).double().numpy(), names, labels, zoo.spec
 
 
 def probe_image_zoo(
@@ -47,15 +49,17 @@ def probe_image_zoo(
     features: tuple[str, ...] = FEATURES,
     config: ProbeConfig = ProbeConfig(),
     out: Path | None = None,
+    reader: ReaderConfig | None = None,
 ) -> dict:
-    """Test accuracy of a linear classifier and an MLP from each kind of features of an image zoo's fields:
-    fitted on ``train`` (another image zoo of the same architecture, e.g. the train split's) and scored on ``zoo``,
-    or with no ``train`` in stratified folds of ``zoo``."""
+    """Test accuracy of a linear classifier and an MLP from each kind of features of an image zoo's fields (for
+    ``queries`` the reader trained on the fields, ``reader`` its config, seeded as the probe): fitted on
+    ``train`` (another image zoo of the same architecture, e.g. the train split's) and scored on ``zoo``, or with no
+    ``train`` in stratified folds of ``zoo``."""
     unknown = sorted(set(features) - set(FEATURES))
     if unknown:
         raise InputError(zoo, f"unknown --features {unknown} for image zoos ({', '.join(FEATURES)})")
     parts = [_members(p) for p in ([train] if train is not None else []) + [zoo]]
-    if len({p[0].shape[1] for p in parts}) > 1:
+    if len({p[4] for p in parts}) > 1:
         raise InputError(zoo, "holds fields of another architecture than --train's")
     names = [n for p in parts for n in p[2]]
     labels = dict(zip(names, [lab for p in parts for lab in p[3]]))
@@ -71,7 +75,11 @@ def probe_image_zoo(
     result: dict = {"zoo": str(zoo), "train": None if train is None else str(train), "classes": classes}
     result["members"], result["scored"] = len(names), len(parts[-1][2])
     for f in features:
-        result[f] = classify(matrices[f], y, f, config, folds)
+        if f in READERS:
+            how = reader or ReaderConfig(seed=config.seed)
+            result[f] = reader_classify(f, parts[0][4], matrices["weights"], y, folds or splits(y, config), how)
+        else:
+            result[f] = classify(matrices[f], y, f, config, folds)
     if out is not None:
         atomic_write_json(out, result)
     return result
