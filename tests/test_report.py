@@ -38,6 +38,9 @@ def test_renders_are_not_blank_and_differ_between_shapes(tmp_path):
     assert strip.shape == (64, 192, 3)
     np.testing.assert_array_equal(strip[:, :64], strip[:, 128:])
     assert render_grid([ball] * 5, cols=2, size=32).shape == (96, 64, 3)
+    labelled = render_mesh(*ball, size=128, label="nearest: procedural__airplane_2001")
+    band = labelled[-24:]  # the label's row: drawn, and shrunk to fit rather than cut at the tile's edges
+    assert (band < 200).any() and (band[:, :3] > 250).all() and (band[:, -3:] > 250).all()
     save_png(a, tmp_path / "ball.png")
     import matplotlib.image
 

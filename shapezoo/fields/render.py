@@ -58,8 +58,11 @@ def render_mesh(
         ax.add_collection3d(Poly3DCollection(v[faces], facecolors=_shade(v, faces), linewidths=0))
     else:
         fig.text(0.5, 0.5, "empty", ha="center", va="center", color="0.5")
-    if label:
-        fig.text(0.5, 0.02, label, ha="center", va="bottom", fontsize=9, color="0.2")
+    if label:  # 9 pt, shrunk to the tile's width when longer (a cut label names the wrong shape)
+        text = fig.text(0.5, 0.02, label, ha="center", va="bottom", fontsize=9, color="0.2")
+        width = text.get_window_extent(renderer=canvas.get_renderer()).width
+        if width > 0.96 * size:
+            text.set_fontsize(9 * 0.96 * size / width)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
