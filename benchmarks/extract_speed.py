@@ -3,7 +3,7 @@
 Usage: python -m benchmarks.extract_speed ZOO [--fields 32] [--dense-fields 32] [--resolutions 128 256]
 Dense extraction of many fields at 256^3 is slow on a CPU; --dense-fields limits how many fields the dense batch
 row evaluates (its per-field numbers are then scaled to the batch, and the table says so). The second table times
-coarse-to-fine with the device's pass size (``extract.CHUNK``) against one of --big-chunk points, same meshes.
+coarse-to-fine with the device's pass size (``extract.default_chunk``) against one of --big-chunk points, same meshes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from benchmarks import _common
 from shapezoo.core.zoo import load_zoo
-from shapezoo.fields.extract import CHUNK, ExtractConfig, extract_meshes
+from shapezoo.fields.extract import ExtractConfig, default_chunk, extract_meshes
 
 
 def run(spec, params, config):
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
 def pass_sizes(spec, params, resolution: int, big: int) -> dict:
     """Coarse-to-fine extraction of every field with the device's pass size and with ``big``, alternated twice (the
     best of each), and how far apart their meshes are (float rounding differs with the pass size)."""
-    small = CHUNK.get(params.device.type, CHUNK["cuda"])
+    small = default_chunk(params.device)
     best = {small: float("inf"), big: float("inf")}
     meshes = {}
     for _ in range(2):

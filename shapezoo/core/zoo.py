@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -84,14 +84,22 @@ class Zoo(Generic[S]):
     init: torch.Tensor
     meta: dict
 
+    _rows: tuple[int, dict[str, int]] = field(default=(-1, {}), init=False, repr=False, compare=False)
+    """(entries indexed, row of each name): built on the first lookup and again when entries are added, so a lookup
+    by name is O(1); a list search per member made whole-zoo passes quadratic in a 10k-field zoo."""
+
     @property
     def names(self) -> list[str]:
         return [e["name"] for e in self.entries]
 
     def index(self, name: str) -> int:
+        indexed, rows = self._rows
+        if indexed != len(self.entries):  # reversed: a repeated name finds its first row, as a list search did
+            rows = {e["name"]: i for i, e in reversed(list(enumerate(self.entries)))}
+            self._rows = (len(self.entries), rows)
         try:
-            return self.names.index(name)
-        except ValueError:
+            return rows[name]
+        except KeyError:
             raise ShapezooError(f"no field named '{name}' in the zoo ({len(self.entries)} fields)") from None
 
     def weights(self, name: str) -> torch.Tensor:
@@ -100,10 +108,7 @@ class Zoo(Generic[S]):
 
     def unusable(self, name: str) -> str | None:
         """Why a field cannot be meshed or scored (NaN/inf weights, or it failed to fit), or None if it can."""
-        return self._unusable_row(self.index(name))
-
-    def _unusable_row(self, i: int) -> str | None:
-        name = self.entries[i]["name"]
+        i = self.index(name)
         if not torch.isfinite(self.params[i]).all():
             return f"{name}: field weights contain NaN or inf"
         if self.entries[i].get("status") == "failed":
@@ -133,8 +138,8 @@ class Zoo(Generic[S]):
     def select(self, names: list[str] | None) -> tuple[list[str], list[str]]:
         """(chosen, skipped): ``names`` (each must be usable, else ShapezooError), or with None every usable
         member, and one line per member left out saying why."""
-        if names is None:  # row by row: a name lookup per member would be quadratic in a large zoo
-            problems = {e["name"]: self._unusable_row(i) for i, e in enumerate(self.entries)}
+        if names is None:
+            problems = {n: self.unusable(n) for n in self.names}
             return [n for n, p in problems.items() if p is None], [p for p in problems.values() if p]
         for n in names:
             if problem := self.unusable(n):
@@ -145,11 +150,7 @@ class Zoo(Generic[S]):
         """(len(names), P) weights of the named members."""
         if not names:
             return torch.zeros(0, self.spec.layout().size)
-        rows = {n: i for i, n in enumerate(self.names)}
-        missing = [n for n in names if n not in rows]
-        if missing:
-            self.index(missing[0])  # the one-line error naming it
-        return self.params[[rows[n] for n in names]]
+        return self.params[[self.index(n) for n in names]]
 
 
 def _header(spec: NetworkSpec, meta: dict) -> dict:

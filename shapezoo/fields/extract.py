@@ -41,7 +41,7 @@ class ExtractConfig:
     level: float = 0.0
     """Iso-level in logits (0 = occupancy probability 0.5)."""
     chunk: int | None = None
-    """Points per forward pass, summed over the fields in it (None: ``CHUNK`` for the device)."""
+    """Points per forward pass, summed over the fields in it (None: ``default_chunk`` of the device)."""
     min_component: float = 0.0
     """Drop connected components with fewer than this share of the faces (0 keeps everything)."""
 
@@ -66,9 +66,10 @@ def grid_points(resolution: int, device=None) -> torch.Tensor:
     return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
 
 
-CHUNK = {"cpu": 1 << 13, "cuda": 1 << 18}
-"""Points per forward pass by device: on a CPU 8192 keep a 256-wide layer's activations in cache (1.3x faster
-than 262144 there, ``benchmarks.extract_speed``); a GPU wants large passes."""
+def default_chunk(device: torch.device) -> int:
+    """Points per forward pass on ``device``: on a CPU 8192 keep a 256-wide layer's activations in cache (1.07-1.3x
+    faster than 262144 there, ``benchmarks.extract_speed``); a GPU wants large passes."""
+    return 1 << 13 if device.type == "cpu" else 1 << 18
 
 
 def evaluate(
@@ -85,7 +86,7 @@ def evaluate(
     """
     B = params.shape[0]
     out = [torch.empty(len(p), device=params.device) for p in points]
-    per_field = max(1, (chunk or CHUNK.get(params.device.type, CHUNK["cuda"])) // B)
+    per_field = max(1, (chunk or default_chunk(params.device)) // B)
     longest = max((len(p) for p in points), default=0)
     with torch.no_grad():
         for start in range(0, longest, per_field):

@@ -1,6 +1,6 @@
 """Classifying images from their fields (the weight-space benchmark): raw weights, their PCA, the
 permutation-invariant weight statistics of StatNN (Unterthiner et al. 2020), and readers trained on whole fields
-(``readers``: their outputs at learned queries), fitted on one zoo and scored on another (the
+(``queries``: their outputs at learned coordinates, ``readers``), fitted on one zoo and scored on another (the
 official train -> test split) or in stratified folds of one."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from ..core.zoo import load_zoo
 from ..errors import InputError
 from ..io import atomic_write_json
 from .network import ImageSpec
-from .readers import READERS, ReaderConfig, reader_classify
+from .readers import ReaderConfig, reader_classify
 
-FEATURES = ("weights", "pca", "stats", *READERS)
+FEATURES = ("weights", "pca", "stats", "queries")
 
 
 def weight_statistics(spec: ImageSpec, params: torch.Tensor) -> torch.Tensor:
@@ -38,8 +38,7 @@ def _members(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str], 
     if not names:
         raise InputError(path, "holds no usable image fields")
     params = zoo.stack(names)
-    label = {e["name"]: e.get("label") for e in zoo.entries}
-    labels = [label[n] for n in names]
+    labels = [zoo.entries[zoo.index(n)].get("label") for n in names]
     return params.double().numpy(), weight_statistics(zoo.spec, params).double().numpy(), names, labels, zoo.spec
 
 
@@ -75,9 +74,9 @@ def probe_image_zoo(
     result: dict = {"zoo": str(zoo), "train": None if train is None else str(train), "classes": classes}
     result["members"], result["scored"] = len(names), len(parts[-1][2])
     for f in features:
-        if f in READERS:
+        if f == "queries":
             how = reader or ReaderConfig(seed=config.seed)
-            result[f] = reader_classify(f, parts[0][4], matrices["weights"], y, folds or splits(y, config), how)
+            result[f] = reader_classify(parts[0][4], matrices["weights"], y, folds or splits(y, config), how)
         else:
             result[f] = classify(matrices[f], y, f, config, folds)
     if out is not None:

@@ -1,7 +1,7 @@
-"""Classifiers trained end to end on whole fields that read a field by what it computes (``queries``: each field run
-at a few learned coordinates, an MLP over its outputs; the probing family of weight-space methods, e.g. ProbeGen,
-Kahana et al. ICLR 2025). Its features are functions of the field, not of how its weights are arranged: it needs no
-shared start and no permutation of hidden units changes them."""
+"""A classifier trained end to end on whole fields that reads a field by what it computes (the ``queries`` probe
+feature): each field runs at a few learned coordinates and an MLP classifies its outputs there (the probing family of
+weight-space methods, e.g. ProbeGen, Kahana et al. ICLR 2025). Its features are functions of the field, not of how
+its weights are arranged: it needs no shared start and no permutation of hidden units changes them."""
 
 from __future__ import annotations
 
@@ -15,21 +15,16 @@ from torch import nn
 from ..errors import ShapezooError
 from ..fields.network import FieldSpec, field_forward
 
-READERS = ("queries",)
-
 
 @dataclass(frozen=True)
 class ReaderConfig:
-    """A field reader and how it is trained."""
+    """The query classifier and how it is trained."""
 
     queries: int = 128
     """Learned input coordinates every field is evaluated at."""
     hidden: int = 512
     """Width of the MLP head's hidden layers."""
     dropout: float = 0.2
-    jitter: float = 0.0
-    """Training only: every field's queries move together by a uniform random offset of up to this
-    much of its domain per axis, i.e. the image shifts (an augmentation no raw-weight reader has)."""
     epochs: int = 30
     batch: int = 128
     lr: float = 2e-3
@@ -39,20 +34,8 @@ class ReaderConfig:
 
     def __post_init__(self):
         sizes = (self.queries, self.hidden, self.epochs, self.batch)
-        if min(sizes) < 1 or not 0 <= self.dropout < 1 or self.lr <= 0 or self.jitter < 0:
-            raise ShapezooError(f"field reader: sizes must be >= 1, 0 <= dropout < 1, lr > 0, jitter >= 0; got {self}")
-
-
-def _head(inputs: int, classes: int, config: ReaderConfig) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(inputs, config.hidden),
-        nn.ReLU(),
-        nn.Dropout(config.dropout),
-        nn.Linear(config.hidden, config.hidden),
-        nn.ReLU(),
-        nn.Dropout(config.dropout),
-        nn.Linear(config.hidden, classes),
-    )
+        if min(sizes) < 1 or not 0 <= self.dropout < 1 or self.lr <= 0:
+            raise ShapezooError(f"query classifier: sizes must be >= 1, 0 <= dropout < 1, lr > 0; got {self}")
 
 
 class QueryClassifier(nn.Module):
@@ -60,29 +43,31 @@ class QueryClassifier(nn.Module):
 
     def __init__(self, spec: FieldSpec, classes: int, config: ReaderConfig):
         super().__init__()
-        self.spec, self.jitter = spec, config.jitter
+        self.spec = spec
         self.coords = nn.Parameter(torch.rand(config.queries, spec.in_dim) * 2 - 1)
-        self.head = _head(config.queries * spec.out_dim, classes, config)
+        self.head = nn.Sequential(
+            nn.Linear(config.queries * spec.out_dim, config.hidden),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, config.hidden),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, classes),
+        )
 
     def forward(self, params: torch.Tensor) -> torch.Tensor:
         """(B, P) field weights -> (B, classes) logits."""
-        x = self.coords.expand(len(params), -1, -1)
-        if self.training and self.jitter:
-            x = x + (torch.rand(len(params), 1, self.spec.in_dim) * 2 - 1) * self.jitter
-        return self.head(field_forward(self.spec, params, x).flatten(1))
+        return self.head(field_forward(self.spec, params, self.coords.expand(len(params), -1, -1)).flatten(1))
 
 
-def make_reader(kind: str, spec: FieldSpec, classes: int, config: ReaderConfig) -> nn.Module:
-    """A fresh reader of ``kind`` seeded by ``config.seed``."""
-    if kind not in READERS:
-        raise ShapezooError(f"unknown field reader '{kind}' ({', '.join(READERS)})")
+def train_reader(
+    spec: FieldSpec, params: torch.Tensor, y: torch.Tensor, classes: int, config: ReaderConfig
+) -> QueryClassifier:
+    """A query classifier fitted to (B, P) fields with (B,) class ids: AdamW, cosine decay, shuffled batches, all
+    seeded by ``config.seed``."""
     torch.manual_seed(config.seed)
-    return QueryClassifier(spec, classes, config)
-
-
-def train_reader(model: nn.Module, params: torch.Tensor, y: torch.Tensor, config: ReaderConfig) -> nn.Module:
-    """Fit a reader to (B, P) fields with (B,) class ids: AdamW, cosine decay, shuffled batches (seeded)."""
-    torch.manual_seed(config.seed)
+    model = QueryClassifier(spec, classes, config)
+    torch.manual_seed(config.seed)  # the batch order's stream starts at the seed too, whatever the model drew
     steps = config.epochs * -(-len(params) // config.batch)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
@@ -98,20 +83,19 @@ def train_reader(model: nn.Module, params: torch.Tensor, y: torch.Tensor, config
 
 
 def reader_classify(
-    kind: str,
     spec: FieldSpec,
     params: np.ndarray,
     y: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
     config: ReaderConfig = ReaderConfig(),
 ) -> dict:
-    """Held-out accuracy (mean and per fold) of a ``kind`` reader trained on each fold's training fields, under the
-    keys of ``core.kfold.classify``'s MLP (a reader has no linear variant)."""
+    """Held-out accuracy (mean and per fold) of a query classifier trained on each fold's training fields, under the
+    keys of ``core.kfold.classify``'s MLP (it has no linear variant)."""
     p, labels = torch.as_tensor(params, dtype=torch.float32), torch.as_tensor(y)
     classes = int(labels.max()) + 1
     scores = []
     for train, test in folds:
-        model = train_reader(make_reader(kind, spec, classes, config), p[train], labels[train], config)
+        model = train_reader(spec, p[train], labels[train], classes, config)
         with torch.no_grad():
             predicted = torch.cat([model(chunk).argmax(-1) for chunk in p[test].split(4096)])
         scores.append(float((predicted == labels[test]).float().mean()))
