@@ -26,7 +26,7 @@ from ..errors import ShapezooError
 from ..io import atomic_write_bytes, atomic_write_json, ensure_output_dir, lasting, locks, read_json
 from ..runtime import available_memory
 from .meshes import Normalisation
-from .network import FieldSpec, FieldZoo, field_forward
+from .network import FieldSpec, FieldZoo, fold_omega, folded_forward
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ def evaluate(
     per_field = max(1, (chunk or default_chunk(params.device)) // B)
     longest = max((len(p) for p in points), default=0)
     with torch.no_grad():
+        layers = fold_omega(spec, spec.layout().unflatten(params))  # once, not per pass
         for start in range(0, longest, per_field):
             live = [b for b in range(B) if len(points[b]) > start]
             n = min(per_field, longest - start)
@@ -96,7 +97,8 @@ def evaluate(
             for i, b in enumerate(live):
                 part = points[b][start : start + n]
                 x[i, : len(part)] = part
-            y = field_forward(spec, params[live], x).squeeze(-1)
+            w = layers if len(live) == B else {k: v[live] for k, v in layers.items()}
+            y = folded_forward(spec, w, x).squeeze(-1)
             for i, b in enumerate(live):
                 k = min(n, len(points[b]) - start)
                 out[b][start : start + k] = y[i, :k]

@@ -22,7 +22,7 @@ from ..core.training import adam_step_
 from ..core.zoo import member_seed
 from ..errors import ShapezooError
 from ..runtime import available_memory, cuda_graph, precision
-from .network import FieldSpec, field_forward, layers_forward, modulation_lr
+from .network import FieldSpec, Moving, field_forward, layers_forward
 from .samples import check_samples
 from .training_points import JITTER_STRIDE, hard_count, jitter_tables, split_holdout, step_indices
 
@@ -168,15 +168,15 @@ def _train_step(
     x_a: torch.Tensor,
     y_a: torch.Tensor,
     jitter_a: tuple[torch.Tensor, torch.Tensor] | None,
-    trainable: tuple[torch.Tensor, frozenset[str]] | None,
+    trainable: Moving | None,
     seen_loss: torch.Tensor | None,
 ) -> torch.Tensor:
     """One step for every running field, in place on ``state`` = (params, m, v, t, offset, bad) of the A running
     fields: BCE gradients (a pass per group of fields), then Adam with each field's own step count and cosine
     learning rate. ``jitter_a`` = (unit-ball offsets (A, n, 3), safe radii (A, n)) moves each point by an offset
-    picked by the field's own step count. ``trainable`` = ((P,) relative learning rates, names of the tensors
-    holding them) in a fit of a shift base's fields (``modulation_lr``): only those tensors enter autograd, and Adam
-    leaves the entries at rate 0 where they started; None: every weight moves. ``seen_loss`` (A, n_train): each
+    picked by the field's own step count. ``trainable``: the entries a fit of a shift base's fields moves
+    (``Moving``): only the tensors holding them enter autograd, and Adam runs on those entries alone; None: every
+    weight moves. ``seen_loss`` (A, n_train): each
     point's loss when last trained on, updated here, from which ``step_indices`` picks the hard points. Returns the
     (A,) mean losses of the walked points (the hard ones would bias them up)."""
     p_a, m_a, v_a, t_a, off_a, bad = state
@@ -200,7 +200,7 @@ def _train_step(
             logits = field_forward(spec, p, x).squeeze(-1)
         else:  # a modulation: only the tensors it moves enter autograd, the others' gradients are never computed
             layers = spec.layout().unflatten(p_a[sl].detach())
-            moving = {k: v.clone().requires_grad_(True) for k, v in layers.items() if k in trainable[1]}
+            moving = {k: v.clone().requires_grad_(True) for k, v in layers.items() if k in trainable.names}
             logits = layers_forward(spec, {**layers, **moving}, x, config.columns).squeeze(-1)
         point_loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
         if seen_loss is not None:
@@ -209,7 +209,8 @@ def _train_step(
             grads.append(torch.autograd.grad(point_loss.mean(-1).sum(), p)[0])
         else:
             found = dict(zip(moving, torch.autograd.grad(point_loss.mean(-1).sum(), list(moving.values()))))
-            grads.append(spec.layout().flatten({k: found.get(k, torch.zeros_like(v)) for k, v in layers.items()}))
+            flat = spec.layout().flatten({k: found.get(k, torch.zeros_like(v)) for k, v in layers.items()})
+            grads.append(flat[:, trainable.index])
         losses.append(point_loss.detach()[:, : M - hard].mean(-1))  # the walk's: an unbiased training loss
     grad, loss = torch.cat(grads), torch.cat(losses)
     with torch.no_grad():
@@ -217,11 +218,16 @@ def _train_step(
         tt = t_a.to(torch.float32)[:, None]
         cosine = 0.5 * (1 + torch.cos(math.pi * (tt - 1) / steps))
         lr = peak * (config.lr_final + (1 - config.lr_final) * cosine)
-        if trainable is not None:
-            lr = lr * trainable[0]
-        adam_step_(p_a, grad, m_a, v_a, tt, lr, config.betas, config.eps)
+        if trainable is None:
+            adam_step_(p_a, grad, m_a, v_a, tt, lr, config.betas, config.eps)
+            moved = p_a
+        else:  # the moving entries only: the others would stay put at learning rate 0 anyway
+            k = trainable.index
+            moved, m_k, v_k = p_a[:, k], m_a[:, k], v_a[:, k]
+            adam_step_(moved, grad, m_k, v_k, tt, lr * trainable.rates, config.betas, config.eps)
+            p_a[:, k], m_a[:, k], v_a[:, k] = moved, m_k, v_k
         off_a.add_(M - hard).remainder_(n_train)
-        bad.logical_or_(~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(p_a).all(-1))
+        bad.logical_or_(~torch.isfinite(loss) | (loss > 5.0) | ~torch.isfinite(moved).all(-1))
     return loss
 
 
@@ -303,7 +309,7 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
 
     # Each training point's loss when last trained on (the hard points' ranking); 1.0, above a fitted loss, until then.
     seen_loss = torch.ones(B, n_train, device=device) if hard_count(M, n_train, config.hard_fraction) else None
-    trainable = None if config.trainable == "all" else _moving(spec, config.columns, device)
+    trainable = None if config.trainable == "all" else Moving.of(spec, config.columns, device)
 
     # Optimiser state, one row per field.
     init = init.to(device=device, dtype=torch.float32)
@@ -373,12 +379,6 @@ def _fit(spec, init, start, points, occupancy, n_uniform, names, config, M, fiel
         if status[b] == "failed":
             params[b] = init
     return FitResult(params.detach().cpu(), status, metrics, history)
-
-
-def _moving(spec: FieldSpec, columns: int, device: torch.device) -> tuple[torch.Tensor, frozenset[str]]:
-    """A shift base's fit: each entry's relative learning rate (``modulation_lr``) and the tensors that move."""
-    rates = modulation_lr(spec, columns)
-    return rates.to(device), frozenset(k for k, v in spec.layout().unflatten(rates[None]).items() if bool(v.any()))
 
 
 def _end_pass(act, active, rows, full, init, status, restarts, t_host, config) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,6 @@ class Shape:
         vertices: (v, 3) float64 vertices in the frame.
         faces: (f, 3) int64 triangle indices.
         normalisation: maps frame coordinates back to the source file's coordinates.
-        watertight: every edge shared by exactly two consistently wound faces, enclosing positive volume.
     """
 
     name: str
@@ -66,7 +66,12 @@ class Shape:
     vertices: np.ndarray
     faces: np.ndarray
     normalisation: Normalisation
-    watertight: bool
+
+    @functools.cached_property
+    def watertight(self) -> bool:
+        """Every edge shared by exactly two consistently wound faces, enclosing positive volume (computed when first
+        asked: it costs more than loading, and only sampling needs it)."""
+        return bool(self.to_trimesh().is_volume)
 
     def to_trimesh(self):
         """The mesh as a ``trimesh.Trimesh`` in the frame."""
@@ -153,7 +158,6 @@ def shape_from_arrays(
         vertices=np.asarray(framed.vertices, dtype=np.float64),
         faces=np.asarray(framed.faces, dtype=np.int64),
         normalisation=norm,
-        watertight=bool(framed.is_volume),
     )
 
 

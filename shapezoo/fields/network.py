@@ -125,6 +125,23 @@ def modulation_lr(spec: FieldSpec, columns: int) -> torch.Tensor:
     return spec.modulation_mask(columns).float() * torch.where(spec.bias_mask(), 1.0, CODE_WEIGHT_LR)
 
 
+@dataclass(frozen=True)
+class Moving:
+    """The entries a fit of a shift base's fields moves: their flat ``index`` (K,), learning rates relative to the
+    peak (K,) (``modulation_lr``), and the ``names`` of the tensors holding them."""
+
+    index: torch.Tensor
+    rates: torch.Tensor
+    names: frozenset[str]
+
+    @classmethod
+    def of(cls, spec: FieldSpec, columns: int, device: torch.device | str = "cpu") -> Moving:
+        rates = modulation_lr(spec, columns)
+        index = rates.nonzero().squeeze(1)
+        names = frozenset(k for k, v in spec.layout().unflatten(rates[None]).items() if bool(v.any()))
+        return cls(index.to(device), rates[index].to(device), names)
+
+
 def init_params(spec: FieldSpec, seed: int = 0) -> torch.Tensor:
     """One seeded initial weight vector (P,) float32: SIREN init for sine, Kaiming-uniform for ReLU."""
     g = torch.Generator().manual_seed(seed)
@@ -201,18 +218,32 @@ class _ColumnsLinearFn(torch.autograd.Function):
         return grad.sum(1, keepdim=True), grad_h, grad_w, None
 
 
+def fold_omega(spec: FieldSpec, w: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The per-layer tensors with each SIREN layer's ω folded into its weight and bias (``sin(ω (h W^T + b))`` =
+    ``sin(h (ωW)^T + ωb)``): what ``folded_forward`` takes, so a caller running many passes folds once."""
+    if spec.activation != "sine":
+        return w
+    folded = dict(w)
+    for i in range(spec.depth):
+        omega = spec.first_omega0 if i == 0 else spec.omega0
+        for part in ("weight", "bias"):
+            folded[f"layers.{i}.{part}"] = w[f"layers.{i}.{part}"] * omega
+    return folded
+
+
 def layers_forward(spec: FieldSpec, w: dict[str, torch.Tensor], x: torch.Tensor, columns: int = 0) -> torch.Tensor:
     """``field_forward`` on the per-layer tensors (``layers.i.weight`` (B, out, in), ``layers.i.bias`` (B, out)):
     a bias-only fit passes biases that need gradients and weights that do not, so no weight gradient is computed;
     with ``columns`` (a modulated-columns fit) the hidden weights' gradients cover those columns only."""
+    return folded_forward(spec, fold_omega(spec, w), x, columns)
+
+
+def folded_forward(spec: FieldSpec, w: dict[str, torch.Tensor], x: torch.Tensor, columns: int = 0) -> torch.Tensor:
+    """``layers_forward`` on tensors ``fold_omega`` has already scaled."""
     h = encode_input(spec, x)
     last = spec.depth
     for i in range(last + 1):
         bias, weight = w[f"layers.{i}.bias"].unsqueeze(1), w[f"layers.{i}.weight"]
-        if i < last and spec.activation == "sine":
-            # sin(ω (h W^T + b)) with ω folded into the (small) weights: no extra pass over the activations.
-            omega = spec.first_omega0 if i == 0 else spec.omega0
-            bias, weight = bias * omega, weight * omega
         if columns and 0 < i < last and weight.requires_grad:
             h = _ColumnsLinearFn.apply(bias, h, weight, columns)
         else:
