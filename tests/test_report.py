@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from shapezoo.apps.demo import STAGES, DemoConfig, run_demo
 from shapezoo.apps.report import SECTIONS
-from shapezoo.fields.render import render_grid, render_mesh, render_strip, save_png
+from shapezoo.fields.render import rasterize, render_grid, render_mesh, render_strip, save_png
 from shapezoo_cli.main import app
 
 # short fits from the default base on fewer samples, coarse meshes: every stage, a fraction of the time
@@ -45,6 +45,28 @@ def test_renders_are_not_blank_and_differ_between_shapes(tmp_path):
     import matplotlib.image
 
     assert matplotlib.image.imread(tmp_path / "ball.png").shape[:2] == (128, 128)
+
+
+def _square(y: float, half: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two triangles of a square facing the 'front' camera at depth ``y``."""
+    v = np.array([[-half, y, -half], [half, y, -half], [half, y, half], [-half, y, half]])
+    return v, np.array([[0, 1, 2], [0, 2, 3]])
+
+
+@pytest.mark.parametrize("near_first", [True, False])
+def test_the_rasteriser_shows_the_nearest_face_and_fills_large_triangles(near_first):
+    (va, fa), (vb, fb) = _square(-0.2, 0.3), _square(0.2, 0.4)  # the camera looks along +y: a is nearer
+    parts = [(va, fa, 0), (vb, fb, 1)] if near_first else [(vb, fb, 1), (va, fa, 0)]
+    vertices = np.concatenate([parts[0][0], parts[1][0]])
+    faces = np.concatenate([parts[0][1], parts[1][1] + 4])
+    owner = np.array([parts[0][2]] * 2 + [parts[1][2]] * 2)  # face -> square
+    ids = rasterize(vertices, faces, "front", 200)  # each square is 2 triangles ~100+ pixels wide: split to fill
+    scale = 200 / 2 / 0.56  # pixels per frame unit ('front' shows +-0.56)
+    centre, edge = 100, int(100 + 0.35 * scale)  # inside a; inside b only
+    assert owner[ids[centre, centre]] == 0 and owner[ids[centre, edge]] == 1
+    inner = ids[int(100 - 0.39 * scale) : int(100 + 0.39 * scale), int(100 - 0.39 * scale) : int(100 + 0.39 * scale)]
+    assert (inner >= 0).all()  # no holes where the large triangles were split
+    assert (ids[:5] == -1).all() and (ids[:, :5] == -1).all()  # background beyond b
 
 
 @pytest.fixture(scope="module")
