@@ -9,6 +9,9 @@ import typer
 
 from ._common import Device, SpaceOption, finish, handle_errors, progress
 
+SCREEN = 4
+"""Draws per sampled member by default (``sample_members``'s ``screen``)."""
+
 
 @handle_errors
 def sample(
@@ -34,6 +37,13 @@ def sample(
             help="Scale of the starting noise (< 1: more typical, less varied members; default: the prior's)."
         ),
     ] = None,
+    screen: Annotated[
+        int,
+        typer.Option(
+            help="Draws per member: keep the first whose mesh has at most 2 pieces (the fewest if none has); 1 keeps "
+            "every draw as it comes."
+        ),
+    ] = SCREEN,
     device: Device = "auto",
 ):
     """Draw new members from a prior over the training latents; report how close each is to training."""
@@ -61,6 +71,7 @@ def sample(
             family=family,
             guidance=guidance,
             temperature=temperature,
+            screen=screen,
         )
     finish(
         f"{count} samples in {out}",

@@ -4,18 +4,20 @@ retrained here), and on a fresh install `encode`, `decode`, `interpolate`, `samp
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from shapezoo.apps.report_page import read_obj
 from shapezoo.core.latents import read_latents
 from shapezoo.core.prior import load_prior
 from shapezoo.core.zoo import load_zoo
 from shapezoo.errors import InputError
 from shapezoo.fields import pretrained
 from shapezoo.fields.learned_init import load_init
-from shapezoo.fields.mesh_metrics import uniform_points
+from shapezoo.fields.mesh_metrics import components, uniform_points
 from shapezoo.fields.meshes import load_mesh
 from shapezoo.fields.network import field_forward
 from shapezoo.fields.samples import label_points
@@ -114,6 +116,23 @@ def test_interpolate_two_mesh_files_and_sample_from_the_default_prior(meshes, tm
     assert all(r["faces"] > 0 for r in summary["samples"])
 
 
+def test_sample_redraws_fragmented_members(tmp_path):
+    """Each member is the first draw in at most 2 pieces, else the best of its draws; its mesh is that draw's."""
+    res = _invoke("sample", "--count", 4, "--out", tmp_path / "s", "--resolution", 48, "--family", "table")
+    assert res.exit_code == 0, res.output
+    rows = _last_json(res)["samples"]
+    assert len(rows) == 4
+    for row in rows:
+        assert components(*read_obj(Path(row["file"])))["components"] == row["pieces"]
+        assert 1 <= row["draws"] <= 4 and (row["pieces"] <= 2 or row["draws"] == 4)
+    args = ("--count", 4, "--resolution", 48, "--family", "table", "--screen", 1)
+    res = _invoke("sample", "--out", tmp_path / "raw", *args)
+    assert res.exit_code == 0 and "draws" not in _last_json(res)["samples"][0]
+    if rows[0]["draws"] == 1:  # the same first draw, kept by both
+        first = [read_latents(tmp_path / d / "latents.safetensors").z[0] for d in ("s", "raw")]
+        torch.testing.assert_close(first[0], first[1], atol=1e-4, rtol=0)
+
+
 def test_probe_against_the_default_spaces_members(meshes, tmp_path):
     """Latents of new shapes classified by a probe fitted on the default space's labelled training members."""
     res = _invoke("encode", meshes, "--out", tmp_path / "z.safetensors", "--device", "cpu", "--steps", 200)
@@ -138,6 +157,7 @@ def test_space_info_default_prints_the_model_card():
         (["encode", "{m}/chair_0007.obj", "--space", "{t}/nowhere", "--out", "{t}/z.safetensors"], "nowhere"),
         (["encode", "{t}/empty.obj", "--out", "{t}/z.safetensors"], "empty.obj"),
         (["sample", "--family", "spaceship", "--out", "{t}/s"], "spaceship"),
+        (["sample", "--screen", "0", "--out", "{t}/s"], "--screen must be >= 1"),
         (["decode", "{t}/nan.safetensors", "--out", "{t}/d"], "nan.safetensors"),
         (["interpolate", "{m}/chair_0007.obj", "{t}/missing.obj", "--out", "{t}/w"], "missing.obj"),
     ],

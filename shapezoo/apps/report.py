@@ -136,6 +136,12 @@ def _capability_section(run: Path, info: dict) -> str:
                 (bench.get("what", "benchmark"), bench.get("1-nna", "-"), bench.get("cov", "-"), "-"),
             ],
         )
+        + (
+            f"<p>Each sample is the first of up to 4 draws whose mesh has at most 2 pieces ({gen['draws']} draws for "
+            f"these {gen['samples']} samples; <code>shapezoo sample --screen 1</code> keeps every draw).</p>"
+            if "draws" in gen
+            else ""
+        )
         + "<h3>Shapes it never saw, encoded and decoded (right) beside their ground truth (left)</h3>"
         + png_img(run / "renders" / "encoded_vs_truth.png")
         + f"<p>Median IoU against the ground truth {enc['iou_median']:.3f}, Chamfer-L2 "

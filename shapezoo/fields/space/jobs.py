@@ -15,6 +15,7 @@ from ...core.zoo import ZOO_JSON, load_zoo, save_zoo
 from ...errors import ShapezooError
 from ...io import atomic_write_json, ensure_output_dir, output_file, read_json, sha256_file
 from ..extract import ExtractConfig, export_mesh, extract_meshes
+from ..mesh_metrics import components
 from ..meshes import find_meshes, read_points, shape_label
 from ..network import FieldZoo
 from .inference import Evidence, OptimizeConfig, optimize_latent, prior_weight, refine_latents
@@ -200,6 +201,25 @@ def complete_points(
     return summary
 
 
+SCREEN_PIECES = 2
+"""A screened draw is kept when its mesh has at most this many connected pieces (the demo's bar for samples)."""
+
+
+def _screened(space: WeightSpace, candidates: torch.Tensor, config: ExtractConfig, name: str) -> tuple:
+    """(latent, mesh, pieces, draws) of the first candidate whose mesh has at most ``SCREEN_PIECES`` pieces, or of
+    the one with the fewest (an empty mesh counts as the worst)."""
+    best: tuple | None = None
+    for j, z in enumerate(candidates):
+        (mesh,), _ = extract_meshes(space.spec, space.decode(z[None]), config, [name])
+        pieces = components(*mesh)["components"] if len(mesh[1]) else float("inf")
+        if best is None or pieces < best[2]:
+            best = (z, mesh, pieces, j + 1)
+        if pieces <= SCREEN_PIECES:
+            break
+    assert best is not None  # at least one candidate
+    return best
+
+
 def sample_members(
     space: WeightSpace,
     space_path: str | Path,
@@ -214,27 +234,42 @@ def sample_members(
     guidance: float = 1.0,
     nearest: bool = True,
     temperature: float | None = None,
+    screen: int = 4,
 ) -> dict:
     """New members drawn from a prior over the training latents (``gaussian``, or a learned prior folder; of one
     ``family`` if given), meshed into ``out/sample_NN.obj``, each (with ``nearest``) with how close it is to the
-    training shapes (latents in ``latents.safetensors``, the summary in ``sample.json``)."""
-    z, what = draw_latents(space_path, count, seed, prior, family, guidance, device, temperature)
+    training shapes (latents in ``latents.safetensors``, the summary in ``sample.json``). Each member is the first of
+    up to ``screen`` draws whose mesh has at most ``SCREEN_PIECES`` pieces (the one with the fewest if none has): a
+    prior's occasional fragmented draw is redrawn; each row records its draws (``screen`` 1 keeps every draw).
+    """
+    if screen < 1:
+        raise ShapezooError(f"--screen must be >= 1, got {screen}")
+    drawn, what = draw_latents(space_path, count * screen, seed, prior, family, guidance, device, temperature)
     train_z, train_names = space.train_latents(space_path)
     ensure_output_dir(out)
     rows: list[dict] = []
+    kept = []
     for i in range(count):
         name = f"sample_{i:02d}"
-        (mesh,), _ = extract_meshes(space.spec, space.decode(z[i : i + 1]), config, [name])
+        z, mesh, pieces, draws = _screened(space, drawn[i * screen : (i + 1) * screen], config, name)
+        kept.append(z)
         row = {"name": name, "file": str(out / f"{name}.obj"), "faces": len(mesh[1]), "family": family}
+        if screen > 1:
+            row.update(draws=draws, pieces=int(pieces) if len(mesh[1]) else 0)
         if len(mesh[1]):
-            export_mesh(*mesh, row["file"])
+            export_mesh(mesh[0], mesh[1], row["file"])
             if nearest:
-                row.update(nearest_training(space, z[i], train_z, train_names, mesh, config, device=device))
+                row.update(nearest_training(space, z, train_z, train_names, mesh, config, device=device))
         rows.append(row)
         if on_member is not None:
             on_member(name)
     labels = {r["name"]: family for r in rows} if family else None
-    save_latents(out / "latents.safetensors", z, [r["name"] for r in rows], {"labels": labels} if labels else None)
-    summary = {"samples": rows, "prior": what, "seed": seed, "space": str(space_path)}
+    save_latents(
+        out / "latents.safetensors",
+        torch.stack(kept),
+        [r["name"] for r in rows],
+        {"labels": labels} if labels else None,
+    )
+    summary = {"samples": rows, "prior": what, "seed": seed, "screen": screen, "space": str(space_path)}
     atomic_write_json(out / "sample.json", summary)
     return summary
