@@ -33,6 +33,7 @@ VARIANTS = {
     "s1000": FitConfig(steps=1000),
     "s500_lr4e-3": FitConfig(lr=4e-3),
     "s500_hard": FitConfig(hard_fraction=0.5),
+    "s500_p512": FitConfig(points_per_step=512),  # half the points per step: half the fit time
 }
 
 

@@ -287,13 +287,18 @@ def build(family: str, params: dict[str, float]):
     )
 
 
+def obj_bytes(mesh) -> bytes:
+    """The OBJ file of a built shape, as ``generate`` writes it (the same seed, the same bytes)."""
+    from trimesh.exchange.obj import export_obj
+
+    return export_obj(mesh, include_normals=False, include_color=False, include_texture=False, digits=7).encode()
+
+
 def generate(family: str, count: int, out: str | Path, seed: int = 0) -> list[dict]:
     """Write ``count`` shapes ``FAMILY_SSSS.obj`` with ``FAMILY_SSSS.json`` (family, seed, params) into ``out``.
 
     Shape i has seed ``seed + i``; the same seed always gives a byte-identical file.
     """
-    from trimesh.exchange.obj import export_obj
-
     get_family(family)
     if count < 1:
         raise ShapezooError(f"count must be >= 1, got {count}")
@@ -303,8 +308,7 @@ def generate(family: str, count: int, out: str | Path, seed: int = 0) -> list[di
         name = f"{family}_{shape_seed:04d}"
         params = sample_params(family, shape_seed)
         mesh = build(family, params)
-        text = export_obj(mesh, include_normals=False, include_color=False, include_texture=False, digits=7)
-        atomic_write_bytes(out / f"{name}.obj", text.encode())
+        atomic_write_bytes(out / f"{name}.obj", obj_bytes(mesh))
         record = {
             "name": name,
             "family": family,

@@ -5,7 +5,7 @@ generate new procedural shapes -> sample -> fit them from the default base (bias
 decode them through the default space, scored against their meshes -> a latent interpolation between two of them ->
 new shapes from the default prior beside their nearest training shapes, scored -> a space of these fields alone
 (what ``space train`` does) -> probe -> a small digits classifier zoo and its space -> report. Budget 1 takes about
-85 s on 2 CPU cores; a rerun skips finished sampling, fitting and training.
+80 s on 2 CPU cores; a rerun skips finished sampling, fitting and training.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ..fields.samples import SampleConfig, sample_meshes
 from ..fields.space import ModelConfig, TrainConfig, load_space, train_space
 from ..fields.space.jobs import decode_latents, sample_members
 from ..fields.space.operations import sequence, sequence_metrics
-from ..io import atomic_write_json, ensure_output_dir
+from ..io import atomic_write_bytes, atomic_write_json, ensure_output_dir
 from ..schema import config_from_json
 from .report import build_report
 from .report_page import read_obj
@@ -46,8 +46,11 @@ class DemoConfig:
     """New shapes per procedural family (5 families), none of them seen by the default space."""
     points: int | None = None
     """Occupancy samples per shape (None: the default space's recipe)."""
-    fit_steps: int | None = None
-    """Bias-only fitting steps per field from the default base (None: the recipe's, 500)."""
+    fit_steps: int = 600
+    fit_points: int = 512
+    """Bias-only fitting steps per field from the default base, and training points per field and step: 0.6x the
+    point evaluations of ``fit``'s recipe (500 x 1024), about half the demo's slowest stage for 0.3 points of encoded
+    IoU (BENCHMARKS.md, "The demo in 90 s")."""
     resolution: int = 96
     """Marching-cubes grid for meshes, scores and the report."""
     interp_steps: int = 8
@@ -145,20 +148,43 @@ def run_interpolation(out: Path, space, zoo, a: str, b: str, steps: int, extract
     return meshes, rows
 
 
+def training_meshes(names: list[str]) -> dict[str, bytes]:
+    """The OBJ files of those of the default space's training shapes ``names`` that the procedural generators rebuild
+    (``procedural__FAMILY_SEED`` shapes whose rebuilt bytes have the SHA-256 the card records); the others (CAPOD
+    meshes: the training meshes do not ship) are left out."""
+    import hashlib
+
+    from shapezoo_datasets import FAMILIES, build, obj_bytes, sample_params
+
+    from ..fields.pretrained import card
+
+    recorded = {s["name"]: s["sha256"] for s in card()["data"]["shapes"]}
+    found = {}
+    for name in names:
+        family, _, seed = name.removeprefix("procedural__").rpartition("_")
+        if name.startswith("procedural__") and family in FAMILIES and seed.isdigit() and name in recorded:
+            data = obj_bytes(build(family, sample_params(family, int(seed))))
+            if hashlib.sha256(data).hexdigest() == recorded[name]:
+                found[name] = data
+    return found
+
+
 def run_generation(out: Path, space, space_dir: Path, z_run: torch.Tensor, count: int, extract, device) -> dict:
-    """``count`` shapes from the default prior, the families of this run in turn, meshed into ``generated/FAMILY``;
-    scored (MMD, COV, 1-NNA) against this run's ground-truth shapes and for novelty against the training shape
-    nearest in latent to each sample and each run shape (decoded into ``train_nearest``: the training meshes do not
-    ship), into ``generation/``."""
+    """``count`` shapes from the default prior, the families of this run in turn, meshed into ``generated/FAMILY``
+    (each the first of up to 4 draws in at most 2 pieces, ``sample_members``' screen); scored (MMD, COV, 1-NNA)
+    against this run's ground-truth shapes and for novelty against the training shape nearest in latent to each
+    sample and each run shape, into ``generation/``. Those training shapes go into ``train_nearest``: rebuilt by
+    the generators when procedural (checked against the card's SHA-256), decoded by the space otherwise (the CAPOD
+    meshes do not ship)."""
     from ..fields.generation import evaluate_generation
 
     prior = resolve_prior("auto", space_dir)
     families = list(dict.fromkeys(_families(load_latents(out / "latents.safetensors")[1])))
-    drawn = []
+    drawn, draws = [], 0
     for k, family in enumerate(families):
         n = count // len(families) + (k < count % len(families))
         if n:
-            sample_members(
+            summary = sample_members(
                 space,
                 space_dir,
                 n,
@@ -170,22 +196,30 @@ def run_generation(out: Path, space, space_dir: Path, z_run: torch.Tensor, count
                 family=family,
                 nearest=False,
             )
+            draws += sum(r.get("draws", 1) for r in summary["samples"])
             drawn.append(load_latents(out / "generated" / family / "latents.safetensors")[0])
     train_z, train_names = space.train_latents(space_dir)
     wanted = torch.cat([*drawn, z_run])
     nearest = sorted({int(i) for i in torch.cdist(wanted, train_z).argmin(1)})
-    picked = [train_names[i] for i in nearest]
-    meshes, _ = extract_meshes(space.spec, space.decode(train_z[nearest]).to(device), extract, picked)
     ensure_output_dir(out / "train_nearest")
-    for name, (v, f) in zip(picked, meshes):
-        if len(f):
-            export_mesh(v, f, out / "train_nearest" / f"{name}.obj")
+    rebuilt = training_meshes([train_names[i] for i in nearest])  # the procedural ones, as trained on
+    for name, data in rebuilt.items():
+        atomic_write_bytes(out / "train_nearest" / f"{name}.obj", data)
+    decoded = [i for i in nearest if train_names[i] not in rebuilt]  # the others as the space decodes them
+    if decoded:
+        picked = [train_names[i] for i in decoded]
+        meshes, _ = extract_meshes(space.spec, space.decode(train_z[decoded]).to(device), extract, picked)
+        for name, (v, f) in zip(picked, meshes):
+            if len(f):
+                export_mesh(v, f, out / "train_nearest" / f"{name}.obj")
     result = evaluate_generation(out / "generated", out / "shapes", out / "train_nearest", out / "generation")
     pieces = [components(*m)["components"] for m in _read_meshes(out / "generated")]
     return {
         **result["metrics"],
         "novelty_ratio": result["novelty"]["ratio"],
         "pieces_median": float(np.median(pieces)),
+        "samples": len(pieces),
+        "draws": draws,
         "benchmark": GENERATION_BENCHMARK,
     }
 
@@ -302,7 +336,7 @@ def run_demo(
     sample_meshes(out / "shapes", out / "samples", replace(samples, points=config.points or samples.points))
     done("sample")
     base = load_init(default_base())
-    fit = FitConfig(steps=config.fit_steps)  # the shift recipe otherwise, as `fit` from the base
+    fit = FitConfig(steps=config.fit_steps, points_per_step=config.fit_points)  # else the shift recipe, as `fit`
     fit_summary = fit_zoo(out / "samples", out / "zoo", base.spec, fit, batch=32, device=device, init=base)
     zoo = load_zoo(out / "zoo")
     done("fit")
