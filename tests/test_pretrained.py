@@ -133,6 +133,19 @@ def test_sample_redraws_fragmented_members(tmp_path):
         torch.testing.assert_close(first[0], first[1], atol=1e-4, rtol=0)
 
 
+def test_the_demo_rebuilds_procedural_training_shapes_as_the_card_records_them():
+    """The nearest training shapes the demo shows: procedural ones rebuilt byte for byte (SHA-256 of the card), CAPOD
+    ones and unknown seeds left to the space."""
+    import hashlib
+
+    from shapezoo.apps.demo import training_meshes
+
+    recorded = {s["name"]: s["sha256"] for s in pretrained.card()["data"]["shapes"]}
+    found = training_meshes(["procedural__chair_20003", "capod_chair__m25", "procedural__chair_99999"])
+    assert list(found) == ["procedural__chair_20003"]
+    assert hashlib.sha256(found["procedural__chair_20003"]).hexdigest() == recorded["procedural__chair_20003"]
+
+
 def test_probe_against_the_default_spaces_members(meshes, tmp_path):
     """Latents of new shapes classified by a probe fitted on the default space's labelled training members."""
     res = _invoke("encode", meshes, "--out", tmp_path / "z.safetensors", "--device", "cpu", "--steps", 200)
