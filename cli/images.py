@@ -79,14 +79,28 @@ def fit_images(images, out, protocol, width, depth, steps, lr, target_psnr, batc
     )
 
 
-def probe_images(zoo: Path, train: str | None, features: str | None, folds: int, seed: int, out: Path | None) -> None:
+def probe_images(
+    zoo: Path, train: str | None, features: str | None, folds: int, seed: int, out: Path | None, tasks: tuple[str, ...]
+) -> None:
     """``shapezoo probe`` on an image zoo: classes from the fields' weights, PCA, weight statistics and outputs at
-    learned queries (``features`` None: all)."""
+    learned queries (``features`` None: all), classified and/or retrieved (``tasks``)."""
     from shapezoo.core.kfold import ProbeConfig
     from shapezoo.images.probing import FEATURES, probe_image_zoo
 
     kinds = tuple(f.strip() for f in features.split(",") if f.strip()) if features else FEATURES
-    result = probe_image_zoo(zoo, Path(train) if train else None, kinds, ProbeConfig(folds=folds, seed=seed), out=out)
-    rows = [(f, pct(result[f]["linear_accuracy"]), pct(result[f]["mlp_accuracy"])) for f in kinds]
+    config = ProbeConfig(folds=folds, seed=seed)
+    result = probe_image_zoo(zoo, Path(train) if train else None, kinds, config, out=out, tasks=tasks)
+    found = result.get("retrieve", {})
+    rows = [
+        (
+            f,
+            pct(result.get(f, {}).get("linear_accuracy")),
+            pct(result.get(f, {}).get("mlp_accuracy")),
+            pct(found.get(f, {}).get("cosine", {}).get("map")),
+            pct(found.get(f, {}).get("cosine", {}).get("p@1")),
+        )
+        for f in kinds
+    ]
     how = f"trained on {train}" if train else f"{folds} folds"
-    finish(f"{result['scored']} image fields of {zoo}, {how}", ["features", "linear acc %", "mlp acc %"], rows, result)
+    head = ["features", "linear acc %", "mlp acc %", "mAP cosine %", "P@1 %"]
+    finish(f"{result['scored']} image fields of {zoo}, {how}", head, rows, result)

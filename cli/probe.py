@@ -53,7 +53,8 @@ def probe(
     if (latents / "zoo.json").is_file():  # an image zoo: its fields' weights, not latents
         from .images import probe_images
 
-        probe_images(latents, train, None if features == "latents" else features, folds, seed, out)
+        chosen_features = None if features == "latents" else features
+        probe_images(latents, train, chosen_features, folds, seed, out, tuple(parse_names(task) or ()))
         return
     tasks, kinds = tuple(parse_names(task) or ()), tuple(parse_names(features) or ())
     config = ProbeConfig(folds=folds, seed=seed)

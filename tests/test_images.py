@@ -121,6 +121,9 @@ def test_bad_image_inputs_give_one_line(digits, tmp_path):
     assert r.exit_code == 1 and len(errors) == 1 and str(test) in errors[0], r.output
     r = runner.invoke(app, ["data", "images", "--data", "nope", "--out", str(tmp_path / "n")])
     assert r.exit_code == 1 and "unknown dataset" in r.output
+    r = runner.invoke(app, ["probe", str(digits[2]), "--task", "sort"])
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert r.exit_code == 1 and len(errors) == 1 and "unknown --task ['sort']" in errors[0], r.output
 
 
 def test_cli_images_fit_and_probe(tmp_path, digits):
@@ -135,4 +138,12 @@ def test_cli_images_fit_and_probe(tmp_path, digits):
     assert json.loads(r.output.strip().splitlines()[-1])["psnr"]["median"] >= 40.0
     r = runner.invoke(app, ["probe", str(tmp_path / "z"), "--train", str(digits[2]), "--features", "weights,pca"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output.strip().splitlines()[-1])["weights"]["linear_accuracy"] >= 0.6
+    result = json.loads(r.output.strip().splitlines()[-1])
+    assert result["weights"]["linear_accuracy"] >= 0.6
+    # each test field queries the training fields: mAP 0.66 (weights) and 0.69 (PCA) measured, ten classes
+    assert min(result["retrieve"][f]["cosine"]["map"] for f in ("weights", "pca")) > 0.4
+    r = runner.invoke(app, ["probe", str(tmp_path / "z"), "--train", str(digits[2]), "--task", "retrieve"])
+    assert r.exit_code == 0, r.output
+    only = json.loads(r.output.strip().splitlines()[-1])
+    assert set(only["retrieve"]) == {"weights", "pca", "stats"} and "weights" not in only  # no reader, no classifier
+    assert only["retrieve"]["weights"] == result["retrieve"]["weights"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.kfold import ProbeConfig, class_ids, classify, splits
+from ..core.kfold import ProbeConfig, class_ids, classify, retrieve, splits
 from ..core.zoo import load_zoo
 from ..errors import InputError
 from ..io import atomic_write_json
@@ -49,14 +49,19 @@ def probe_image_zoo(
     config: ProbeConfig = ProbeConfig(),
     out: Path | None = None,
     reader: ReaderConfig | None = None,
+    tasks: tuple[str, ...] = ("classify",),
 ) -> dict:
     """Test accuracy of a linear classifier and an MLP from each kind of features of an image zoo's fields (for
     ``queries`` the reader trained on the fields, ``reader`` its config, seeded as the probe): fitted on
     ``train`` (another image zoo of the same architecture, e.g. the train split's) and scored on ``zoo``, or with no
-    ``train`` in stratified folds of ``zoo``."""
+    ``train`` in stratified folds of ``zoo``. With ``retrieve`` in ``tasks`` also the retrieval of each scored
+    field's class among the training fields (mAP, precision@k under ``result["retrieve"]``) by the weights, their
+    PCA and statistics (the query reader is a classifier: it has no retrieval)."""
     unknown = sorted(set(features) - set(FEATURES))
     if unknown:
         raise InputError(zoo, f"unknown --features {unknown} for image zoos ({', '.join(FEATURES)})")
+    if wrong := sorted(set(tasks) - {"classify", "retrieve"}):
+        raise InputError(zoo, f"unknown --task {wrong} (classify, retrieve)")
     parts = [_members(p) for p in ([train] if train is not None else []) + [zoo]]
     if len({p[4] for p in parts}) > 1:
         raise InputError(zoo, "holds fields of another architecture than --train's")
@@ -73,12 +78,14 @@ def probe_image_zoo(
     matrices["pca"] = matrices["weights"]
     result: dict = {"zoo": str(zoo), "train": None if train is None else str(train), "classes": classes}
     result["members"], result["scored"] = len(names), len(parts[-1][2])
-    for f in features:
+    for f in features if "classify" in tasks else ():
         if f == "queries":
             how = reader or ReaderConfig(seed=config.seed)
             result[f] = reader_classify(parts[0][4], matrices["weights"], y, folds or splits(y, config), how)
         else:
             result[f] = classify(matrices[f], y, f, config, folds)
+    if "retrieve" in tasks:
+        result["retrieve"] = {f: retrieve(matrices[f], y, f, config, folds) for f in features if f != "queries"}
     if out is not None:
         atomic_write_json(out, result)
     return result
