@@ -96,6 +96,7 @@ def test_demo_runs_every_stage_and_the_report_has_every_section(demo_run):
     generation = summary["generation"]
     assert 0 < generation["cov"] <= 1 and 0 <= generation["1-nna"] <= 1 and generation["novelty_ratio"] > 0
     assert (out / "generation" / "nearest.png").stat().st_size > 1000 and "beside its nearest training shape" in page
+    assert f"({generation['draws']} draws for these {generation['samples']} samples" in page
     assert json.loads((out / "demo.json").read_text())["report"].endswith("report.html")
     classifiers = summary["classifiers"]
     assert classifiers["accuracy_raw"][0] < 0.7 < classifiers["accuracy_raw"][-1]  # weakest -> strongest model

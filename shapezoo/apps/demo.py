@@ -30,7 +30,7 @@ from ..fields.pretrained import default_base, resolve_prior, resolve_space
 from ..fields.render import render_grid, render_strip, save_png
 from ..fields.samples import SampleConfig, sample_meshes
 from ..fields.space import ModelConfig, TrainConfig, load_space, train_space
-from ..fields.space.jobs import decode_latents, sample_members
+from ..fields.space.jobs import SCREEN_PIECES, decode_latents, sample_members
 from ..fields.space.operations import sequence, sequence_metrics
 from ..io import atomic_write_bytes, atomic_write_json, ensure_output_dir
 from ..schema import config_from_json
@@ -171,7 +171,7 @@ def training_meshes(names: list[str]) -> dict[str, bytes]:
 
 def run_generation(out: Path, space, space_dir: Path, z_run: torch.Tensor, count: int, extract, device) -> dict:
     """``count`` shapes from the default prior, the families of this run in turn, meshed into ``generated/FAMILY``
-    (each the first of up to 4 draws in at most 2 pieces, ``sample_members``' screen); scored (MMD, COV, 1-NNA)
+    (screened by ``sample_members``: fragmented draws are redrawn); scored (MMD, COV, 1-NNA)
     against this run's ground-truth shapes and for novelty against the training shape nearest in latent to each
     sample and each run shape, into ``generation/``. Those training shapes go into ``train_nearest``: rebuilt by
     the generators when procedural (checked against the card's SHA-256), decoded by the space otherwise (the CAPOD
@@ -180,7 +180,7 @@ def run_generation(out: Path, space, space_dir: Path, z_run: torch.Tensor, count
 
     prior = resolve_prior("auto", space_dir)
     families = list(dict.fromkeys(_families(load_latents(out / "latents.safetensors")[1])))
-    drawn, draws = [], 0
+    drawn, draws, screen = [], 0, 1
     for k, family in enumerate(families):
         n = count // len(families) + (k < count % len(families))
         if n:
@@ -196,7 +196,7 @@ def run_generation(out: Path, space, space_dir: Path, z_run: torch.Tensor, count
                 family=family,
                 nearest=False,
             )
-            draws += sum(r.get("draws", 1) for r in summary["samples"])
+            draws, screen = draws + sum(r.get("draws", 1) for r in summary["samples"]), summary["screen"]
             drawn.append(load_latents(out / "generated" / family / "latents.safetensors")[0])
     train_z, train_names = space.train_latents(space_dir)
     wanted = torch.cat([*drawn, z_run])
@@ -220,6 +220,8 @@ def run_generation(out: Path, space, space_dir: Path, z_run: torch.Tensor, count
         "pieces_median": float(np.median(pieces)),
         "samples": len(pieces),
         "draws": draws,
+        "screen": screen,
+        "screen_pieces": SCREEN_PIECES,
         "benchmark": GENERATION_BENCHMARK,
     }
 

@@ -137,9 +137,10 @@ def _capability_section(run: Path, info: dict) -> str:
             ],
         )
         + (
-            f"<p>Each sample is the first of up to 4 draws whose mesh has at most 2 pieces ({gen['draws']} draws for "
-            f"these {gen['samples']} samples; <code>shapezoo sample --screen 1</code> keeps every draw).</p>"
-            if "draws" in gen
+            f"<p>Each sample is the first of up to {gen['screen']} draws whose mesh has at most "
+            f"{gen['screen_pieces']} pieces ({gen['draws']} draws for these {gen['samples']} samples; "
+            "<code>shapezoo sample --screen 1</code> keeps every draw).</p>"
+            if "screen" in gen
             else ""
         )
         + "<h3>Shapes it never saw, encoded and decoded (right) beside their ground truth (left)</h3>"

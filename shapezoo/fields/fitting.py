@@ -176,9 +176,9 @@ def _train_step(
     learning rate. ``jitter_a`` = (unit-ball offsets (A, n, 3), safe radii (A, n)) moves each point by an offset
     picked by the field's own step count. ``trainable``: the entries a fit of a shift base's fields moves
     (``Moving``): only the tensors holding them enter autograd, and Adam runs on those entries alone; None: every
-    weight moves. ``seen_loss`` (A, n_train): each
-    point's loss when last trained on, updated here, from which ``step_indices`` picks the hard points. Returns the
-    (A,) mean losses of the walked points (the hard ones would bias them up)."""
+    weight moves. ``seen_loss`` (A, n_train): each point's loss when last trained on, updated here, from which
+    ``step_indices`` picks the hard points. Returns the (A,) mean losses of the walked points (the hard ones would
+    bias them up)."""
     p_a, m_a, v_a, t_a, off_a, bad = state
     steps, peak = config.steps, config.lr
     assert steps is not None and peak is not None  # resolved by fit_fields

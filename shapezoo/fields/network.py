@@ -136,6 +136,7 @@ class Moving:
 
     @classmethod
     def of(cls, spec: FieldSpec, columns: int, device: torch.device | str = "cpu") -> Moving:
+        """The entries of a field of ``spec`` with ``columns`` modulated columns, on ``device``."""
         rates = modulation_lr(spec, columns)
         index = rates.nonzero().squeeze(1)
         names = frozenset(k for k, v in spec.layout().unflatten(rates[None]).items() if bool(v.any()))

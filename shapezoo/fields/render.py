@@ -118,24 +118,22 @@ def render_mesh(
     vertices: np.ndarray, faces: np.ndarray, view: str = "iso", size: int = 384, label: str | None = None
 ) -> np.ndarray:
     """(size, size, 3) uint8 image of a mesh in the frame [-0.5, 0.5]^3 (an empty mesh gives a labelled blank)."""
+    camera(view)  # an unknown view fails the same way with or without a surface
     image = np.ones((size, size, 3))
     if len(faces):
         faces = np.asarray(faces, np.int64)
         ids = rasterize(vertices, faces, view, size * SUPERSAMPLE)
         colors = np.concatenate([_shade(np.asarray(vertices, np.float64), faces), np.ones((1, 3))])  # -1: white
-        fine = colors[ids]
-        image = fine.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 3).mean((1, 3))
-    else:
-        camera(view)  # an unknown view fails the same way with or without a surface
-    text = [(0.5, "empty", 9.0, "0.5")] if not len(faces) else []
+        image = colors[ids].reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 3).mean((1, 3))
+    text = [] if len(faces) else [(0.5, "empty", "0.5")]
     if label:
-        text.append((0.02, label, 9.0, "0.2"))
+        text.append((0.02, label, "0.2"))
     pixels = np.round(image * 255).astype(np.uint8)
     return _with_text(pixels, text) if text else pixels
 
 
-def _with_text(image: np.ndarray, text: list[tuple[float, str, float, str]]) -> np.ndarray:
-    """``image`` with centred lines of (height from the bottom in [0, 1], text, points, grey) drawn by matplotlib;
+def _with_text(image: np.ndarray, text: list[tuple[float, str, str]]) -> np.ndarray:
+    """``image`` with centred 9-point lines of (height from the bottom in [0, 1], text, grey) drawn by matplotlib;
     a line wider than the tile shrinks to fit (a cut label names the wrong shape)."""
     import matplotlib
 
@@ -147,11 +145,11 @@ def _with_text(image: np.ndarray, text: list[tuple[float, str, float, str]]) -> 
     fig = Figure(figsize=(image.shape[1] / 100, size / 100), dpi=100)
     canvas = FigureCanvasAgg(fig)
     fig.figimage(image, resize=False)
-    for y, line, points, grey in text:
-        artist = fig.text(0.5, y, line, ha="center", va="bottom" if y < 0.5 else "center", fontsize=points, color=grey)
+    for y, line, grey in text:
+        artist = fig.text(0.5, y, line, ha="center", va="bottom" if y < 0.5 else "center", fontsize=9, color=grey)
         width = artist.get_window_extent(renderer=canvas.get_renderer()).width
         if width > 0.96 * image.shape[1]:
-            artist.set_fontsize(points * 0.96 * image.shape[1] / width)
+            artist.set_fontsize(9 * 0.96 * image.shape[1] / width)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
