@@ -21,8 +21,8 @@ def mesh(
     coarse: Annotated[
         int,
         typer.Option(
-            help="First coarse-to-fine level (cells per side); parts thinner than "
-            "1/COARSE of the domain can be missed: raise it for thin shapes."
+            help="First coarse-to-fine level (cells per side); a part thinner than 1/COARSE of the domain "
+            "and attached to nothing thicker can be missed: raise it for tiny floating parts."
         ),
     ] = 64,
     original_frame: Annotated[bool, typer.Option(help="Map vertices back to the source mesh's frame.")] = False,

@@ -74,6 +74,37 @@ def test_coarse_to_fine_condition_thin_surfaces():
     assert len(d[1]) > 0 and len(c[1]) == 0
 
 
+FIN = FieldSpec(width=4, depth=2, activation="relu_pe", pe_freqs=1)
+
+
+def fin_on_slab_field(slab: float, fin: float) -> torch.Tensor:
+    """An exact ReLU field: the union (max of logits) of a slab of half-thickness ``slab`` across x and a fin of
+    half-thickness ``fin`` across y, both centred at 0.013: max(A, B) = B + relu(A - B), with B = relu(B + 2) - 2."""
+    w = {k: torch.zeros(s) for k, s in FIN.layout().entries}
+    for unit, (axis, sign) in enumerate([(0, 1.0), (0, -1.0), (1, 1.0), (1, -1.0)]):
+        w["layers.0.weight"][unit, axis], w["layers.0.bias"][unit] = sign, -sign * 0.013  # relu(+-(x_axis - c))
+    w["layers.1.weight"][0] = torch.tensor([-1.0, -1.0, 1.0, 1.0])  # relu(A - B)
+    w["layers.1.bias"][0] = slab - fin
+    w["layers.1.weight"][1] = torch.tensor([0.0, 0.0, -1.0, -1.0])  # relu(B + 2)
+    w["layers.1.bias"][1] = fin + 2.0
+    w["layers.2.weight"][0], w["layers.2.bias"][0] = torch.tensor([1.0, 1.0, 0.0, 0.0]), -2.0
+    return FIN.layout().flatten(w)
+
+
+def test_coarse_to_fine_traces_thin_parts_attached_to_a_body():
+    # A 0.02 fin lies between the coarse grid planes (1/16 apart) and flips none of their points; it joins a 0.2
+    # slab that the coarse grid sees, so tracing follows it across the whole domain, as the dense grid has it.
+    field = fin_on_slab_field(0.1, 0.01)[None]
+    (d,), n_dense = extract_meshes(FIN, field, ExtractConfig(resolution=64, coarse=None))
+    (c,), n_traced = extract_meshes(FIN, field, ExtractConfig(resolution=64, coarse=16))
+    assert len(c[1]) == len(d[1]) > 0 and cKDTree(d[0]).query(c[0])[0].max() < 1e-6 and n_traced < 0.5 * n_dense
+    fin_faces = np.abs(c[0][c[1]].mean(1)[:, 0] - 0.013) > 0.11  # faces of the fin away from the slab
+    assert c[0][c[1][fin_faces]][..., 0].min() < -0.45 and c[0][c[1][fin_faces]][..., 0].max() > 0.45
+    with pytest.warns(UserWarning, match="no surface"):
+        (alone,), _ = extract_meshes(FIN, fin_on_slab_field(-0.5, 0.01)[None], ExtractConfig(resolution=64, coarse=16))
+    assert len(alone[1]) == 0  # the same fin alone flips no coarse point: missed, as documented
+
+
 def test_skimage_mask_convention_is_the_far_corner():
     from shapezoo.fields.extract import marching_cubes
 

@@ -1,12 +1,13 @@
 """Field -> triangle mesh: evaluate on a grid (dense or coarse-to-fine), then marching cubes at logit 0.
 
-Coarse-to-fine: evaluate a coarse grid, mark the cells whose corners change sign (grown by one cell at the coarse
-level, to catch surface that crosses a cell without flipping a corner), and evaluate the next, twice as fine grid
-only inside them; elsewhere values are trilinear upsampling of the coarser level, which keeps the sign of their
-(all same-sign) corners and so adds no surface. Marching cubes then runs only on the active cells. The result
-equals the dense mesh wherever every piece of surface flips some coarse grid point within one coarse cell of it
-and, at each finer level, a grid point of the cell it crosses: i.e. wherever the shape is not thinner than a coarse
-cell (1/64 of the domain by default) and no feature is thinner than two finest cells.
+Coarse-to-fine: evaluate a coarse grid; at each next, twice as fine level, evaluate the corners of the children of
+the cells whose corners change sign, then trace the surface: evaluate every cell that shares a sign-changing edge
+(and so a vertex of marching cubes' surface) with an evaluated cell, until there is none left. Elsewhere values are
+trilinear upsampling of the coarser level, which keeps the sign of their (all same-sign) corners and so adds no
+surface. Marching cubes then runs only on the evaluated cells. The result equals the dense mesh on every connected
+piece of surface that flips some coarse grid point: thin parts (a wing, a chair leg) attached to a body the coarse
+grid sees are followed at the finest level however thin; what is missed is a piece that flips no coarse grid point
+at all (thinner than a coarse cell, 1/64 of the domain by default, and attached to nothing that does).
 """
 
 from __future__ import annotations
@@ -105,12 +106,101 @@ def evaluate(
     return out
 
 
-def _sign_change_cells(values: torch.Tensor, level: float) -> torch.Tensor:
-    """(r+1,)^3 values -> (r,)^3 bool: cells whose 8 corners are not all on one side of ``level``."""
-    inside = (values > level).float()[None, None]
-    any_in = F.max_pool3d(inside, 2, stride=1)[0, 0] > 0
-    all_in = -F.max_pool3d(-inside, 2, stride=1)[0, 0] > 0
-    return any_in & ~all_in
+def _over_corners(grid: torch.Tensor, all_of: bool) -> torch.Tensor:
+    """(r+1,)^3 bool -> (r,)^3: per cell, whether all (or any) of its 8 corners are True; shifted slices of a bool
+    grid, several times faster than a max-pool over floats."""
+    r = grid.shape[0] - 1
+    out = grid[:r, :r, :r].clone()
+    for i, j, k in _CORNERS.tolist()[1:]:
+        corner = grid[i : i + r, j : j + r, k : k + r]
+        out = out.logical_and_(corner) if all_of else out.logical_or_(corner)
+    return out
+
+
+def _sign_change_cells(values: torch.Tensor, evaluated: torch.Tensor, level: float) -> torch.Tensor:
+    """(r+1,)^3 values and evaluated mask -> (r,)^3 bool: evaluated cells whose 8 corners are not all on one side of
+    ``level``."""
+    inside = values > level
+    return _over_corners(inside, False) & ~_over_corners(inside, True) & _over_corners(evaluated, True)
+
+
+_CORNERS = torch.tensor([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+
+
+def _edges() -> tuple[torch.Tensor, torch.Tensor]:
+    """A cell's 12 edges as pairs of its ``_CORNERS`` (12, 2), and the offsets (12, 4, 3) of the 4 cells around each
+    (the cell itself among them): the cells that share the edge, and so a surface vertex on it."""
+    pairs, around = [], []
+    for axis in range(3):
+        for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            lo = [a, b]
+            lo.insert(axis, 0)
+            hi = list(lo)
+            hi[axis] = 1
+            pairs.append([_CORNERS.tolist().index(lo), _CORNERS.tolist().index(hi)])
+            cells = []
+            for u in (0, 1):
+                for v in (0, 1):
+                    offset = [a - 1 + u, b - 1 + v]
+                    offset.insert(axis, 0)
+                    cells.append(offset)
+            around.append(cells)
+    return torch.tensor(pairs), torch.tensor(around)
+
+
+_EDGE_CORNERS, _EDGE_CELLS = _edges()
+
+
+class _Lattice:
+    """Linear indices into a grid of n^3 points, a cell named by its corner nearest the origin: neighbours are fixed
+    offsets, so tracing works on 1-D index tensors."""
+
+    def __init__(self, n: int, device: torch.device):
+        self.n, self.device = n, device
+        self.corners = self.offset(_CORNERS)  # (8,)
+        self.edge_cells = self.offset(_EDGE_CELLS)  # (12, 4)
+        ijk = torch.arange(n, device=device)
+        inner = ijk < n - 1
+        self.is_cell = (inner[:, None, None] & inner[None, :, None] & inner[None, None, :]).reshape(-1)
+
+    def offset(self, ijk: torch.Tensor) -> torch.Tensor:
+        return ((ijk[..., 0] * self.n + ijk[..., 1]) * self.n + ijk[..., 2]).to(self.device)
+
+    def cells(self, ids: torch.Tensor) -> torch.Tensor:
+        """The valid cells among ``ids`` (any shape), each once, sorted."""
+        ids = ids.reshape(-1)
+        ids = ids[(ids >= 0) & (ids < self.n**3)]
+        ids = ids[self.is_cell[ids]]
+        if len(ids) * 16 > self.n**3:  # many: a grid of marks beats sorting
+            mark = torch.zeros(self.n**3, dtype=torch.bool, device=self.device)
+            mark[ids] = True
+            return mark.nonzero()[:, 0]
+        return torch.unique(ids)
+
+    def corner_points(self, cells: torch.Tensor) -> torch.Tensor:
+        """The corners of ``cells``, each once (corners of valid cells are always in the grid)."""
+        ids = (cells[:, None] + self.corners).reshape(-1)
+        if len(ids) * 16 > self.n**3:
+            mark = torch.zeros(self.n**3, dtype=torch.bool, device=self.device)
+            mark[ids] = True
+            return mark.nonzero()[:, 0]
+        return torch.unique(ids)
+
+
+def _frontier(grid: _Lattice, values: torch.Tensor, evaluated: torch.Tensor, new: torch.Tensor, level: float):
+    """Grid points (linear ids) still to evaluate after the points ``new`` were: the unevaluated corners of the
+    cells that share an edge whose ends change sign with a cell ``new`` completed (those cells carry the surface on,
+    as marching cubes connects it; one cell per round). ``values`` and ``evaluated`` are flat."""
+    touched = grid.cells(new[:, None] - grid.corners)  # the cells having a new point as a corner
+    corners = touched[:, None] + grid.corners  # (c, 8)
+    done = evaluated[corners].all(1)
+    touched, inside = touched[done], values[corners[done]] > level
+    ends = inside[:, _EDGE_CORNERS.to(new.device)]  # (s, 12, 2)
+    where = (ends[..., 0] != ends[..., 1]).nonzero()  # crossed (cell, edge) pairs
+    if not len(where):
+        return new[:0]
+    points = grid.corner_points(grid.cells(touched[where[:, 0], None] + grid.edge_cells[where[:, 1]]))
+    return points[~evaluated[points]]
 
 
 def grid_values(spec: FieldSpec, params: torch.Tensor, config: ExtractConfig):
@@ -126,37 +216,44 @@ def grid_values(spec: FieldSpec, params: torch.Tensor, config: ExtractConfig):
     pts = grid_points(r, device)
     grids = [v.reshape(r + 1, r + 1, r + 1) for v in evaluate(spec, params, [pts] * B, config.chunk)]
     count = B * len(pts)
-    masks: list[torch.Tensor | None] = [None] * B
+    evaluated = [torch.ones_like(g, dtype=torch.bool) for g in grids]
     while r < config.resolution:
         fine = 2 * r
-        queries, round_masks = [], []
+        lattice = _Lattice(fine + 1, device)
+        todo = []  # per field, the grid points (linear ids) to evaluate next
         for b in range(B):
-            cells = _sign_change_cells(grids[b], config.level)
-            if r == config.start:
-                cells = F.max_pool3d(cells.float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
-            fine_cells = cells.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
-            pad = F.pad(fine_cells.float()[None, None], (1, 1, 1, 1, 1, 1))
-            mask = F.max_pool3d(pad, 2, stride=1)[0, 0] > 0  # grid points touching an active fine cell
-            masks[b] = mask
-            round_masks.append(mask)
+            coarse = _sign_change_cells(grids[b], evaluated[b], config.level).nonzero()
+            first_child = lattice.offset(coarse * 2)  # the children of a coarse cell: its first child's corners
+            todo.append(lattice.corner_points(lattice.cells(first_child[:, None] + lattice.corners)))
             grids[b] = F.interpolate(grids[b][None, None], size=(fine + 1,) * 3, mode="trilinear", align_corners=True)[
                 0, 0
             ]
-            queries.append(mask.nonzero().to(params.dtype) / fine - 0.5)
-        for b, v in enumerate(evaluate(spec, params, queries, config.chunk)):
-            grids[b][round_masks[b]] = v
-            count += len(v)
+            evaluated[b] = torch.zeros_like(grids[b], dtype=torch.bool)
+        while any(len(t) for t in todo):
+            live = [b for b in range(B) if len(todo[b])]
+            points = [_point_coordinates(todo[b], fine, params.dtype) for b in live]
+            for b, v in zip(live, evaluate(spec, params[live], points, config.chunk)):
+                flat_values, flat_evaluated = grids[b].view(-1), evaluated[b].view(-1)
+                flat_values[todo[b]], flat_evaluated[todo[b]] = v, True
+                count += len(v)
+                todo[b] = _frontier(lattice, flat_values, flat_evaluated, todo[b], config.level)
         r = fine
-    return grids, masks, count
+    return grids, evaluated, count
+
+
+def _point_coordinates(ids: torch.Tensor, cells: int, dtype: torch.dtype) -> torch.Tensor:
+    """Linear ids of points of a grid with ``cells`` cells per side -> (n, 3) coordinates in the domain."""
+    n = cells + 1
+    ijk = torch.stack([ids // (n * n), ids // n % n, ids % n], 1)
+    return ijk.to(dtype) / cells - 0.5
 
 
 def _cell_mask(evaluated: torch.Tensor) -> torch.Tensor:
     """(r+1)^3 evaluated grid points -> the mask skimage's marching cubes takes: a cell is processed when the mask is
     True at its far corner (i+1, j+1, k+1) (pinned by a test), so mark exactly the cells whose 8 corners were
     evaluated; cells touching upsampled values would otherwise add surface the dense grid does not have."""
-    full = -F.max_pool3d(-evaluated.float()[None, None], 2, stride=1)[0, 0] > 0
     mask = torch.zeros_like(evaluated)
-    mask[1:, 1:, 1:] = full
+    mask[1:, 1:, 1:] = _over_corners(evaluated, True)
     return mask
 
 
