@@ -53,16 +53,18 @@ def chamfer_matrix(a: torch.Tensor, b: torch.Tensor, chunk: int = 16) -> torch.T
 
 
 def _chamfer_kdtree(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
-    from scipy.spatial import cKDTree
+    def one_way(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """(N, M): mean squared distance from the points of each cloud of ``src`` to each cloud of ``dst``; one tree
+        per ``dst`` cloud queried with every ``src`` point at once, on every core."""
+        from scipy.spatial import cKDTree
 
-    trees_a, trees_b = [cKDTree(x) for x in a], [cKDTree(x) for x in b]
-    out = np.empty((len(a), len(b)))
-    for i, (x, tx) in enumerate(zip(a, trees_a)):
-        for j, (y, ty) in enumerate(zip(b, trees_b)):
-            d_xy, _ = ty.query(x)
-            d_yx, _ = tx.query(y)
-            out[i, j] = ((d_xy.astype(np.float64) ** 2).mean() + (d_yx.astype(np.float64) ** 2).mean()) / 2
-    return torch.from_numpy(out)
+        out = np.empty((len(src), len(dst)))
+        for j, cloud in enumerate(dst):
+            d, _ = cKDTree(cloud).query(src.reshape(-1, 3), workers=-1)
+            out[:, j] = (d.astype(np.float64) ** 2).reshape(len(src), -1).mean(1)
+        return out
+
+    return torch.from_numpy((one_way(a, b) + one_way(b, a).T) / 2)
 
 
 def mmd_cov(d_gr: torch.Tensor) -> dict:

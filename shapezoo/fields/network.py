@@ -215,7 +215,7 @@ class _ColumnsLinearFn(torch.autograd.Function):
         h, weight = ctx.saved_tensors
         grad_h = torch.bmm(grad, weight) if ctx.needs_input_grad[1] else None
         grad_w = torch.zeros_like(weight)
-        grad_w[:, :, : ctx.columns] = torch.bmm(grad.transpose(1, 2), h[:, :, : ctx.columns])
+        grad_w[:, :, : ctx.columns] = torch.bmm(h[:, :, : ctx.columns].transpose(1, 2), grad).transpose(1, 2)
         return grad.sum(1, keepdim=True), grad_h, grad_w, None
 
 
