@@ -51,8 +51,10 @@ class DemoConfig:
     """Bias-only fitting steps per field from the default base, and training points per field and step: 0.6x the
     point evaluations of ``fit``'s recipe (500 x 1024), about half the demo's slowest stage for 0.3 points of encoded
     IoU (BENCHMARKS.md, "The demo in 90 s")."""
-    resolution: int = 96
-    """Marching-cubes grid for meshes, scores and the report."""
+    resolution: int = 80
+    """Marching-cubes grid for meshes, scores and the report. Surface tracing keeps thin attached parts (airplane
+    wings) from a 40^3 start, so 80 scores as 96 did (Chamfer-L1 0.00438 vs 0.00437) for about 0.65x the field
+    evaluations (BENCHMARKS.md, "Surface tracing")."""
     interp_steps: int = 8
     generated: int = 10
     """Shapes drawn from the default prior, the families in turn (scored against this run's shapes)."""
