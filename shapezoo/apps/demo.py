@@ -5,7 +5,7 @@ generate new procedural shapes -> sample -> fit them from the default base (bias
 decode them through the default space, scored against their meshes -> a latent interpolation between two of them ->
 new shapes from the default prior beside their nearest training shapes, scored -> a space of these fields alone
 (what ``space train`` does) -> probe -> a small digits classifier zoo and its space -> report. Budget 1 takes about
-80 s on 2 CPU cores; a rerun skips finished sampling, fitting and training.
+65-75 s on 2 CPU cores; a rerun skips finished sampling, fitting and training.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class DemoConfig:
     IoU (BENCHMARKS.md, "The demo in 90 s")."""
     resolution: int = 80
     """Marching-cubes grid for meshes, scores and the report. Surface tracing keeps thin attached parts (airplane
-    wings) from a 40^3 start, so 80 scores as 96 did (Chamfer-L1 0.00438 vs 0.00437) for about 0.65x the field
+    wings) from a 40^3 start, so 80 scores as 96 did (Chamfer-L1 0.00438 vs 0.00437) for 0.62x the field
     evaluations (BENCHMARKS.md, "Surface tracing")."""
     interp_steps: int = 8
     generated: int = 10
