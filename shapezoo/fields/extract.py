@@ -130,21 +130,15 @@ _CORNERS = torch.tensor([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 
 def _edges() -> tuple[torch.Tensor, torch.Tensor]:
     """A cell's 12 edges as pairs of its ``_CORNERS`` (12, 2), and the offsets (12, 4, 3) of the 4 cells around each
     (the cell itself among them): the cells that share the edge, and so a surface vertex on it."""
+    corners = _CORNERS.tolist()
     pairs, around = [], []
     for axis in range(3):
-        for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):
-            lo = [a, b]
-            lo.insert(axis, 0)
-            hi = list(lo)
-            hi[axis] = 1
-            pairs.append([_CORNERS.tolist().index(lo), _CORNERS.tolist().index(hi)])
-            cells = []
-            for u in (0, 1):
-                for v in (0, 1):
-                    offset = [a - 1 + u, b - 1 + v]
-                    offset.insert(axis, 0)
-                    cells.append(offset)
-            around.append(cells)
+        for i, lo in enumerate(corners):
+            if lo[axis] == 0:  # the edge from ``lo`` along ``axis``
+                hi = [c + (d == axis) for d, c in enumerate(lo)]
+                pairs.append([i, corners.index(hi)])
+                shifts = [c for c in corners if not c[axis]]  # the 4 cells: -1 or 0 across the other two axes
+                around.append([[0 if d == axis else lo[d] - 1 + c[d] for d in range(3)] for c in shifts])
     return torch.tensor(pairs), torch.tensor(around)
 
 
@@ -170,21 +164,20 @@ class _Lattice:
         """The valid cells among ``ids`` (any shape), each once, sorted."""
         ids = ids.reshape(-1)
         ids = ids[(ids >= 0) & (ids < self.n**3)]
-        ids = ids[self.is_cell[ids]]
-        if len(ids) * 16 > self.n**3:  # many: a grid of marks beats sorting
-            mark = torch.zeros(self.n**3, dtype=torch.bool, device=self.device)
-            mark[ids] = True
-            return mark.nonzero()[:, 0]
-        return torch.unique(ids)
+        return self.unique(ids[self.is_cell[ids]])
 
     def corner_points(self, cells: torch.Tensor) -> torch.Tensor:
-        """The corners of ``cells``, each once (corners of valid cells are always in the grid)."""
-        ids = (cells[:, None] + self.corners).reshape(-1)
-        if len(ids) * 16 > self.n**3:
-            mark = torch.zeros(self.n**3, dtype=torch.bool, device=self.device)
-            mark[ids] = True
-            return mark.nonzero()[:, 0]
-        return torch.unique(ids)
+        """The corners of ``cells``, each once, sorted (corners of valid cells are always in the grid)."""
+        return self.unique(cells[:, None] + self.corners)
+
+    def unique(self, ids: torch.Tensor) -> torch.Tensor:
+        """``ids`` each once, sorted: by a grid of marks when they are many (it beats sorting), else by sorting."""
+        ids = ids.reshape(-1)
+        if len(ids) * 16 <= self.n**3:
+            return torch.unique(ids)
+        mark = torch.zeros(self.n**3, dtype=torch.bool, device=self.device)
+        mark[ids] = True
+        return mark.nonzero()[:, 0]
 
 
 def _frontier(grid: _Lattice, values: torch.Tensor, evaluated: torch.Tensor, new: torch.Tensor, level: float):
@@ -230,9 +223,10 @@ def grid_values(spec: FieldSpec, params: torch.Tensor, config: ExtractConfig):
             ]
             evaluated[b] = torch.zeros_like(grids[b], dtype=torch.bool)
         while any(len(t) for t in todo):
-            live = [b for b in range(B) if len(todo[b])]
-            points = [_point_coordinates(todo[b], fine, params.dtype) for b in live]
-            for b, v in zip(live, evaluate(spec, params[live], points, config.chunk)):
+            points = [_point_coordinates(t, fine, params.dtype) for t in todo]  # finished fields: none
+            for b, v in enumerate(evaluate(spec, params, points, config.chunk)):
+                if not len(v):
+                    continue
                 flat_values, flat_evaluated = grids[b].view(-1), evaluated[b].view(-1)
                 flat_values[todo[b]], flat_evaluated[todo[b]] = v, True
                 count += len(v)

@@ -209,8 +209,7 @@ def _train_step(
             grads.append(torch.autograd.grad(point_loss.mean(-1).sum(), p)[0])
         else:
             found = dict(zip(moving, torch.autograd.grad(point_loss.mean(-1).sum(), list(moving.values()))))
-            flat = spec.layout().flatten({k: found.get(k, torch.zeros_like(v)) for k, v in layers.items()})
-            grads.append(flat[:, trainable.index])
+            grads.append(trainable.gather(found))  # the moving entries alone, no full-size flat gradient
         losses.append(point_loss.detach()[:, : M - hard].mean(-1))  # the walk's: an unbiased training loss
     grad, loss = torch.cat(grads), torch.cat(losses)
     with torch.no_grad():

@@ -128,19 +128,28 @@ def modulation_lr(spec: FieldSpec, columns: int) -> torch.Tensor:
 @dataclass(frozen=True)
 class Moving:
     """The entries a fit of a shift base's fields moves: their flat ``index`` (K,), learning rates relative to the
-    peak (K,) (``modulation_lr``), and the ``names`` of the tensors holding them."""
+    peak (K,) (``modulation_lr``), and per tensor holding some, in layout order, its name and their index in it."""
 
     index: torch.Tensor
     rates: torch.Tensor
-    names: frozenset[str]
+    parts: tuple[tuple[str, torch.Tensor], ...]
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.parts)
 
     @classmethod
     def of(cls, spec: FieldSpec, columns: int, device: torch.device | str = "cpu") -> Moving:
         """The entries of a field of ``spec`` with ``columns`` modulated columns, on ``device``."""
         rates = modulation_lr(spec, columns)
         index = rates.nonzero().squeeze(1)
-        names = frozenset(k for k, v in spec.layout().unflatten(rates[None]).items() if bool(v.any()))
-        return cls(index.to(device), rates[index].to(device), names)
+        local = {k: v[0].reshape(-1).nonzero().squeeze(1) for k, v in spec.layout().unflatten(rates[None]).items()}
+        parts = tuple((k, i.to(device)) for k, i in local.items() if len(i))
+        return cls(index.to(device), rates[index].to(device), parts)
+
+    def gather(self, grads: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, K) the moving entries of per-tensor gradients (B, ...), in ``index`` order."""
+        return torch.cat([grads[k].reshape(len(grads[k]), -1)[:, i] for k, i in self.parts], 1)
 
 
 def init_params(spec: FieldSpec, seed: int = 0) -> torch.Tensor:
