@@ -4,13 +4,24 @@ Prints a table and writes JSON: ms per field-step, fields/hour for the default r
 GFLOP/s (MLP matmul FLOPs, forward + backward = 6 x weights x points) and that as a share of this machine's fp32
 matmul peak, measured in the same run.
 
-Usage: python -m benchmarks.fit_throughput [--device cpu|cuda] [--batches 1 8 32 64] [--steps 20]
+Usage: python -m benchmarks.fit_throughput [--device cpu|cuda] [--batches 1 8 32 64] [--steps 20] [--recipe learned]
+
+``--against DIR`` times the batched fitter of the largest B side by side with another checkout (a worktree of an
+older commit, imported through PYTHONPATH) and with this tree's sine kernel off, alternating fresh processes for
+``--rounds`` rounds; it reports each contender's best and median and the ratios of the bests.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import os
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -47,12 +58,12 @@ def make_data(count: int, n: int, device: torch.device, seed: int = 0):
     return pts.to(device), occ.to(device)
 
 
-def sequential(spec, config, pts, occ, steps, device) -> float:
+def sequential(spec, config, pts, occ, steps, device, init) -> float:
     """Seconds per field-step for plain per-shape training: an nn.Module and torch.optim.Adam per shape."""
     total, count = 0.0, pts.shape[0]
     for b in range(count):
         model = FieldModule(spec).to(device)
-        model.load_state_dict(spec.layout().to_state_dict(init_params(spec, 0)))
+        model.load_state_dict(spec.layout().to_state_dict(init))
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps, eta_min=config.lr * config.lr_final)
         x, y = pts[b], occ[b].float()
@@ -71,16 +82,83 @@ def sequential(spec, config, pts, occ, steps, device) -> float:
     return total / (count * steps)
 
 
-def batched(spec, config, pts, occ, steps, device) -> float:
+def batched(spec, config, pts, occ, steps, device, init) -> float:
     names = [f"f{i}" for i in range(pts.shape[0])]
     warm = FitConfig(**{**config.__dict__, "steps": 3})
-    fit_fields(spec, init_params(spec), pts, occ, pts.shape[1] // 2, names, warm)
+    fit_fields(spec, init, pts, occ, pts.shape[1] // 2, names, warm)
     run = FitConfig(**{**config.__dict__, "steps": steps, "check_every": 10**9})
     sync(device)
     t = time.perf_counter()
-    fit_fields(spec, init_params(spec), pts, occ, pts.shape[1] // 2, names, run)
+    fit_fields(spec, init, pts, occ, pts.shape[1] // 2, names, run)
     sync(device)
     return (time.perf_counter() - t) / (pts.shape[0] * steps)
+
+
+def recipe(name: str) -> tuple[FieldSpec, FitConfig, torch.Tensor]:
+    """The architecture, resolved recipe and start of ``seeded`` (4800 steps) or ``learned`` fits (the default
+    500-step fits from the bundled learned init, with hard points and jitter)."""
+    spec = FieldSpec()
+    if name == "seeded":
+        return spec, FitConfig().resolve("seeded"), init_params(spec)
+    from shapezoo.fields.learned_init import bundled_init
+
+    init = bundled_init(spec)
+    assert init is not None, "the 128 x 3 learned init ships with shapezoo"
+    return spec, FitConfig().resolve("learned"), init.params
+
+
+def child(b: int, steps: int, name: str) -> None:
+    """One contender's timing, printed as JSON (run in a fresh process by ``side_by_side``)."""
+    torch.set_num_threads(int(os.environ.get("FIT_THREADS", torch.get_num_threads())))
+    spec, config, init = recipe(name)
+    pts, occ = make_data(b, 20_000, torch.device("cpu"))
+    sec = batched(spec, config, pts, occ, steps, torch.device("cpu"), init)
+    try:
+        from shapezoo.fields import sine
+
+        backend = sine.backend()
+    except ImportError:
+        backend = "torch (before the kernel)"
+    print(json.dumps({"ms_per_field_step": sec * 1e3, "sine": backend}))
+
+
+def side_by_side(args, flops: float, peak: float) -> list[dict]:
+    """Alternate fresh processes of: the other checkout, this tree with its sine kernel off, this tree."""
+    here = Path(__file__).resolve().parents[1]
+    contenders = {
+        f"before ({args.against})": {"PYTHONPATH": str(Path(args.against).resolve())},
+        "now, sine kernel off": {"PYTHONPATH": str(here), "SHAPEZOO_KERNELS": "0"},
+        "now": {"PYTHONPATH": str(here)},
+    }
+    b, times = max(args.batches), {name: [] for name in contenders}
+    backends = {}
+    for r in range(args.rounds):
+        for name, env in contenders.items():
+            argv = [sys.executable, __file__, "--child", str(b), "--steps", str(args.steps), "--recipe", args.recipe]
+            done = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+            line = json.loads(done.stdout.strip().splitlines()[-1])
+            times[name].append(line["ms_per_field_step"])
+            backends[name] = line["sine"]
+            print(f"round {r + 1} {name:<40} {line['ms_per_field_step']:.3f} ms/field-step", flush=True)
+    base = min(times[next(iter(contenders))])
+    rows = []
+    print(f"\nB = {b}, {args.steps} steps, recipe {args.recipe}, {args.rounds} alternated rounds")
+    print(f"fp32 matmul peak {peak:.1f} GFLOP/s")
+    print(f"{'contender':<42}{'best ms':>9}{'median':>9}{'% peak':>8}{'fields/h vs before':>20}")
+    for name, ts in times.items():
+        best = min(ts)
+        row = {
+            "contender": name,
+            "sine": backends[name],
+            "ms_per_field_step": ts,
+            "best": best,
+            "median": statistics.median(ts),
+            "fraction_of_peak": flops / (best / 1e3) / 1e9 / peak,
+            "speedup_vs_before": base / best,
+        }
+        rows.append(row)
+        print(f"{name:<42}{best:>9.3f}{row['median']:>9.3f}{100 * row['fraction_of_peak']:>7.1f}%{base / best:>19.2f}x")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -89,22 +167,27 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sequential-fields", type=int, default=4)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--peak-size", type=int, default=4096, help="matrix size of the fp32 matmul peak measurement")
+    ap.add_argument("--recipe", choices=["seeded", "learned"], default="seeded")
+    ap.add_argument("--against", help="another checkout to time side by side (CPU; see the module docstring)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        return child(args.child, args.steps, args.recipe) or {}
     device = _common.device(args)
-    spec, config = FieldSpec(), FitConfig().resolve("seeded")
+    spec, config, init = recipe(args.recipe)
     weights = sum(math.prod(s) for n, s in spec.layout().entries if n.endswith("weight"))
     flops_per_field_step = 6 * weights * config.points_per_step
     peak = matmul_peak(device, args.peak_size)
+    if args.against:
+        rows = side_by_side(args, flops_per_field_step, peak)
+        out = args.out or _common.RESULTS / f"fit_throughput_against_{args.recipe}.json"
+        return _common.finish(out, {"peak_gflops": peak, "recipe": args.recipe, "side_by_side": rows}, device)
     pts, occ = make_data(max(args.batches + [args.sequential_fields]), 20_000, device)
-    rows = [
-        (
-            "sequential nn.Module",
-            args.sequential_fields,
-            sequential(spec, config, pts[: args.sequential_fields], occ[: args.sequential_fields], args.steps, device),
-        )
-    ]
+    k = args.sequential_fields
+    rows = [("sequential nn.Module", k, sequential(spec, config, pts[:k], occ[:k], args.steps, device, init))]
     for b in args.batches:
-        rows.append(("batched fitter", b, batched(spec, config, pts[:b], occ[:b], args.steps, device)))
+        rows.append(("batched fitter", b, batched(spec, config, pts[:b], occ[:b], args.steps, device, init)))
     seq = rows[0][2]
     print(f"device {device}, torch threads {torch.get_num_threads()}, fp32 matmul peak {peak:.1f} GFLOP/s")
     print(f"recipe: width {spec.width} depth {spec.depth}, {config.points_per_step} points/step, {config.steps} steps")

@@ -49,6 +49,7 @@ ALLOWED["benchmarks"] = ALLOWED["cli"] | {"benchmarks"}
 FIELDS_ORDER = [
     "meshes",  # mesh files into the frame
     "training_points",  # which points a fit sees
+    "sine",  # SIREN's sin and cos in one compiled pass on the CPU
     "network",  # architectures and the one batched forward
     "samples",  # occupancy samples of meshes
     "mesh_metrics",  # Chamfer, F-score, IoU
@@ -240,16 +241,29 @@ def test_batched_adam_is_independent_adams():
     assert torch.equal(p[2], p0[2])  # lr 0: does not move
 
 
-def test_sine_backward_can_run_twice():
-    """The SIREN activation's backward leaves its saved input intact: a second backward gives the same gradient."""
+@pytest.mark.parametrize("kernel", [True, False])
+def test_the_fused_sine_layers_give_autograds_gradients_once(kernel):
+    """field_forward's layers (sin and cos from one pass, cos scaled in place by the backward, the output layer's
+    own gradient layout) give the gradients plain autograd gives the exported module; a second backward through the
+    same graph is refused, not silently wrong."""
+    from shapezoo.fields import sine
     from shapezoo.fields.network import FieldSpec, field_forward, init_params
 
     spec = FieldSpec(width=16, depth=2)
     params = init_params(spec, 0)[None].requires_grad_(True)
-    out = field_forward(spec, params, torch.rand(1, 64, 3) - 0.5).sum()
-    (g1,) = torch.autograd.grad(out, params, retain_graph=True)
-    (g2,) = torch.autograd.grad(out, params)
-    assert torch.equal(g1, g2)
+    x = torch.rand(1, 64, 3) - 0.5
+    with sine.kernel_enabled(kernel):
+        out = field_forward(spec, params, x).sum()
+        (g1,) = torch.autograd.grad(out, params, retain_graph=True)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            torch.autograd.grad(out, params)
+    module = spec.module(params[0].detach())
+    module.zero_grad()
+    ref = module(x[0]).sum()
+    ref.backward()
+    flat = spec.layout().flatten({k: v.grad for k, v in module.named_parameters()})
+    assert torch.allclose(out, ref, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(g1[0], flat, rtol=1e-4, atol=1e-5), (g1[0] - flat).abs().max()
 
 
 def test_fitting_leaves_the_process_allocator_alone(monkeypatch):

@@ -15,6 +15,7 @@ from ..core.zoo import ENTRY, Zoo
 from ..errors import InputError, ShapezooError
 from ..schema import Opt, config_from_json
 from ..weights import ParamLayout
+from . import sine
 from .meshes import Normalisation
 
 
@@ -176,21 +177,6 @@ def encode_input(spec: FieldSpec, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, torch.sin(xf), torch.cos(xf)], dim=-1)
 
 
-class _SinFn(torch.autograd.Function):
-    """sin whose backward computes cos of the saved input into a fresh buffer, multiplied by the incoming gradient
-    in place: one temporary per layer, and the saved input stays intact for a second backward."""
-
-    @staticmethod
-    def forward(ctx, z):
-        ctx.save_for_backward(z)
-        return torch.sin(z)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (z,) = ctx.saved_tensors
-        return torch.cos(z).mul_(grad)
-
-
 def field_forward(spec: FieldSpec, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The batched forward used by fitting, decoding, evaluation and extraction.
 
@@ -208,24 +194,40 @@ def field_forward(spec: FieldSpec, params: torch.Tensor, x: torch.Tensor) -> tor
     return layers_forward(spec, spec.layout().unflatten(params), x)
 
 
-class _ColumnsLinearFn(torch.autograd.Function):
-    """``baddbmm(bias, h, weight^T)`` whose weight gradient is computed for the first ``columns`` input columns
-    only (zeros elsewhere): a modulated-columns fit moves just those, and the whole (out, in) gradient would cost
-    as much as the forward's matmul again."""
+class _LayerFn(torch.autograd.Function):
+    """One layer of a fit, ``baddbmm(bias, h, weight^T)`` and (``sine``) SIREN's sin, whose backward computes only
+    what is asked, in the faster layout:
+    - the sin's cos comes from the same pass as the sin (``sine.sin_cos_``, into the matmul's own output) and the
+      backward scales it in place, so the graph takes one backward (autograd refuses a second);
+    - a modulated-columns fit gets the weight gradient of the first ``columns`` input columns alone (the whole
+      (out, in) gradient would cost as much as the forward's matmul again);
+    - the 1-unit output layer's gradients are ``g^T h`` and ``g * W``, 8x and 5x faster than autograd's ``h^T g`` and
+      ``bmm(g, W)`` (BENCHMARKS.md, "A sine kernel"). Other layers' matmuls are autograd's, bitwise."""
 
     @staticmethod
-    def forward(ctx, bias, h, weight, columns):
-        ctx.save_for_backward(h, weight)
+    def forward(ctx, bias, h, weight, columns, sine_layer):
+        z = torch.baddbmm(bias, h, weight.transpose(1, 2))
+        out, cos = sine.sin_cos_(z) if sine_layer else (z, None)
+        ctx.save_for_backward(h, weight, cos)
         ctx.columns = columns
-        return torch.baddbmm(bias, h, weight.transpose(1, 2))
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        h, weight = ctx.saved_tensors
-        grad_h = torch.bmm(grad, weight) if ctx.needs_input_grad[1] else None
-        grad_w = torch.zeros_like(weight)
-        grad_w[:, :, : ctx.columns] = torch.bmm(h[:, :, : ctx.columns].transpose(1, 2), grad).transpose(1, 2)
-        return grad.sum(1, keepdim=True), grad_h, grad_w, None
+        h, weight, cos = ctx.saved_tensors
+        if cos is not None:
+            grad = cos.mul_(grad)  # a second backward finds it modified: autograd's version check stops it
+        thin, k = weight.shape[1] == 1, ctx.columns
+        grad_h = grad_w = None
+        if ctx.needs_input_grad[1]:
+            grad_h = grad * weight if thin else torch.bmm(grad, weight)
+        if ctx.needs_input_grad[2] and k:
+            grad_w = torch.zeros_like(weight)
+            grad_w[:, :, :k] = torch.bmm(h[:, :, :k].transpose(1, 2), grad).transpose(1, 2)
+        elif ctx.needs_input_grad[2]:
+            grad_w = torch.bmm(grad.transpose(1, 2), h) if thin else torch.bmm(h.transpose(1, 2), grad).transpose(1, 2)
+        grad_b = grad.sum(1, keepdim=True) if ctx.needs_input_grad[0] else None
+        return grad_b, grad_h, grad_w, None, None
 
 
 def fold_omega(spec: FieldSpec, w: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -252,15 +254,15 @@ def folded_forward(spec: FieldSpec, w: dict[str, torch.Tensor], x: torch.Tensor,
     """``layers_forward`` on tensors ``fold_omega`` has already scaled."""
     h = encode_input(spec, x)
     last = spec.depth
+    sines = spec.activation == "sine"
     for i in range(last + 1):
         bias, weight = w[f"layers.{i}.bias"].unsqueeze(1), w[f"layers.{i}.weight"]
-        if columns and 0 < i < last and weight.requires_grad:
-            h = _ColumnsLinearFn.apply(bias, h, weight, columns)
-        else:
+        if torch.is_grad_enabled() and (weight.requires_grad or bias.requires_grad or h.requires_grad):
+            h = _LayerFn.apply(bias, h, weight, columns if 0 < i < last else 0, sines and i < last)
+        else:  # nothing is saved: the activation runs in place
             h = torch.baddbmm(bias, h, weight.transpose(1, 2))
-        if i < last and spec.activation == "sine":
-            h = h.sin_() if not torch.is_grad_enabled() else _SinFn.apply(h)  # in place when nothing is saved
-        elif i < last:
+            h = sine.sin_(h) if sines and i < last else h
+        if i < last and not sines:
             h = torch.relu_(h) if not torch.is_grad_enabled() else torch.relu(h)
     return h
 
