@@ -45,7 +45,8 @@ class TrainConfig(Schedule):
     probe_uniform: int = 8192
     """Pool of uniform points per field (drawn once; targets are the original field's logits)."""
     probe_near: int = 8192
-    """Pool of near-surface points per field (original field's level set, jittered by 0.01 / 0.003)."""
+    """Pool of near-surface points per field (original field's level set, jittered by 0.01 / 0.003); none for the
+    ``shift`` design, which reads fields exactly and is only scored (on the uniform pool)."""
     codes: bool = True
     """Auto-decoding: each training field gets a free latent code learned with the decoder (DeepSDF-style), and
     the encoder learns to predict the codes. False: plain autoencoder, decode(encode(w)). Codes make a latent
@@ -176,8 +177,9 @@ def _train(zoo, out, model_config, config, device, on_eval, group) -> dict | Non
 
     idx = {k: torch.tensor([zoo.index(n) for n in v], dtype=torch.long) for k, v in split.items()}
     params = {k: zoo.params[v].to(device) for k, v in idx.items()}
+    near = 0 if model_config.design == "shift" else config.probe_near
     probes = {
-        k: probe_points(zoo.spec, p, config.probe_uniform, config.probe_near, config.seed + i)
+        k: probe_points(zoo.spec, p, config.probe_uniform, near, config.seed + i)
         for i, (k, p) in enumerate(params.items())
         if len(p)
     }
