@@ -12,6 +12,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -91,20 +92,22 @@ def _cache_dir() -> Path:
 
 def _build() -> ctypes.CDLL:
     """Compile the kernel once per source, compiler and machine type (written atomically) and load it."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
+    found = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if found is None:
         raise OSError("no C compiler (cc) on PATH")
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = hashlib.sha256("\0".join([_SOURCE, cc, version, *_FLAGS, platform.machine()]).encode()).hexdigest()[:20]
+    cc = shlex.split(found)  # $CC may carry flags
+    version = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    key = hashlib.sha256("\0".join([_SOURCE, *cc, version, *_FLAGS, platform.machine()]).encode()).hexdigest()[:20]
     target = _cache_dir() / f"sine-{key}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             src, out = Path(tmp) / "sine.c", Path(tmp) / "sine.so"
             src.write_text(_SOURCE)
-            done = subprocess.run([cc, *_FLAGS, str(src), "-o", str(out), "-lm"], capture_output=True, text=True)
+            command = [*cc, *_FLAGS, str(src), "-o", str(out), "-lm"]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
             if done.returncode != 0:
-                raise OSError(f"{cc} failed: {done.stderr.strip()[:300]}")
+                raise OSError(f"{found} failed: {done.stderr.strip()[:300]}")
             os.replace(out, target)
     lib = ctypes.CDLL(str(target))
     lib.sine_run.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
