@@ -77,8 +77,8 @@ _ISA = {"AVX512": 2, "AVX2": 1}
 """torch's CPU capability (which ``ATEN_CPU_CAPABILITY`` lowers) -> the kernel variant computing as torch does."""
 MAX_THREADS = 4
 """The kernel runs on one thread: with torch's OpenMP workers spinning after each matmul, a second thread of its own
-ran slower here (2 cores). One thread beats torch's sin and cos on 2 threads 3-4x; with many more threads torch's
-own parallel functions are used."""
+ran slower here (2 cores). One thread beats torch's sin and cos on 2 threads about 3x; with many more threads
+torch's own parallel functions are used (not measured here: this machine has 2 cores)."""
 _FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno"]
 _state: dict[str, object] = {"enabled": os.environ.get("SHAPEZOO_KERNELS", "1") != "0"}
 
@@ -107,7 +107,7 @@ def _build() -> ctypes.CDLL:
             command = [*cc, *_FLAGS, str(src), "-o", str(out), "-lm"]
             done = subprocess.run(command, capture_output=True, text=True, timeout=120)
             if done.returncode != 0:
-                raise OSError(f"{found} failed: {done.stderr.strip()[:300]}")
+                raise OSError(f"{found} failed: {' '.join(done.stderr.split())[:300]}")
             os.replace(out, target)
     lib = ctypes.CDLL(str(target))
     lib.sine_run.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
