@@ -39,3 +39,17 @@ def test_harness_refuses_unknown_names_and_full_mode():
     for args, message in ((["--quick", "--only", "nope"], "unknown benchmark"), ([], "only --quick")):
         run = subprocess.run([sys.executable, "-m", "benchmarks.all", *args], cwd=ROOT, capture_output=True, text=True)
         assert run.returncode == 2 and message in run.stderr
+
+
+def test_fit_throughput_times_another_checkout_side_by_side(tmp_path):
+    """``--against`` alternates fresh processes of another checkout (here this one), this tree with the sine kernel
+    off, and this tree, and reports each one's times and speed against the first."""
+    out = tmp_path / "side.json"
+    args = ["--device", "cpu", "--batches", "2", "--steps", "3", "--recipe", "learned", "--peak-size", "256"]
+    cmd = [sys.executable, "-m", "benchmarks.fit_throughput", *args, "--against", str(ROOT), "--rounds", "1"]
+    run = subprocess.run([*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = json.loads(out.read_text())["side_by_side"]
+    assert [r["contender"].split(" (")[0].split(",")[0] for r in rows] == ["before", "now", "now"]
+    assert rows[1]["sine"] == "torch" and rows[0]["speedup_vs_before"] == 1.0
+    assert all(len(r["ms_per_field_step"]) == 1 and r["best"] > 0 for r in rows)
