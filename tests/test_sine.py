@@ -84,3 +84,16 @@ def test_fits_with_the_kernel_match_fits_with_torchs_sine():
     assert (a.params - b.params).abs().max() < 1e-5
     for ma, mb in zip(a.metrics, b.metrics):
         assert abs(ma["iou"] - mb["iou"]) < 0.01
+
+
+@needs_cc
+def test_an_unwritable_cache_is_a_warning_naming_it(monkeypatch, tmp_path):
+    """A cache path that cannot be a folder: one warning naming it, then torch's sin and cos."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setattr(sine, "_state", {"enabled": True})
+    monkeypatch.setenv("SHAPEZOO_CACHE", str(blocker))
+    z = torch.randn(100)
+    with pytest.warns(UserWarning, match="not-a-folder"):
+        assert torch.equal(sine.sin_(z.clone()), z.sin())
+    assert sine.backend() == "torch"

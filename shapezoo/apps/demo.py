@@ -5,7 +5,7 @@ generate new procedural shapes -> sample -> fit them from the default base (bias
 decode them through the default space, scored against their meshes -> a latent interpolation between two of them ->
 new shapes from the default prior beside their nearest training shapes, scored -> a space of these fields alone
 (what ``space train`` does) -> probe -> a small digits classifier zoo and its space -> report. Budget 1 takes about
-65-75 s on 2 CPU cores; a rerun skips finished sampling, fitting and training.
+50-60 s on 2 CPU cores; a rerun skips finished sampling, fitting and training.
 """
 
 from __future__ import annotations

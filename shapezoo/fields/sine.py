@@ -22,6 +22,9 @@ from pathlib import Path
 
 import torch
 
+from ..errors import InputError
+from ..io import atomic_write_bytes, ensure_output_dir
+
 _SOURCE = r"""
 #include <math.h>
 #include <stdint.h>
@@ -100,15 +103,15 @@ def _build() -> ctypes.CDLL:
     key = hashlib.sha256("\0".join([_SOURCE, *cc, version, *_FLAGS, platform.machine()]).encode()).hexdigest()[:20]
     target = _cache_dir() / f"sine-{key}.so"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        ensure_output_dir(target.parent)
+        with tempfile.TemporaryDirectory() as tmp:
             src, out = Path(tmp) / "sine.c", Path(tmp) / "sine.so"
             src.write_text(_SOURCE)
             command = [*cc, *_FLAGS, str(src), "-o", str(out), "-lm"]
             done = subprocess.run(command, capture_output=True, text=True, timeout=120)
             if done.returncode != 0:
                 raise OSError(f"{found} failed: {' '.join(done.stderr.split())[:300]}")
-            os.replace(out, target)
+            atomic_write_bytes(target, out.read_bytes())
     lib = ctypes.CDLL(str(target))
     lib.sine_run.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
     return lib
@@ -121,7 +124,7 @@ def _library() -> ctypes.CDLL | None:
     if "lib" not in _state:
         try:
             _state["lib"] = _build()
-        except (OSError, subprocess.SubprocessError) as exc:
+        except (OSError, subprocess.SubprocessError, InputError) as exc:
             warnings.warn(f"shapezoo's sine kernel is unavailable ({exc}); using torch's sin/cos", stacklevel=3)
             _state["lib"] = None
     return _state["lib"]  # type: ignore[return-value]
