@@ -29,7 +29,7 @@ HardFraction = Annotated[
     float | None,
     typer.Option(
         help="Share of each step's points picked as the highest-loss (default: the recipe's, 0.5 in fits of <= 500 "
-        "steps from a learned init, else 0; 0: none)."
+        "steps from a learned init or a shift base, else 0; 0: none)."
     ),
 ]
 Template = Annotated[

@@ -177,12 +177,13 @@ def test_hard_points_change_the_fit_and_a_walk_alone_remains():
     walk_only = fit_fields(SPEC, init, pts, occ, nu, names, CFG)  # the library's default: the walk alone
     assert not torch.equal(with_hard.params, walk_only.params)
     assert all(m["point_evals"] == CFG.steps * CFG.points_per_step for m in with_hard.metrics)  # same budget
-    # the recipe's: only the short fits of a learned full-weight init
+    # the recipe's: only the short fits from a learned init or a shift base
     assert FitConfig(steps=500).resolve("learned").hard_fraction == 0.5
     assert FitConfig(steps=4800).resolve("learned").hard_fraction == 0.0
     assert FitConfig(steps=500).resolve("seeded").hard_fraction == 0.0
-    assert FitConfig(steps=500).resolve("shift").hard_fraction == 0.0
-    assert FitConfig(steps=500, trainable="biases").resolve("learned").hard_fraction == 0.0
+    assert FitConfig(steps=500).resolve("shift").hard_fraction == 0.5
+    assert FitConfig(steps=500, trainable="biases").resolve("learned").hard_fraction == 0.5
+    assert FitConfig(steps=500).resolve("shift", {"steps": 500}).hard_fraction == 0.0  # a zoo from before keeps none
     for bad in ({"hard_fraction": 1.0}, {"hard_until": 1.5}):
         with pytest.raises(ShapezooError, match="hard_fraction"):
             FitConfig(**bad)
