@@ -32,6 +32,9 @@ CLASS_NAMES = {
     ),  # fmt: skip
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 }
+MIRRORED = frozenset({"fashion-mnist", "cifar10"})
+"""Datasets whose classes a left-right mirror keeps (a mirrored shoe is a shoe, a mirrored 2 is no digit): the query
+reader trains on mirrored views of their fields (``ReaderConfig.mirror``)."""
 RECORD = {
     "format": str,
     "data": str,

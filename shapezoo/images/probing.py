@@ -14,6 +14,7 @@ from ..core.kfold import ProbeConfig, class_ids, classify, retrieve, splits
 from ..core.zoo import load_zoo
 from ..errors import InputError
 from ..io import atomic_write_json
+from .data import MIRRORED
 from .network import ImageSpec
 from .readers import ReaderConfig, reader_classify
 
@@ -31,15 +32,16 @@ def weight_statistics(spec: ImageSpec, params: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, 1)
 
 
-def _members(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str], ImageSpec]:
-    """(weights, StatNN features, names, labels, architecture) of an image zoo's usable members."""
+def _members(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str], ImageSpec, str | None]:
+    """(weights, StatNN features, names, labels, architecture, dataset) of an image zoo's usable members."""
     zoo = load_zoo(path, "image")
     names, _ = zoo.select(None)
     if not names:
         raise InputError(path, "holds no usable image fields")
     params = zoo.stack(names)
     labels = [zoo.entries[zoo.index(n)].get("label") for n in names]
-    return params.double().numpy(), weight_statistics(zoo.spec, params).double().numpy(), names, labels, zoo.spec
+    data = (zoo.meta.get("data") or {}).get("data")
+    return params.double().numpy(), weight_statistics(zoo.spec, params).double().numpy(), names, labels, zoo.spec, data
 
 
 def probe_image_zoo(
@@ -52,7 +54,8 @@ def probe_image_zoo(
     tasks: tuple[str, ...] = ("classify",),
 ) -> dict:
     """Test accuracy of a linear classifier and an MLP from each kind of features of an image zoo's fields (for
-    ``queries`` the reader trained on the fields, ``reader`` its config, seeded as the probe): fitted on
+    ``queries`` the reader trained on the fields, ``reader`` its config, seeded as the probe and reading mirrored
+    views of datasets whose classes a mirror keeps, ``data.MIRRORED``): fitted on
     ``train`` (another image zoo of the same architecture, e.g. the train split's) and scored on ``zoo``, or with no
     ``train`` in stratified folds of ``zoo``. With ``retrieve`` in ``tasks`` also the retrieval of each scored
     field's class among the training fields (mAP, precision@k under ``result["retrieve"]``) by the weights, their
@@ -80,7 +83,7 @@ def probe_image_zoo(
     result["members"], result["scored"] = len(names), len(parts[-1][2])
     for f in features if "classify" in tasks else ():
         if f == "queries":
-            how = reader or ReaderConfig(seed=config.seed)
+            how = reader or ReaderConfig(seed=config.seed, mirror=parts[0][5] in MIRRORED)
             result[f] = reader_classify(parts[0][4], matrices["weights"], y, folds or splits(y, config), how)
         else:
             result[f] = classify(matrices[f], y, f, config, folds)
