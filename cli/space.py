@@ -15,16 +15,17 @@ app = typer.Typer(help="Train and inspect weight spaces (latent spaces of field 
 @app.command("train")
 @handle_errors
 def train(
-    zoo: Annotated[Path, typer.Argument(help="Field zoo to learn the space of.")],
+    zoo: Annotated[Path, typer.Argument(help="Field zoo (occupancy or image fields) to learn the space of.")],
     out: Annotated[Path, typer.Option(help="Space folder (created, or resumed when it exists).")],
     design: Annotated[
         str,
         typer.Option(
-            help="auto (shift for a zoo fitted from a shift base, else neuron), shift (exact for such zoos), neuron "
-            "(learned, permutation-invariant) or prep (the paper's baseline)."
+            help="auto (shift for a zoo fitted from a shift base, pca for image fields of a shared start, else "
+            "neuron), shift (exact for such zoos), neuron (learned, permutation-invariant), prep (the paper's "
+            "baseline) or pca (the training fields' principal directions)."
         ),
     ] = "auto",
-    latent: Annotated[int, typer.Option(help="Latent size (shift: the bias count).")] = 512,
+    latent: Annotated[int, typer.Option(help="Latent size (shift: the count of entries a field moves).")] = 512,
     trunk: Annotated[
         int, typer.Option(help="Width of the neuron decoder's MLP before its heads (0: weights affine in z).")
     ] = 0,
@@ -48,9 +49,12 @@ def train(
     """Train an encoder/decoder of field weights with a functional loss; keeps the best validation checkpoint."""
     from shapezoo.core.zoo import load_zoo
     from shapezoo.fields.space import ModelConfig, TrainConfig, train_space
-    from shapezoo.fields.space.train import default_design, design_reason
+    from shapezoo.fields.space.objective import SPACE_KINDS, functional_of
+    from shapezoo.fields.space.train import FIXED, default_design, design_reason
 
-    z = load_zoo(zoo)
+    z = load_zoo(zoo, SPACE_KINDS)
+    functional = functional_of(z.spec)  # field IoU, or PSNR for image fields
+    score, label = functional.score_name, functional.score_label
     model = ModelConfig(design=design, latent=latent, trunk=trunk)  # type: ignore[arg-type]
     config = TrainConfig(
         epochs=epochs,
@@ -66,8 +70,8 @@ def train(
     )
     with training_run(distributed, device) as (dev, bar):
         typer.echo(design_reason(z, design), err=True)
-        shift = (default_design(z) if design == "auto" else design) == "shift"  # nothing to train: no bar
-        task = bar.add_task("training", total=epochs, status="") if bar and not shift else None
+        fixed = (default_design(z) if design == "auto" else design) in FIXED  # nothing to train: no bar
+        task = bar.add_task("training", total=epochs, status="") if bar and not fixed else None
 
         def on_eval(entry: dict) -> None:
             tr, v = entry["train"], entry.get("val") or entry["train_eval"]
@@ -75,16 +79,16 @@ def train(
                 task,
                 completed=entry["epoch"],
                 status=f"functional {tr['functional']:.4f} weight {tr['weight']:.3f} | "
-                f"val functional {v['functional']:.4f} field IoU {v['field_iou_median']:.3f}",
+                f"val functional {v['functional']:.4f} {label} {v[score + '_median']:.3f}",
             )
 
         summary = train_space(z, out, model, config, dev, on_eval)
     if summary is None:  # a rank other than 0: rank 0 reports
         return
-    rows = [(k, r["functional"], r["field_iou_median"], r["field_iou_mean"]) for k, r in summary["results"].items()]
+    rows = [(k, r["functional"], r[f"{score}_median"], r[f"{score}_mean"]) for k, r in summary["results"].items()]
     finish(
         f"space {out} ({summary['design']}, latent {summary['latent']}; best epoch {summary['best_epoch']})",
-        ["split", "functional", "field IoU median", "field IoU mean"],
+        ["split", "functional", f"{label} median", f"{label} mean"],
         rows,
         summary,
     )

@@ -12,11 +12,12 @@ from typer.testing import CliRunner
 
 from shapezoo.core.zoo import load_zoo, member_seed
 from shapezoo.errors import InputError, ShapezooError
-from shapezoo.fields.network import init_params
+from shapezoo.fields.network import field_forward, init_params
+from shapezoo.fields.space import ModelConfig, TrainConfig, load_latents, load_space, train_space
 from shapezoo.images.data import IMAGES_FILE, read_images, write_images
 from shapezoo.images.fitting import ImageFitConfig, StartConfig
 from shapezoo.images.jobs import fit_image_zoo
-from shapezoo.images.network import ImageSpec, pixel_grid
+from shapezoo.images.network import ImageSpec, pixel_grid, psnr
 from shapezoo.images.probing import probe_image_zoo, weight_statistics
 from shapezoo.images.readers import QueryClassifier, ReaderConfig
 from shapezoo_cli.main import app
@@ -99,6 +100,7 @@ def test_queries_read_the_class_where_independent_weights_cannot(digits, tmp_pat
     fit_image_zoo(digits[1], tmp_path / "test", config, batch=120)
     result = probe_image_zoo(tmp_path / "test", tmp_path / "train", ("weights", "queries"))
     assert result["queries"]["linear_accuracy"] is None
+    assert result["queries"]["config"]["mirror"] is False  # a mirrored digit is no digit: digits read one view
     assert result["queries"]["mlp_accuracy"] >= 0.75 > result["weights"]["linear_accuracy"] + 0.2
 
 
@@ -147,3 +149,47 @@ def test_cli_images_fit_and_probe(tmp_path, digits):
     only = json.loads(r.output.strip().splitlines()[-1])
     assert set(only["retrieve"]) == {"weights", "pca", "stats"} and "weights" not in only  # no reader, no classifier
     assert only["retrieve"]["weights"] == result["retrieve"]["weights"]
+
+
+def test_a_space_of_image_fields_encodes_decodes_and_its_latents_tell_the_class(digits, tmp_path):
+    """``space train`` on a shared-start image zoo: by default the training fields' principal directions (``pca``),
+    scored by the PSNR of the pixel values its decodes compute; held-out decodes draw their images far closer than
+    the zoo's mean field does, and the user's path works: encode the test split's zoo (refined against its pixel
+    values), decode it into an image zoo, probe the latents' classes. A neuron space trains on the same objective."""
+    zoo_train, zoo_test, runner = digits[2], digits[3], CliRunner()
+    sp = tmp_path / "sp"
+    r = runner.invoke(app, ["space", "train", str(zoo_train), "--out", str(sp), "--latent", "512"])
+    assert r.exit_code == 0 and "design pca (auto)" in r.output, r.output
+    space = load_space(sp)
+    assert space.latent_size == len(load_latents(sp / "train_latents.safetensors")[1]) - 1  # the directions there are
+    assert isinstance(space.spec, ImageSpec) and json.loads((sp / "space.json").read_text())["kind"] == "image"
+    test = load_zoo(zoo_test, "image")
+    grid = pixel_grid(8, 8).expand(len(test.params), -1, -1)
+    images = field_forward(test.spec, test.params, grid)
+
+    def psnr_of(params: torch.Tensor) -> float:
+        return float(psnr((field_forward(test.spec, params, grid) - images).square().mean((1, 2))).median())
+
+    mean_field = psnr_of(test.params.mean(0, keepdim=True).expand(len(test.params), -1))
+    projected = psnr_of(space.decode(space.encode(test.params)))
+    z = tmp_path / "z.safetensors"
+    r = runner.invoke(app, ["encode", str(zoo_test), "--space", str(sp), "--out", str(z)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["decode", str(z), "--space", str(sp), "--out", str(tmp_path / "dec")])
+    assert r.exit_code == 0, r.output
+    decoded = load_zoo(tmp_path / "dec", "image")
+    assert decoded.names == test.names
+    refined = psnr_of(decoded.params)
+    assert refined >= projected + 0.5 and projected >= mean_field + 4.0
+    r = runner.invoke(app, ["probe", str(z), "--train", str(sp)])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output.strip().splitlines()[-1])["latents"]["classify"]
+    assert result["linear_accuracy"] >= 0.7  # chance is 0.1
+    r = runner.invoke(app, ["sample", "--space", str(sp), "--out", str(tmp_path / "s")])
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert r.exit_code == 1 and errors == [
+        "error: sample writes meshes of shapes; this space holds image fields (encode, decode, probe)"
+    ], r.output
+    config = TrainConfig(epochs=2, points=256, probe_uniform=256, probe_near=256, val_refine=2)
+    summary = train_space(load_zoo(zoo_train, "image"), tmp_path / "nsp", ModelConfig(design="neuron"), config)
+    assert summary["design"] == "neuron" and summary["results"]["test"]["psnr_median"] > 0

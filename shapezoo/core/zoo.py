@@ -268,18 +268,21 @@ def save_zoo(
     ZooWriter(path, spec, init, meta).append(params, entries)
 
 
-def load_zoo(path: str | Path, kind: str = "field") -> Any:
-    """Read and validate a zoo of ``kind`` (field, classifier or a registered kind); any mismatch raises InputError
-    naming the file and the problem. Returns the kind's zoo class (a FieldZoo for fields, else a Zoo)."""
+def load_zoo(path: str | Path, kind: str | tuple[str, ...] = "field") -> Any:
+    """Read and validate a zoo of ``kind`` (field, classifier or a registered kind; a tuple: any of them); any
+    mismatch raises InputError naming the file and the problem. Returns the kind's zoo class (a FieldZoo for fields,
+    else a Zoo)."""
     path = Path(path)
     manifest = path / ZOO_JSON
     header = read_record(path, ZOO_JSON, ZOO_FORMAT, "field zoo")
     check(header, HEADER, manifest)
     found = header.get("kind", "field")
-    if found != kind:
-        raise InputError(manifest, f"holds a {found} zoo; this needs a {kind} zoo")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if found not in kinds:
+        article = "an" if found[0] in "aeiou" else "a"
+        raise InputError(manifest, f"holds {article} {found} zoo; this needs a {' or '.join(kinds)} zoo")
     spec_cls: Any
-    spec_cls, registered = kind_classes(kind)
+    spec_cls, registered = kind_classes(found)
     zoo_cls: Any = registered or Zoo
     try:
         spec = spec_cls.from_json(header["spec"])

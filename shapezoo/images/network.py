@@ -11,7 +11,8 @@ from ..core.measure import metric_summary
 from ..core.spec import register_kind
 from ..core.zoo import ENTRY, Zoo
 from ..errors import ShapezooError
-from ..fields.network import FieldSpec
+from ..fields.network import FieldSpec, field_forward
+from ..fields.space.objective import Functional, register_functional
 from ..schema import Opt
 
 
@@ -65,3 +66,33 @@ class ImageZoo(Zoo[ImageSpec]):
 
 
 register_kind("image", ImageSpec, ImageZoo)
+
+
+def image_queries(
+    spec: ImageSpec, params: torch.Tensor, n_uniform: int, n_more: int, seed: int, zoo_meta: dict | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, n_uniform + n_more, 2) pixel centres of the fields' images (drawn uniformly, with repeats; the size from
+    their zoo's record: an image field was fitted there and nowhere between) and the (N, n, channels) pixel values
+    the fields compute there."""
+    shape = ((zoo_meta or {}).get("data") or {}).get("shape")
+    if not shape:
+        raise ShapezooError("image fields need their zoo's image size (zoo.json 'data.shape') to be compared")
+    grid = pixel_grid(*shape[-2:])
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    x = grid[torch.randint(0, len(grid), (len(params), n_uniform + n_more), generator=g)].to(params.device)
+    with torch.no_grad():
+        return x, torch.cat([field_forward(spec, p, xb) for p, xb in zip(params.split(64), x.split(64))])
+
+
+PIXELS = Functional(
+    "psnr",
+    "PSNR",
+    image_queries,
+    lambda out, targets: (out - targets).square().mean(),
+    lambda out, targets, n: psnr((out[:, :n] - targets[:, :n]).square().mean((1, 2))),
+    pool=1024,
+)
+"""Image fields: their pixel values, compared by squared error, scored by PSNR (dB); pools of 1024 draws of pixel
+centres (a 28 x 28 image has 784: more draws repeat them, and 60000 fields' pools of 8192 would take 6 GB)."""
+
+register_functional("image", PIXELS)

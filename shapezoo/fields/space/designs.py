@@ -19,8 +19,8 @@ from ...core.nets import mlp
 from ...errors import ShapezooError
 from ..network import FieldSpec
 
-Design = Literal["auto", "shift", "neuron", "prep"]
-DESIGNS = ("shift", "neuron", "prep")
+Design = Literal["auto", "shift", "neuron", "prep", "pca"]
+DESIGNS = ("shift", "neuron", "prep", "pca")
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,14 @@ class ModelConfig:
     """Sizes of a weight autoencoder."""
 
     design: Design = "auto"
-    """``auto``: ``shift`` for a zoo fitted from a shift base, else ``neuron``. ``shift``: z = the field's
-    standardised biases after aligning its hidden units to the base (exact and permutation invariant for such zoos;
-    latent = the bias count); ``neuron``: permutation-invariant encoder over hidden units; ``prep``: the paper's
-    conv baseline."""
+    """``auto``: ``shift`` for a zoo fitted from a shift base, ``pca`` for image fields of a shared start, else
+    ``neuron``. ``shift``: z = the field's standardised biases after aligning its hidden units to the base (exact and
+    permutation invariant for such zoos; latent = the bias count); ``neuron``: permutation-invariant encoder over
+    hidden units; ``prep``: the paper's conv baseline; ``pca``: z = the standardised weights' coordinates on the
+    training fields' leading principal directions (linear, nothing to learn; for fields that share a start)."""
     latent: int = 512
-    """Size of z (``shift``: set to the count of entries a field of the base moves)."""
+    """Size of z (``shift``: set to the count of entries a field of the base moves; ``pca``: at most the training
+    fields' count - 1, the directions they span)."""
     hidden: int = 64
     """Token width of the neuron encoder; the prep convs use hidden / 8 .. hidden channels."""
     rounds: int = 2
@@ -323,10 +325,28 @@ class ShiftDecoder(nn.Module):
         return self.affine(y)
 
 
+class PcaEncoder(nn.Module):
+    """Standardised weights -> their coordinates on the ``latent`` leading principal directions of the training
+    fields' (rows of ``basis``, orthonormal; zero rows past the training fields' rank). Only an SVD is fitted."""
+
+    basis: torch.Tensor
+
+    def __init__(self, size: int, latent: int, normalised: torch.Tensor | None = None):
+        super().__init__()
+        self.register_buffer("basis", torch.zeros(latent, size))
+        if normalised is not None and len(normalised) > 1:
+            directions = torch.linalg.svd(normalised - normalised.mean(0), full_matrices=False)[2][:latent]
+            self.basis[: len(directions)] = directions
+
+    def forward(self, normalised: torch.Tensor) -> torch.Tensor:
+        return normalised @ self.basis.T
+
+
 class WeightAutoencoder(nn.Module):
     """encode: (B, P) field weights -> (B, latent); decode: (B, latent) -> (B, P)."""
 
-    def __init__(self, spec: FieldSpec, config: ModelConfig, stats: ParamStats):
+    def __init__(self, spec: FieldSpec, config: ModelConfig, stats: ParamStats, params: torch.Tensor | None = None):
+        """``params``: the training fields (N, P), which a ``pca`` space takes its directions from."""
         super().__init__()
         self.spec, self.config = spec, config
         self.stats: ParamStats = stats
@@ -336,6 +356,10 @@ class WeightAutoencoder(nn.Module):
         elif config.design == "neuron":
             self.encoder = NeuronEncoder(spec, config)
             self.decoder = NeuronDecoder(spec, config, stats)
+        elif config.design == "pca":
+            normalised = None if params is None else (params - stats.mean) / stats.std
+            self.encoder = PcaEncoder(len(stats.mean), config.latent, normalised)
+            self.decoder = _OutputAffine(stats)
         elif config.design == "prep":
             self.encoder = PrepEncoder(spec, config)
             self.decoder = PrepDecoder(spec, config, stats)
@@ -350,4 +374,6 @@ class WeightAutoencoder(nn.Module):
         return self.encoder((params - self.stats.mean) / self.stats.std)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.encoder, PcaEncoder):
+            return self.decoder(z @ self.encoder.basis)
         return self.decoder(z)

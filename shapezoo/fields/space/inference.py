@@ -128,6 +128,15 @@ def refine_latents(
         return z
     z = z.clone()
     z[todo.to(z.device)] = refine_model_latents(
-        space.model, space.spec, params[todo.to(params.device)], z[todo.to(z.device)], steps, lr, points, pool, seed
+        space.model,
+        space.spec,
+        params[todo.to(params.device)],
+        z[todo.to(z.device)],
+        steps,
+        lr,
+        points,
+        pool,
+        seed,
+        zoo_meta=space.meta.get("zoo", {}).get("meta"),
     )
     return z

@@ -20,6 +20,7 @@ from ..meshes import find_meshes, read_points, shape_label
 from ..network import FieldZoo
 from .inference import Evidence, OptimizeConfig, optimize_latent, prior_weight, refine_latents
 from .model import WeightSpace
+from .objective import SPACE_KINDS
 from .operations import (
     encode_fit_steps,
     fit_mesh,
@@ -56,7 +57,7 @@ def encode_source(
     skipped: list[str] = []
     fits: dict = {}
     if (source / ZOO_JSON).exists():
-        zoo = load_zoo(source)
+        zoo = load_zoo(source, SPACE_KINDS)
         space.check_spec(zoo.spec, source)
         wanted, skipped = zoo.select(names)
         params = zoo.stack(wanted)
@@ -147,6 +148,7 @@ def interpolate_to_folder(
 ) -> dict:
     """Walk from A to B (field names in the zoo, or mesh files) through the latent space (or, with ``weights``, the
     raw weights) and write ``out/step_NN.obj`` for every step and the per-step metrics to ``interpolation.json``."""
+    space.check_shapes("interpolate")
     zoo = None
     if zoo_path is not None:
         zoo = load_zoo(zoo_path)
@@ -180,6 +182,7 @@ def complete_points(
 ) -> dict:
     """Shape completion: the latent whose decoded field best explains a point cloud, meshed into
     ``out/completed.obj`` (latent in ``latent.safetensors``, the summary and loss history in ``optimize.json``)."""
+    space.check_shapes("optimize")
     pts, normals = read_points(points, normalise)
     evidence = Evidence.from_surface(pts, normals)
     prior, _, _ = prior_from_space(space, space_path)
@@ -242,6 +245,7 @@ def sample_members(
     up to ``screen`` draws whose mesh has at most ``SCREEN_PIECES`` pieces (the one with the fewest if none has): a
     prior's occasional fragmented draw is redrawn; each row records its draws (``screen`` 1 keeps every draw).
     """
+    space.check_shapes("sample")
     if screen < 1:
         raise ShapezooError(f"--screen must be >= 1, got {screen}")
     drawn, what = draw_latents(space_path, count * screen, seed, prior, family, guidance, device, temperature)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ...core.latents import LATENTS_FILE, check_latents, load_latents
 from ...core.space_files import SPACE_JSON, load_space_state, read_space_header, write_space_folder
+from ...core.spec import kind_classes
 from ...errors import InputError, ShapezooError
 from ...io import atomic_save_tensors, ensure_output_dir, load_tensors
 from ...schema import check, config_from_json
@@ -24,7 +26,8 @@ INIT_FILE = "init.safetensors"
 
 @dataclass
 class WeightSpace:
-    """A weight autoencoder for fields of ``spec``; ``meta`` holds configs, splits and the training history."""
+    """A weight autoencoder for fields of ``spec`` (occupancy fields, or image fields: an ``ImageSpec``); ``meta``
+    holds configs, splits and the training history."""
 
     spec: FieldSpec
     model: WeightAutoencoder
@@ -44,6 +47,13 @@ class WeightSpace:
                 what,
                 f"fields of architecture {_describe(spec)} cannot be used with a space trained on "
                 f"{_describe(self.spec)}",
+            )
+
+    def check_shapes(self, what: str) -> None:
+        """Raise ShapezooError unless the space's fields are shapes (occupancy fields): ``what`` writes meshes."""
+        if (kind := type(self.spec).zoo_kind) != "field":
+            raise ShapezooError(
+                f"{what} writes meshes of shapes; this space holds {kind} fields (encode, decode, probe)"
             )
 
     def check_latents(self, z: torch.Tensor, what: str | Path) -> None:
@@ -117,12 +127,16 @@ def build_model(spec: FieldSpec, config: ModelConfig, params: torch.Tensor | Non
         raise ShapezooError(f"unknown design '{config.design}' ({' or '.join(DESIGNS)})")
     if config.design == "shift":
         config = replace(config, latent=int(spec.modulation_mask(config.columns).sum()))
-    return WeightAutoencoder(spec, config, ParamStats(spec, params))
+    if config.design == "pca" and params is not None:  # N centred fields span N - 1 directions, no more
+        config = replace(config, latent=max(1, min(config.latent, len(params) - 1, spec.layout().size)))
+    return WeightAutoencoder(spec, config, ParamStats(spec, params), params)
 
 
 def save_space(path: str | Path, space: WeightSpace) -> None:
     """Write model.safetensors, then space.json (both atomic)."""
     header = {"format": SPACE_FORMAT, "spec": space.spec.to_json(), "model": asdict(space.model.config)}
+    if (kind := type(space.spec).zoo_kind) != "field":  # spaces of occupancy fields keep the header they had
+        header["kind"] = kind
     if space.init is not None:
         atomic_save_tensors(ensure_output_dir(path) / INIT_FILE, {"params": space.init.detach().float().cpu()})
     write_space_folder(path, space.model, header, space.meta)
@@ -135,7 +149,8 @@ def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSp
     header = read_space_header(path, SPACE_FORMAT, "space")
     where = Path(path) / SPACE_JSON
     try:
-        spec = FieldSpec.from_json(check(header, {"spec": dict}, where)["spec"])
+        spec_cls: Any = kind_classes(check(header, {"kind?": str}, where).get("kind", "field"))[0]
+        spec = spec_cls.from_json(check(header, {"spec": dict}, where)["spec"])
     except ShapezooError as exc:
         raise InputError(where, str(exc)) from None
     config = config_from_json(ModelConfig, header["model"], where, "model")
@@ -147,7 +162,7 @@ def load_space(path: str | Path, device: str | torch.device = "cpu") -> WeightSp
         config_from_json(SampleConfig, zoo_meta["samples"]["config"], where, "zoo.meta.samples.config")
     model = build_model(spec, config)
     load_space_state(path, model)
-    meta = {k: v for k, v in header.items() if k not in ("format", "spec", "model")}
+    meta = {k: v for k, v in header.items() if k not in ("format", "kind", "spec", "model")}
     init = None
     if (Path(path) / INIT_FILE).exists():
         init = load_tensors(Path(path) / INIT_FILE, framework="pt")[0].get("params")

@@ -1,14 +1,40 @@
-"""The functional objective of fields: query points where a field's occupancy is decided, the distillation loss
-between two fields' logits there, and refining latents by that loss through a frozen decoder (training and
-encoding both use it)."""
+"""The functional objective of a space: where a decode is compared with its field, by which loss, and the score
+that picks the best checkpoint (``Functional``; occupancy fields' is ``OCCUPANCY``, other kinds register theirs),
+and refining latents by that loss through a frozen decoder (training and encoding both use it)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ...core.latents import frozen
+from ...core.measure import set_iou
+from ...errors import ShapezooError
 from ..network import FieldSpec, field_forward
+
+
+@dataclass(frozen=True)
+class Functional:
+    """How a space compares fields of one kind by what they compute.
+
+    - ``queries(spec, params, n_uniform, n_near, seed, zoo_meta)``: the (N, n, in_dim) query points of N fields and
+      their outputs there, the targets (the first ``n_uniform`` of each field spread over the domain; ``zoo_meta``,
+      the fields' zoo record, says e.g. an image's size);
+    - ``loss(outputs, targets)``: the distillation loss (outputs of ``field_forward``);
+    - ``score(outputs, targets, n_uniform)``: (N,) how closely each decode computes its field, higher is better,
+      reported as ``{score_name}_mean`` / ``_median`` and shown to people as ``score_label``;
+    - ``pool``: the most query points per field and pool worth drawing (``TrainConfig``'s pools are capped there).
+    """
+
+    score_name: str
+    score_label: str
+    queries: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    score: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+    pool: int = 1 << 20
 
 
 def probe_points(
@@ -63,6 +89,40 @@ def binary_kl(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor
     ).clamp_min(0)
 
 
+OCCUPANCY = Functional(
+    "field_iou",
+    "field IoU",
+    lambda spec, params, n_uniform, n_near, seed, zoo_meta: probe_points(spec, params, n_uniform, n_near, seed),
+    lambda out, targets: binary_kl(out[..., 0], targets),
+    lambda out, targets, n: set_iou(out[:, :n, 0] > 0, targets[:, :n] > 0),
+)
+"""Occupancy fields: points uniform in the domain and near the field's surface, binary KL of the occupancy
+probabilities, IoU of the occupied sets on the uniform points."""
+
+_FUNCTIONALS: dict[str, Functional] = {"field": OCCUPANCY}
+
+SPACE_KINDS = ("field", "image")
+"""Zoo kinds a weight space is trained on: occupancy fields and image fields (``images.network`` registers theirs)."""
+
+
+def register_functional(kind: str, functional: Functional) -> None:
+    """Make spaces over zoos of ``kind`` (a registered network kind) train and score with ``functional``."""
+    _FUNCTIONALS[kind] = functional
+
+
+def functional_of(spec: FieldSpec) -> Functional:
+    """The functional objective of fields of ``spec``'s kind."""
+    kind = type(spec).zoo_kind
+    if kind not in _FUNCTIONALS:
+        raise ShapezooError(f"no weight space is defined for {kind} fields")
+    return _FUNCTIONALS[kind]
+
+
+def take(values: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
+    """(B, n, ...) per-field values at (B, k) indices -> (B, k, ...)."""
+    return values[torch.arange(len(pick), device=pick.device)[:, None], pick]
+
+
 REFINE_POINTS = 2048
 """Query points per field and refinement step (1024 take 60% of the time and decode 0.1 points of IoU worse:
 BENCHMARKS.md, "Encode straight from meshes")."""
@@ -79,27 +139,29 @@ def refine_model_latents(
     pool: int = 16384,
     seed: int = 0,
     batch: int = 64,
+    zoo_meta: dict | None = None,
 ) -> torch.Tensor:
-    """Improve latents (N, d) by Adam steps on the functional loss of their decodes against the fields (N, P).
+    """Improve latents (N, d) by Adam steps on the functional loss of their decodes against the fields (N, P) (of a
+    zoo whose record is ``zoo_meta``).
 
     Each step draws ``points`` query points per field afresh from a pool of ``pool`` probe points (half uniform,
     half near the surface): with one fixed small set the latent overfits those points (BENCHMARKS.md, weight space).
     """
     if steps <= 0:
         return z
+    functional = functional_of(spec)
     dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     pool = max(pool, points)
     out = []
     with frozen(model):
         for pb, zb in zip(params.split(batch), z.split(batch)):
-            x_pool, t_pool = probe_points(spec, pb.to(dev), pool // 2, pool - pool // 2, seed)
+            x_pool, t_pool = functional.queries(spec, pb.to(dev), pool // 2, pool - pool // 2, seed, zoo_meta)
             zb = zb.to(dev).detach().clone().requires_grad_(True)
             opt = torch.optim.Adam([zb], lr=lr)
             for _ in range(steps):
                 pick = torch.randint(0, pool, (len(zb), points), generator=g).to(dev)
-                x = torch.gather(x_pool, 1, pick[..., None].expand(-1, -1, 3))
-                loss = binary_kl(field_forward(spec, model.decode(zb), x)[..., 0], torch.gather(t_pool, 1, pick))
+                loss = functional.loss(field_forward(spec, model.decode(zb), take(x_pool, pick)), take(t_pool, pick))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
