@@ -5,6 +5,8 @@ and bad inputs give one line."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,6 +128,18 @@ def test_bad_image_inputs_give_one_line(digits, tmp_path):
     r = runner.invoke(app, ["probe", str(digits[2]), "--task", "sort"])
     errors = [line for line in r.output.splitlines() if line.startswith("error:")]
     assert r.exit_code == 1 and len(errors) == 1 and "unknown --task ['sort']" in errors[0], r.output
+    resized = _resized_copy(digits[3], tmp_path / "resized")
+    with pytest.raises(InputError, match=r"fits images of size \[1, 16, 16\], --train's of \[1, 8, 8\]"):
+        probe_image_zoo(resized, digits[2], ("weights",))
+
+
+def _resized_copy(zoo: Path, out: Path) -> Path:
+    """A copy of an image zoo whose record says its images were 16 x 16 (its fields are the 8 x 8 digits')."""
+    shutil.copytree(zoo, out)
+    record = json.loads((out / "zoo.json").read_text())
+    record["data"]["shape"] = [1, 16, 16]
+    (out / "zoo.json").write_text(json.dumps(record))
+    return out
 
 
 def test_cli_images_fit_and_probe(tmp_path, digits):
@@ -175,6 +189,10 @@ def test_a_space_of_image_fields_encodes_decodes_and_its_latents_tell_the_class(
     z = tmp_path / "z.safetensors"
     r = runner.invoke(app, ["encode", str(zoo_test), "--space", str(sp), "--out", str(z)])
     assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["encode", str(_resized_copy(zoo_test, tmp_path / "r")), "--space", str(sp), "--out", "x"])
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert r.exit_code == 1 and len(errors) == 1, r.output
+    assert "images of size [1, 16, 16] cannot be used with a space of [1, 8, 8]" in errors[0]
     r = runner.invoke(app, ["decode", str(z), "--space", str(sp), "--out", str(tmp_path / "dec")])
     assert r.exit_code == 0, r.output
     decoded = load_zoo(tmp_path / "dec", "image")

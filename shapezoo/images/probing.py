@@ -32,15 +32,16 @@ def weight_statistics(spec: ImageSpec, params: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, 1)
 
 
-def _members(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str], ImageSpec, str | None]:
-    """(weights, StatNN features, names, labels, architecture, dataset) of an image zoo's usable members."""
+def _members(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str], ImageSpec, dict]:
+    """(weights, StatNN features, names, labels, architecture, image record: ``data``, ``shape``) of an image zoo's
+    usable members."""
     zoo = load_zoo(path, "image")
     names, _ = zoo.select(None)
     if not names:
         raise InputError(path, "holds no usable image fields")
     params = zoo.stack(names)
     labels = [zoo.entries[zoo.index(n)].get("label") for n in names]
-    data = (zoo.meta.get("data") or {}).get("data")
+    data = zoo.meta.get("data") or {}
     return params.double().numpy(), weight_statistics(zoo.spec, params).double().numpy(), names, labels, zoo.spec, data
 
 
@@ -68,6 +69,8 @@ def probe_image_zoo(
     parts = [_members(p) for p in ([train] if train is not None else []) + [zoo]]
     if len({p[4] for p in parts}) > 1:
         raise InputError(zoo, "holds fields of another architecture than --train's")
+    if (size := parts[-1][5].get("shape")) != (trained := parts[0][5].get("shape")):
+        raise InputError(zoo, f"fits images of size {size}, --train's of {trained}: probe fields of one image size")
     names = [n for p in parts for n in p[2]]
     labels = dict(zip(names, [lab for p in parts for lab in p[3]]))
     folds = None
@@ -83,7 +86,7 @@ def probe_image_zoo(
     result["members"], result["scored"] = len(names), len(parts[-1][2])
     for f in features if "classify" in tasks else ():
         if f == "queries":
-            how = reader or ReaderConfig(seed=config.seed, mirror=parts[0][5] in MIRRORED)
+            how = reader or ReaderConfig(seed=config.seed, mirror=parts[0][5].get("data") in MIRRORED)
             result[f] = reader_classify(parts[0][4], matrices["weights"], y, folds or splits(y, config), how)
         else:
             result[f] = classify(matrices[f], y, f, config, folds)

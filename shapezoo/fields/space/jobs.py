@@ -58,7 +58,7 @@ def encode_source(
     fits: dict = {}
     if (source / ZOO_JSON).exists():
         zoo = load_zoo(source, SPACE_KINDS)
-        space.check_spec(zoo.spec, source)
+        space.check_zoo(zoo, source)
         wanted, skipped = zoo.select(names)
         params = zoo.stack(wanted)
         norms = {n: zoo.entries[zoo.index(n)].get("normalisation") for n in wanted}

@@ -11,6 +11,7 @@ import torch
 from ...core.latents import LATENTS_FILE, check_latents, load_latents
 from ...core.space_files import SPACE_JSON, load_space_state, read_space_header, write_space_folder
 from ...core.spec import kind_classes
+from ...core.zoo import Zoo
 from ...errors import InputError, ShapezooError
 from ...io import atomic_save_tensors, ensure_output_dir, load_tensors
 from ...schema import check, config_from_json
@@ -48,6 +49,14 @@ class WeightSpace:
                 f"fields of architecture {_describe(spec)} cannot be used with a space trained on "
                 f"{_describe(self.spec)}",
             )
+
+    def check_zoo(self, zoo: Zoo, what: str | Path) -> None:
+        """Raise InputError unless ``zoo``'s fields belong to this space: its architecture and, for image fields, the
+        image size they were fitted at (a field of 8 x 8 pixels and one of 28 x 28 are other functions)."""
+        self.check_spec(zoo.spec, what)
+        trained = ((self.meta.get("zoo", {}).get("meta") or {}).get("data") or {}).get("shape")
+        if trained and (size := (zoo.meta.get("data") or {}).get("shape")) != trained:
+            raise InputError(what, f"fields fitted to images of size {size} cannot be used with a space of {trained}")
 
     def check_shapes(self, what: str) -> None:
         """Raise ShapezooError unless the space's fields are shapes (occupancy fields): ``what`` writes meshes."""
