@@ -7,7 +7,9 @@ For each protocol it writes the dataset's official train and test splits (the fi
 fits one 32 x 3 SIREN per image (``shapezoo fit``: a start learned on the training images shared by every field, or
 an independent seeded init per image, DWSNets' recipe), then probes the test fields from the train fields
 (``shapezoo probe TEST_ZOO --train TRAIN_ZOO``: raw weights, their PCA, StatNN's weight statistics, each with a
-linear classifier and an MLP; the query reader over the fields' outputs at learned coordinates). Prints test
+linear classifier and an MLP; the query reader over the fields' outputs at learned coordinates). Under the shared
+protocol also a space of the train fields (``shapezoo space train``, the ``pca`` design, ``--space-latent`` numbers)
+that encodes the test fields, and a probe of those latents (``shapezoo probe LATENTS --train SPACE``). Prints test
 accuracy beside the published Fashion-MNIST numbers, fitting time, fields per hour and median PSNR; resumes from
 WORK. ``--quick``: 200 + 100 bundled digits, a 20-step start.
 """
@@ -18,6 +20,11 @@ import time
 from pathlib import Path
 
 from benchmarks import _common
+from shapezoo.core.latents import LATENTS_FILE
+from shapezoo.core.zoo import load_zoo
+from shapezoo.fields.probing import probe_latents
+from shapezoo.fields.space import ModelConfig, TrainConfig, load_space, train_space
+from shapezoo.fields.space.jobs import encode_source
 from shapezoo.images.data import is_images, write_images
 from shapezoo.images.fitting import ImageFitConfig, StartConfig
 from shapezoo.images.jobs import fit_image_zoo
@@ -45,6 +52,25 @@ def _fit(args, protocol: str, split: str, count: int, start: Path | None, dev) -
     return zoo, summary, time.perf_counter() - tic
 
 
+def _space_probe(args, zoo_train: Path, zoo_test: Path, dev) -> dict:
+    """Test accuracy (linear, MLP) of the latents of a ``pca`` space of the train fields, and the seconds it took to
+    build (0 when it was there)."""
+    space_dir = args.work / f"space_pca{args.space_latent}_{zoo_train.name}"
+    tic = time.perf_counter()
+    if not (space_dir / "space.json").exists():
+        config = TrainConfig(val=0.0, test=0.0)
+        train_space(
+            load_zoo(zoo_train, "image"), space_dir, ModelConfig(design="pca", latent=args.space_latent), config, dev
+        )
+    built = time.perf_counter() - tic
+    space = load_space(space_dir, dev)
+    latents = args.work / f"latents_{zoo_test.name}.safetensors"
+    encode_source(space, space_dir, zoo_test, latents, refine=0, device=dev)
+    probe = probe_latents(latents, ("classify",), train=space_dir / LATENTS_FILE)
+    found = probe["latents"]["classify"]
+    return {"linear": found["linear_accuracy"], "mlp": found["mlp_accuracy"], "space_seconds": round(built, 1)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = _common.parser(__doc__, "inr_classification.json")
     ap.add_argument("--work", type=Path, required=True)
@@ -57,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--start-steps", type=int, default=StartConfig.outer_steps, help="Reptile steps of the start")
     ap.add_argument("--batch", type=int, default=1024, help="fields per fitting batch")
     ap.add_argument("--features", nargs="+", default=list(FEATURES))
+    ap.add_argument("--space-latent", type=int, default=512, help="latent size of the shared zoo's space (0: none)")
     ap.add_argument("--quick", action="store_true", help="200 + 100 bundled digits, a 20-step start")
     args = ap.parse_args(argv)
     if args.quick:
@@ -77,6 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
             "accuracy": {f: {m: probe[f][f"{m}_accuracy"] for m in ("linear", "mlp")} for f in args.features},
             "published": PUBLISHED[protocol] if args.data == "fashion-mnist" else {},
         }
+        if protocol == "shared" and args.space_latent:
+            rows[protocol]["accuracy"]["latents"] = _space_probe(args, zoo_train, zoo_test, dev)
     print(f"{'protocol':<13}{'PSNR dB':>8}{'fields/h':>10}{'features':>10}{'linear %':>10}{'mlp %':>8}")
     for protocol, row in rows.items():
         rate = row["fields_per_hour"] or float("nan")
