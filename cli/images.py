@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ._common import finish, handle_errors, pct, progress
+
+if TYPE_CHECKING:
+    from shapezoo.images.readers import ReaderConfig
 
 
 def is_image_folder(folder: Path) -> bool:
@@ -80,16 +83,23 @@ def fit_images(images, out, protocol, width, depth, steps, lr, target_psnr, batc
 
 
 def probe_images(
-    zoo: Path, train: str | None, features: str | None, folds: int, seed: int, out: Path | None, tasks: tuple[str, ...]
+    zoo: Path,
+    train: str | None,
+    features: str | None,
+    folds: int,
+    seed: int,
+    out: Path | None,
+    tasks: tuple[str, ...],
+    reader: ReaderConfig,
 ) -> None:
     """``shapezoo probe`` on an image zoo: classes from the fields' weights, PCA, weight statistics and outputs at
-    learned queries (``features`` None: all), classified and/or retrieved (``tasks``)."""
+    learned queries (``features`` None: all; ``reader``: the query reader), classified and/or retrieved (``tasks``)."""
     from shapezoo.core.kfold import ProbeConfig
     from shapezoo.images.probing import FEATURES, probe_image_zoo
 
     kinds = tuple(f.strip() for f in features.split(",") if f.strip()) if features else FEATURES
     config = ProbeConfig(folds=folds, seed=seed)
-    result = probe_image_zoo(zoo, Path(train) if train else None, kinds, config, out=out, tasks=tasks)
+    result = probe_image_zoo(zoo, Path(train) if train else None, kinds, config, out=out, reader=reader, tasks=tasks)
     found = result.get("retrieve", {})
     rows = [
         (

@@ -41,6 +41,12 @@ def probe(
         Path | None, typer.Option(help="CSV of name,label (default: recorded in the latents/zoo).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the folds and the MLP.")] = 0,
+    queries: Annotated[
+        int, typer.Option(help="Image zoos: learned coordinates the query reader evaluates each field at.")
+    ] = 128,
+    readers: Annotated[
+        int, typer.Option(help="Image zoos: query readers trained from successive seeds, probabilities averaged.")
+    ] = 1,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
 ):
     """k-fold linear and MLP classification and retrieval (mAP, precision@k) of the members' classes."""
@@ -54,7 +60,10 @@ def probe(
         from .images import probe_images
 
         chosen_features = None if features == "latents" else features
-        probe_images(latents, train, chosen_features, folds, seed, out, tuple(parse_names(task) or ()))
+        from shapezoo.images.readers import ReaderConfig
+
+        reader = ReaderConfig(queries=queries, readers=readers, seed=seed)
+        probe_images(latents, train, chosen_features, folds, seed, out, tuple(parse_names(task) or ()), reader)
         return
     tasks, kinds = tuple(parse_names(task) or ()), tuple(parse_names(features) or ())
     config = ProbeConfig(folds=folds, seed=seed)

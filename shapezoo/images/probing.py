@@ -5,6 +5,7 @@ official train -> test split) or in stratified folds of one."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +56,8 @@ def probe_image_zoo(
     tasks: tuple[str, ...] = ("classify",),
 ) -> dict:
     """Test accuracy of a linear classifier and an MLP from each kind of features of an image zoo's fields (for
-    ``queries`` the reader trained on the fields, ``reader`` its config, seeded as the probe and reading mirrored
-    views of datasets whose classes a mirror keeps, ``data.MIRRORED``): fitted on
+    ``queries`` the reader trained on the fields, ``reader`` its config, by default seeded as the probe; it reads
+    mirrored views of datasets whose classes a mirror keeps, ``data.MIRRORED``, unless told): fitted on
     ``train`` (another image zoo of the same architecture, e.g. the train split's) and scored on ``zoo``, or with no
     ``train`` in stratified folds of ``zoo``. With ``retrieve`` in ``tasks`` also the retrieval of each scored
     field's class among the training fields (mAP, precision@k under ``result["retrieve"]``) by the weights, their
@@ -86,7 +87,9 @@ def probe_image_zoo(
     result["members"], result["scored"] = len(names), len(parts[-1][2])
     for f in features if "classify" in tasks else ():
         if f == "queries":
-            how = reader or ReaderConfig(seed=config.seed, mirror=parts[0][5].get("data") in MIRRORED)
+            how = reader or ReaderConfig(seed=config.seed)
+            if how.mirror is None:
+                how = replace(how, mirror=parts[0][5].get("data") in MIRRORED)
             result[f] = reader_classify(parts[0][4], matrices["weights"], y, folds or splits(y, config), how)
         else:
             result[f] = classify(matrices[f], y, f, config, folds)

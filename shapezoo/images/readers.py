@@ -5,7 +5,7 @@ its weights are arranged: it needs no shared start and no permutation of hidden 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -31,13 +31,17 @@ class ReaderConfig:
     """Peak AdamW learning rate (cosine decay to zero)."""
     weight_decay: float = 1e-4
     seed: int = 0
-    mirror: bool = False
+    mirror: bool | None = None
     """Train on each field mirrored left-right (its last coordinate negated) half the time, and classify by the mean
     of both views' probabilities: for classes a mirror keeps (Fashion-MNIST, CIFAR-10; not digits). Fashion-MNIST,
-    50000 -> 10000 shared-start train fields: 89.8% against 89.2% (BENCHMARKS.md, "Mirrored reads")."""
+    50000 -> 10000 shared-start train fields: 89.8% against 89.2% (BENCHMARKS.md, "Mirrored reads"). None: by the
+    zoo's dataset (``probe_image_zoo``; off where no dataset is known)."""
+    readers: int = 1
+    """Readers trained alike from seeds ``seed``, ``seed + 1``, ... whose probabilities are averaged (an ensemble:
+    each costs one reader's time)."""
 
     def __post_init__(self):
-        sizes = (self.queries, self.hidden, self.epochs, self.batch)
+        sizes = (self.queries, self.hidden, self.epochs, self.batch, self.readers)
         if min(sizes) < 1 or not 0 <= self.dropout < 1 or self.lr <= 0:
             raise ShapezooError(f"query classifier: sizes must be >= 1, 0 <= dropout < 1, lr > 0; got {self}")
 
@@ -69,12 +73,12 @@ class QueryClassifier(nn.Module):
         return self.head(field_forward(self.spec, params, coords).flatten(1))
 
     @torch.no_grad()
-    def predict(self, params: torch.Tensor, mirror: bool) -> torch.Tensor:
-        """(B,) predicted classes, from both views' mean probability when ``mirror``."""
+    def probabilities(self, params: torch.Tensor, mirror: bool) -> torch.Tensor:
+        """(B, classes) class probabilities, the mean of both views' when ``mirror``."""
         probs = self(params).softmax(-1)
         if mirror:
-            probs = probs + self(params, torch.ones(len(params), dtype=torch.bool)).softmax(-1)
-        return probs.argmax(-1)
+            probs = (probs + self(params, torch.ones(len(params), dtype=torch.bool)).softmax(-1)) / 2
+        return probs
 
 
 def train_reader(
@@ -107,14 +111,17 @@ def reader_classify(
     folds: list[tuple[np.ndarray, np.ndarray]],
     config: ReaderConfig = ReaderConfig(),
 ) -> dict:
-    """Held-out accuracy (mean and per fold) of a query classifier trained on each fold's training fields, under the
-    keys of ``core.kfold.classify``'s MLP (it has no linear variant)."""
+    """Held-out accuracy (mean and per fold) of a query classifier (or ``config.readers`` of them, averaged) trained on
+    each fold's training fields, under the keys of ``core.kfold.classify``'s MLP (it has no linear variant)."""
     p, labels = torch.as_tensor(params, dtype=torch.float32), torch.as_tensor(y)
     classes = int(labels.max()) + 1
     scores = []
     for train, test in folds:
-        model = train_reader(spec, p[train], labels[train], classes, config)
-        predicted = torch.cat([model.predict(chunk, config.mirror) for chunk in p[test].split(4096)])
+        probs = torch.zeros(len(test), classes)
+        for k in range(config.readers):
+            model = train_reader(spec, p[train], labels[train], classes, replace(config, seed=config.seed + k))
+            probs += torch.cat([model.probabilities(chunk, bool(config.mirror)) for chunk in p[test].split(4096)])
+        predicted = probs.argmax(-1)
         scores.append(float((predicted == labels[test]).float().mean()))
     accuracy = float(np.mean(scores))
     return {"linear_accuracy": None, "mlp_accuracy": accuracy, "mlp_per_fold": scores, "config": config.__dict__}
