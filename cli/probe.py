@@ -57,11 +57,11 @@ def probe(
     from shapezoo.fields.probing import probe_latents
 
     if (latents / "zoo.json").is_file():  # an image zoo: its fields' weights, not latents
+        from shapezoo.images.readers import ReaderConfig
+
         from .images import probe_images
 
         chosen_features = None if features == "latents" else features
-        from shapezoo.images.readers import ReaderConfig
-
         reader = ReaderConfig(queries=queries, readers=readers, seed=seed)
         probe_images(latents, train, chosen_features, folds, seed, out, tuple(parse_names(task) or ()), reader)
         return
