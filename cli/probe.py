@@ -47,6 +47,7 @@ def probe(
     readers: Annotated[
         int, typer.Option(help="Image zoos: query readers trained from successive seeds, probabilities averaged.")
     ] = 1,
+    reader_epochs: Annotated[int, typer.Option(help="Image zoos: training epochs of each query reader.")] = 30,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
 ):
     """k-fold linear and MLP classification and retrieval (mAP, precision@k) of the members' classes."""
@@ -62,7 +63,7 @@ def probe(
         from .images import probe_images
 
         chosen_features = None if features == "latents" else features
-        reader = ReaderConfig(queries=queries, readers=readers, seed=seed)
+        reader = ReaderConfig(queries=queries, readers=readers, epochs=reader_epochs, seed=seed)
         probe_images(latents, train, chosen_features, folds, seed, out, tuple(parse_names(task) or ()), reader)
         return
     tasks, kinds = tuple(parse_names(task) or ()), tuple(parse_names(features) or ())

@@ -164,11 +164,11 @@ def test_cli_images_fit_and_probe(tmp_path, digits):
     only = json.loads(r.output.strip().splitlines()[-1])
     assert set(only["retrieve"]) == {"weights", "pca", "stats"} and "weights" not in only  # no reader, no classifier
     assert only["retrieve"]["weights"] == result["retrieve"]["weights"]
-    args = ["--features", "queries", "--queries", "64", "--readers", "2", "--seed", "3"]
+    args = ["--features", "queries", "--queries", "64", "--readers", "2", "--reader-epochs", "40", "--seed", "3"]
     r = runner.invoke(app, ["probe", str(tmp_path / "z"), "--train", str(digits[2]), *args])
     assert r.exit_code == 0, r.output
     read = json.loads(r.output.strip().splitlines()[-1])["queries"]
-    assert read["config"] | {"mirror": None} == asdict(ReaderConfig(queries=64, readers=2, seed=3))
+    assert read["config"] | {"mirror": None} == asdict(ReaderConfig(queries=64, readers=2, epochs=40, seed=3))
     assert read["config"]["mirror"] is False  # digits: one view
     assert read["mlp_accuracy"] >= 0.8  # 0.92-0.97 measured over 6 seeds, ATEN_CPU_CAPABILITY default and avx2
 
